@@ -1,0 +1,1 @@
+"""Metadata store providers; each implements :class:`restate_server.metadata.api.MetadataStore`."""
