@@ -9,6 +9,7 @@ Durations are float seconds; ``None`` means "not set here, inherit" (handler →
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -72,29 +73,38 @@ class RetryPolicy:
         )
 
 
-def _split_media_type(value: str) -> tuple[str, str]:
-    """``type/subtype`` of a content type, lower-cased, parameters dropped."""
-    essence = value.split(";", 1)[0].strip().lower()
-    main, _, sub = essence.partition("/")
-    return main.strip(), sub.strip()
+def _media_parts(value: str) -> tuple[str, str] | None:
+    """``(type, subtype)`` of a content type with parameters dropped, or ``None`` without a ``/``."""
+    main, slash, sub = value.split(";", 1)[0].strip().partition("/")
+    return (main, sub) if slash else None
 
 
 def content_type_matches(pattern: str, actual: str) -> bool:
-    """Whether ``actual`` satisfies ``pattern`` (``*/*``, ``type/*`` wildcards; parameters ignored)."""
-    p_main, p_sub = _split_media_type(pattern)
-    a_main, a_sub = _split_media_type(actual)
-    if p_main == "*":
+    """Whether ``actual`` satisfies ``pattern``: ``*/*`` and ``type/*`` wildcards, parameters ignored.
+
+    Comparison is exact (case-sensitive), as upstream's ingress does it.
+    """
+    want = _media_parts(pattern)
+    if want is None or want == ("*", "*"):
         return True
-    if p_main != a_main:
+    got = _media_parts(actual)
+    if got is None or got[0] != want[0]:
         return False
-    return p_sub in ("*", "") or p_sub == a_sub
+    return want[1] == "*" or got[1] == want[1]
+
+
+def _debug_option(value: str | None) -> str:
+    """Rust's ``{:?}`` rendering of an ``Option<String>``, which upstream puts in one error text."""
+    return "None" if value is None else "Some(" + json.dumps(value) + ")"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputRules:
     """What a handler accepts as request body, checked by the ingress before anything is logged.
 
-    ``content_type=None`` means the handler takes no body at all (manifest ``"input": {}``).
+    ``content_type=None`` means the handler declares no input (manifest ``"input": {}``); unless
+    ``required``, an empty body without content type is always accepted. A JSON schema also makes an
+    empty body with a content type invalid (an empty document is not JSON).
     """
 
     required: bool = False
@@ -103,19 +113,23 @@ class InputRules:
 
     def validate(self, content_type: str | None, body: bytes) -> str | None:
         """The upstream error text if this request body is not acceptable, else ``None``."""
-        if self.content_type is None:
-            if body or content_type is not None:
-                return "Expected body and content-type to be empty, but wasn't"
+        error = "Bad configuration of the input validation rules"
+        if not self.required:
+            if not body and content_type is None:
+                return None
+            error = (
+                "Expected body and content-type to be empty, "
+                f"but wasn't with content-type '{_debug_option(content_type)}'"
+            )
+        if self.content_type is not None:
+            if content_type is None:
+                return "Empty content-type"
+            if not content_type_matches(self.content_type, content_type):
+                return f"Content-type '{content_type}' does not match '{self.content_type}'"
+            if self.json_schema is not None and not body:
+                return "Empty body not allowed"
             return None
-        if content_type is None:
-            if body:
-                return "Expected content-type to be set when body is non-empty"
-            if self.required:
-                return "Expected body and content-type to be set, but they're empty"
-            return None
-        if not content_type_matches(self.content_type, content_type):
-            return f"Content-type '{content_type}' does not match '{self.content_type}'"
-        return None
+        return error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,7 +149,8 @@ class Handler:
     ty: HandlerType | None = None
     input: InputRules = field(default_factory=InputRules)
     output: OutputRules = field(default_factory=OutputRules)
-    public: bool = True
+    public: bool = True  # resolved: the override below, else the service's visibility
+    public_override: bool | None = None  # what the manifest said for this handler
     documentation: str | None = None
     metadata: Mapping[str, str] = field(default_factory=_empty_map)
     inactivity_timeout: float | None = None
