@@ -54,6 +54,7 @@ _RESULT_COMPLETION_ID_FIELD = 11
 _INVOCATION_ID_NOTIFICATION_IDX_FIELD = 10
 _CALLS = frozenset({T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND})
 _EMPTY_VOID = pb.Void()
+_RESULT_FIELDS = ("void", "value", "failure", "invocation_id", "state_keys")
 
 
 def make_failure(failure: FailureLike) -> pb.Failure:
@@ -85,9 +86,14 @@ def completion_notification(
     given = (void, value is not None, failure is not None, invocation_id is not None, state_keys is not None)
     if sum(given) > 1:
         raise ValueError("a notification carries at most one result")
-    msg = MESSAGE_CLASSES[type_code](completion_id=completion_id)
+    cls = MESSAGE_CLASSES[type_code]
     if type_code == T.SLEEP_COMPLETION and not any(given):
         void = True  # a sleep completion is always void; SDKs expect the field present
+    fields = cls.DESCRIPTOR.fields_by_name
+    for name, present in zip(_RESULT_FIELDS, given, strict=True):
+        if present and name not in fields:
+            raise ValueError(f"{cls.__name__} has no {name!r} result")
+    msg = cls(completion_id=completion_id)
     if void:
         msg.void.CopyFrom(_EMPTY_VOID)  # type: ignore[attr-defined]
     elif value is not None:
