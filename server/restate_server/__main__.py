@@ -1,0 +1,76 @@
+"""`restate-py-server` and `python -m restate_server`: load the configuration, set up logging, run a node.
+
+This is the process boundary, so it owns what upstream's `server/src/main.rs` owns: exit codes (a
+configuration error prints the reason to stderr and exits 1, as upstream does), `--dump-config`, the
+startup warning about keys this server accepts but ignores, and the event loop. Signals and the
+node's lifetime belong to `restate_server.node.run`, which returns once the node has shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from restate_server import config as config_mod
+from restate_server.observability import logging as log_setup
+
+EXIT_FAILURE = 1
+_logger = logging.getLogger("restate_server.main")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit code."""
+    try:
+        loaded, args = config_mod.load_config(argv, os.environ)
+    except config_mod.ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILURE
+    if args.dump_config:
+        sys.stdout.write(config_mod.dump_config(loaded.config))
+        sys.stdout.flush()
+        return 0
+    config = loaded.config
+    log_setup.configure_logging(config)
+    if loaded.unused_keys:
+        _logger.warning(
+            "These configuration keys are accepted for compatibility with restate-server but have no effect"
+            " in this server yet: %s",
+            ", ".join(loaded.unused_keys),
+        )
+    _logger.info(
+        "Starting restate-py-server: node_name=%s config_source=%s base_dir=%s",
+        config.node_name,
+        loaded.config_file if loaded.config_file is not None else "[default]",
+        config.node_dir.resolve(),
+    )
+    # Imported late: the node pulls in every component, which --dump-config and errors do not need.
+    run: Callable[[config_mod.Config], Coroutine[Any, Any, None]] = importlib.import_module(
+        "restate_server.node"
+    ).run
+    try:
+        _run(run(config))
+    except KeyboardInterrupt:  # a second Ctrl-C while node.run was draining
+        return 130
+    except Exception:
+        _logger.exception("restate-py-server failed")
+        return EXIT_FAILURE
+    return 0
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (as ARCHITECTURE.md chooses), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coroutine)
+        return
+    uvloop.run(coroutine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
