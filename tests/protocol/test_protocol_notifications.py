@@ -82,7 +82,7 @@ def test_command_completion_id() -> None:
     assert nt.command_completion_id(_frame(pb.RunCommandMessage(name="r"))) == 0  # proto3 default
 
 
-def test_scan_matches_full_parse_for_every_completable_command() -> None:
+def test_completion_id_of_every_completable_command_for_every_completable_command() -> None:
     for t in nt.COMMANDS_WITH_RESULT:
         from restate_server.protocol.messages import MESSAGE_CLASSES
 
@@ -90,7 +90,7 @@ def test_scan_matches_full_parse_for_every_completable_command() -> None:
         assert nt.command_completion_id(_frame(msg)) == 300, t
 
 
-def test_scan_truncated_payload_raises() -> None:
+def test_truncated_command_payload_raises() -> None:
     raw = pb.CallCommandMessage(service_name="Svc", result_completion_id=3).SerializeToString()
     with pytest.raises(ProtocolError):
         nt.command_completion_id(Frame(T.CALL_COMMAND, 0, raw[:3]))

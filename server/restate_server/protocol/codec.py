@@ -41,6 +41,8 @@ PROTOCOL_VIOLATION = 571
 """Restate error code for a malformed stream (the SDKs use the same code)."""
 
 _HEADER = struct.Struct(">HHI")
+_FIRST_COMMAND = 0x0400
+_KNOWN_CONTROL = frozenset(t for t in messages.MessageType if t < _FIRST_COMMAND)
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack
 
@@ -103,7 +105,7 @@ class Decoder:
         limit = self._max
         while end - off >= HEADER_SIZE:
             ty, flags, length = _unpack_header(src, off)
-            if ty < 0x0400 and not messages.is_known(ty):
+            if ty < _FIRST_COMMAND and ty not in _KNOWN_CONTROL:
                 raise ProtocolError(f"unknown message code {ty:#x}")
             if limit is not None and length >= limit:
                 raise MessageTooLargeError(f"hit message size limit: {length} >= {limit}")
