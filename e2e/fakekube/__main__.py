@@ -1,0 +1,5 @@
+"""``python -m e2e.fakekube``: run the fake API server."""
+
+from .server import main
+
+main()
