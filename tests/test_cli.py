@@ -1,0 +1,168 @@
+"""The `restate-py-server` entry point: exit codes, --dump-config, startup warning, SIGTERM."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import types
+from pathlib import Path
+
+import pytest
+from restate_server import __main__ as entry
+from restate_server.config import Config
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The current environment without RESTATE_* or RUST_LOG, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESTATE_") and k != "RUST_LOG"}
+    env.update(extra)
+    return env
+
+
+def _run_module(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "restate_server", *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else _env(),
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_dump_config_subprocess_exits_zero_with_toml(tmp_path: Path) -> None:
+    result = _run_module(
+        "--dump-config", "--cluster-name", "dumped", env=_env(RESTATE_INGRESS__BIND_ADDRESS="127.0.0.1:18080")
+    )
+    assert result.returncode == 0, result.stderr
+    data = tomllib.loads(result.stdout)
+    assert data["cluster-name"] == "dumped"
+    assert data["ingress"]["bind-address"] == "127.0.0.1:18080"
+    assert data["admin"]["bind-address"] == "0.0.0.0:9070"
+
+
+def test_bad_config_subprocess_exits_one_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "restate.toml"
+    config.write_text('[worker.invoker]\ninactivity-timout = "1m"\n')
+    result = _run_module("--config-file", str(config), "--dump-config")
+    assert result.returncode == 1
+    assert "worker.invoker.inactivity-timout" in result.stderr
+    assert "did you mean 'worker.invoker.inactivity-timeout'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_env_value_exits_one_naming_the_variable() -> None:
+    result = _run_module("--dump-config", env=_env(RESTATE_WORKER__INVOKER__ABORT_TIMEOUT="forever"))
+    assert result.returncode == 1
+    assert "worker.invoker.abort-timeout" in result.stderr
+    assert "RESTATE_WORKER__INVOKER__ABORT_TIMEOUT" in result.stderr
+
+
+def test_main_dump_config_in_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith("RESTATE_") or k == "RUST_LOG"]:
+        monkeypatch.delenv(name)
+    assert entry.main(["--dump-config", "--log-format", "json"]) == 0
+    assert tomllib.loads(capsys.readouterr().out)["log-format"] == "json"
+
+
+def test_main_rejects_unknown_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        entry.main(["--no-such-flag"])
+    assert info.value.code == 2  # usage errors exit 2, as clap does
+    assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_main_runs_the_node_and_warns_about_unused_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [k for k in os.environ if k.startswith("RESTATE_") or k == "RUST_LOG"]:
+        monkeypatch.delenv(name)
+    seen: list[Config] = []
+
+    async def run(config: Config) -> None:
+        seen.append(config)
+
+    fake = types.ModuleType("restate_server.node")
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "restate_server.node", fake)
+    monkeypatch.setenv("RESTATE_ROLES", '["worker"]')
+    config = tmp_path / "restate.toml"
+    config.write_text('[bifrost]\ndefault-provider = "local"\n')
+    code = entry.main(
+        ["-c", str(config), "--node-name", "n1", "--base-dir", str(tmp_path), "--log-format", "compact"]
+    )
+    assert code == 0
+    assert [c.node_name for c in seen] == ["n1"]
+    err = capsys.readouterr().err
+    assert "bifrost.default-provider, roles" in err
+    assert "WARN" in err
+
+
+def test_main_returns_one_when_the_node_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("RESTATE_") or k == "RUST_LOG"]:
+        monkeypatch.delenv(name)
+
+    async def run(config: Config) -> None:
+        raise RuntimeError("cannot bind")
+
+    fake = types.ModuleType("restate_server.node")
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "restate_server.node", fake)
+    assert entry.main(["--node-name", "n1"]) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[str], deadline: float) -> bool:
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("restate_server.node") is None, reason="restate_server.node not written yet"
+)
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    admin, ingress, node = _free_port(), _free_port(), _free_port()
+    env = _env(
+        RESTATE_ADMIN__BIND_ADDRESS=f"127.0.0.1:{admin}",
+        RESTATE_INGRESS__BIND_ADDRESS=f"127.0.0.1:{ingress}",
+        RESTATE_BIND_ADDRESS=f"127.0.0.1:{node}",
+        RESTATE_ADVERTISED_ADDRESS=f"http://127.0.0.1:{node}/",
+        RESTATE_DEFAULT_NUM_PARTITIONS="2",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "restate_server", "--base-dir", str(tmp_path), "--node-name", "n1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert _wait_for_port(admin, proc, time.monotonic() + 60), "admin port never opened"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
