@@ -99,21 +99,24 @@ class Decoder:
         else:
             # Fast path: nothing pending, parse the chunk in place.
             src = data
-        frames: list[Frame] = []
         end = len(src)
+        frames: list[Frame] = []
         off = 0
         limit = self._max
-        while end - off >= HEADER_SIZE:
-            ty, flags, length = _unpack_header(src, off)
-            if ty < _FIRST_COMMAND and ty not in _KNOWN_CONTROL:
-                raise ProtocolError(f"unknown message code {ty:#x}")
-            if limit is not None and length >= limit:
-                raise MessageTooLargeError(f"hit message size limit: {length} >= {limit}")
-            stop = off + HEADER_SIZE + length
-            if stop > end:
-                break
-            frames.append(Frame(ty, flags, bytes(src[off + HEADER_SIZE : stop])))
-            off = stop
+        # One copy per payload (memoryview slice -> bytes); the view is released before the
+        # bytearray is trimmed, as an exported buffer cannot be resized.
+        with memoryview(src) as view:
+            while end - off >= HEADER_SIZE:
+                ty, flags, length = _unpack_header(view, off)
+                if ty < _FIRST_COMMAND and ty not in _KNOWN_CONTROL:
+                    raise ProtocolError(f"unknown message code {ty:#x}")
+                if limit is not None and length >= limit:
+                    raise MessageTooLargeError(f"hit message size limit: {length} >= {limit}")
+                stop = off + HEADER_SIZE + length
+                if stop > end:
+                    break
+                frames.append(Frame(ty, flags, view[off + HEADER_SIZE : stop].tobytes()))
+                off = stop
         if src is buf:
             if off:
                 del buf[:off]  # CPython trims a bytearray's head without moving the tail
