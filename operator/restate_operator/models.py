@@ -136,9 +136,9 @@ class ClusterSpec:
             partitions=None if partitions is None else _int(cluster, "partitions", 1, minimum=1),
             replication=None if replication is None else _int(cluster, "replication", 1, minimum=1),
             snapshot_destination=snapshots.get("destination"),
-            snapshot_interval_num_records=None if interval is None else _int(
-                snapshots, "snapshotIntervalNumRecords", 1, minimum=1
-            ),
+            snapshot_interval_num_records=None
+            if interval is None
+            else _int(snapshots, "snapshotIntervalNumRecords", 1, minimum=1),
             auto_provision=bool(cluster.get("autoProvision", False)),
         )
 
@@ -173,7 +173,9 @@ class Register:
         if len(targets) != 1:
             raise SpecError("restate.register needs exactly one of cluster, cloud, service, url")
         if targets == ["cloud"]:
-            raise SpecError("restate.register.cloud: RestateCloudEnvironment is not supported by this operator")
+            raise SpecError(
+                "restate.register.cloud: RestateCloudEnvironment is not supported by this operator"
+            )
         return cls(
             cluster=raw.get("cluster"),
             service_name=service.get("name"),
@@ -226,7 +228,9 @@ class DeploymentSpec:
         try:
             policy = DeletionPolicy(restate.get("deletionPolicy") or DeletionPolicy.DRAIN)
         except ValueError as exc:
-            raise SpecError(f"restate.deletionPolicy must be one of {[p.value for p in DeletionPolicy]}") from exc
+            raise SpecError(
+                f"restate.deletionPolicy must be one of {[p.value for p in DeletionPolicy]}"
+            ) from exc
         return cls(
             name=name,
             namespace=namespace,

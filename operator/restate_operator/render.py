@@ -110,9 +110,9 @@ def _server_env(spec: ClusterSpec, settings: OperatorSettings) -> list[JsonObjec
     return merge_env(defaults, spec.compute.get("env") or [])
 
 
-def render_cluster(spec: ClusterSpec, settings: OperatorSettings, *, storage_bytes: int | None = None) -> list[
-    JsonObject
-]:
+def render_cluster(
+    spec: ClusterSpec, settings: OperatorSettings, *, storage_bytes: int | None = None
+) -> list[JsonObject]:
     """Every object of a RestateCluster, in creation order (the Namespace first).
 
     ``storage_bytes`` overrides the volume claim size, so a refused shrink keeps the current template.

@@ -1,0 +1,174 @@
+"""RestateCluster controller: a namespace with a configured, networked StatefulSet of servers.
+
+:func:`reconcile` renders every object from the spec (:func:`restate_operator.render.render_cluster`),
+owns it by the RestateCluster and applies it; a config change alters the config hash on the pod template,
+which rolls the pods. Storage is the one stateful exception, decided by the pure :func:`plan_storage`:
+volumes grow (patch every PVC, then re-create the StatefulSet with ``propagationPolicy: Orphan`` since
+its claim template is immutable; pods keep running) and never shrink (the request is refused in status).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes.utils import parse_quantity
+
+from restate_operator import common, names
+from restate_operator.models import CLUSTER_VERSION, GROUP, ClusterSpec, JsonObject, SpecError
+from restate_operator.render import cluster_labels, render_cluster
+from restate_operator.settings import SETTINGS
+
+PLURAL = "restateclusters"
+STS = ("apps/v1", "StatefulSet")
+PVC = ("v1", "PersistentVolumeClaim")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoragePlan:
+    """What to do with the cluster's volumes this reconcile."""
+
+    template_bytes: int
+    """Size to render into the StatefulSet's volume claim template."""
+    grow: tuple[str, ...] = ()
+    """PVCs whose request must be raised to the desired size."""
+    recreate_statefulset: bool = False
+    """The claim template changes: delete the StatefulSet (orphaning its pods) before applying it."""
+    refused: str | None = None
+    """Why the desired size was not applied (a shrink)."""
+
+
+def quantity_bytes(value: str | int | None) -> int | None:
+    """A Kubernetes quantity (``10Gi``, ``1073741824``) in bytes."""
+    return None if value is None else int(parse_quantity(str(value)))  # type: ignore[no-untyped-call]
+
+
+def plan_storage(desired: int, template_bytes: int | None, pvcs: Mapping[str, int]) -> StoragePlan:
+    """Grow to ``desired``, never shrink below what the template or any volume already has."""
+    current = max([b for b in (template_bytes, *pvcs.values()) if b is not None], default=None)
+    if current is None:
+        return StoragePlan(template_bytes=desired)
+    if desired < current:
+        return StoragePlan(
+            template_bytes=template_bytes or current,
+            refused=f"storage.storageRequestBytes {desired} is smaller than the current {current}; "
+            "volumes never shrink",
+        )
+    return StoragePlan(
+        template_bytes=desired,
+        grow=tuple(sorted(name for name, size in pvcs.items() if size < desired)),
+        recreate_statefulset=template_bytes is not None and template_bytes != desired,
+    )
+
+
+def cluster_readiness(sts: Mapping[str, Any] | None, replicas: int) -> tuple[bool, str, str]:
+    """(ready, reason, message) from the StatefulSet's status."""
+    if sts is None:
+        return False, "StatefulSetMissing", "the StatefulSet does not exist yet"
+    status = sts.get("status") or {}
+    ready = int(status.get("readyReplicas", 0) or 0)
+    observed = status.get("observedGeneration")
+    generation = (sts.get("metadata") or {}).get("generation")
+    if observed is not None and generation is not None and observed < generation:
+        return False, "StatefulSetUpdating", "the StatefulSet controller has not seen the latest spec"
+    if ready < replicas:
+        return False, "PodsNotReady", f"{ready}/{replicas} pods ready"
+    return True, "Reconciled", f"{ready}/{replicas} pods ready"
+
+
+def _storage_state(spec: ClusterSpec) -> tuple[int | None, dict[str, int]]:
+    sts = common.kube().get(*STS, spec.name, names.STATEFULSET)
+    template = None
+    for claim in ((sts or {}).get("spec") or {}).get("volumeClaimTemplates") or []:
+        if claim["metadata"]["name"] == "storage":
+            template = quantity_bytes(claim["spec"]["resources"]["requests"]["storage"])
+    pvcs = {
+        pvc["metadata"]["name"]: quantity_bytes(pvc["spec"]["resources"]["requests"]["storage"]) or 0
+        for pvc in common.kube().list(*PVC, spec.name, cluster_labels(spec))
+    }
+    return template, pvcs
+
+
+def _adoptable(objects: Iterable[JsonObject], body: kopf.Body) -> list[JsonObject]:
+    """Own every object by the cluster; an existing namespace the cluster does not own is used as is."""
+    out = []
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            existing = common.kube().get("v1", "Namespace", None, obj["metadata"]["name"])
+            if existing is not None and not common.owned(existing, body.meta["uid"]):
+                continue
+        obj["metadata"]["ownerReferences"] = [common.owner_reference(body)]
+        out.append(obj)
+    return out
+
+
+def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -> None:
+    """Render, apply and report one RestateCluster; applying twice changes nothing."""
+    now = common.utcnow()
+    previous = (body.get("status") or {}).get("conditions")
+    generation = body.meta.get("generation")
+    try:
+        spec = ClusterSpec.parse(body.meta["name"], spec_raw)
+        template_bytes, pvcs = _storage_state(spec)
+        storage = plan_storage(spec.storage_request_bytes, template_bytes, pvcs)
+        objects = _adoptable(render_cluster(spec, SETTINGS, storage_bytes=storage.template_bytes), body)
+    except SpecError as exc:
+        patch.status["conditions"] = [
+            common.condition(
+                previous, type_="Ready", status=False, reason="InvalidSpec", message=str(exc), now=now
+            )
+        ]
+        patch.status["observedGeneration"] = generation
+        raise kopf.PermanentError(str(exc)) from exc
+    for pvc in storage.grow:
+        common.kube().patch(
+            *PVC,
+            spec.name,
+            pvc,
+            {"spec": {"resources": {"requests": {"storage": str(storage.template_bytes)}}}},
+        )
+    if storage.recreate_statefulset:
+        common.kube().delete(*STS, spec.name, names.STATEFULSET, propagation="Orphan")
+    applied = {(obj["kind"], obj["metadata"]["name"]): common.kube().apply(obj) for obj in objects}
+    ready, reason, message = cluster_readiness(applied.get(("StatefulSet", names.STATEFULSET)), spec.replicas)
+    conditions = [
+        common.condition(previous, type_="Ready", status=ready, reason=reason, message=message, now=now)
+    ]
+    if storage.refused:
+        kopf.warn(body, reason="StorageShrinkRefused", message=storage.refused)
+    conditions.append(
+        common.condition(
+            previous,
+            type_="StorageValid",
+            status=storage.refused is None,
+            reason="ShrinkRefused" if storage.refused else "Applied",
+            message=storage.refused or f"{storage.template_bytes} bytes per node",
+            now=now,
+        )
+    )
+    patch.status["conditions"] = conditions
+    patch.status["observedGeneration"] = generation
+    patch.status["readyReplicas"] = int(
+        ((applied.get(("StatefulSet", names.STATEFULSET)) or {}).get("status") or {}).get("readyReplicas", 0)
+        or 0
+    )
+
+
+@kopf.on.resume(GROUP, CLUSTER_VERSION, PLURAL)
+@kopf.on.create(GROUP, CLUSTER_VERSION, PLURAL)
+@kopf.on.update(GROUP, CLUSTER_VERSION, PLURAL, field="spec")
+def cluster_changed(spec: kopf.Spec, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Create, update or resume: reconcile now."""
+    reconcile(spec, body, patch)
+
+
+@kopf.timer(
+    GROUP, CLUSTER_VERSION, PLURAL, interval=SETTINGS.resync_seconds, initial_delay=SETTINGS.resync_seconds
+)
+def cluster_resync(spec: kopf.Spec, body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """Periodic reconcile: reports readiness and heals drift."""
+    if body.meta.get("deletionTimestamp"):
+        return
+    reconcile(spec, body, patch)
