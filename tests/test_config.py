@@ -403,3 +403,20 @@ def test_log_filter_maps_upstream_targets_to_python_loggers() -> None:
         logger_name("restate_worker::partition::state_machine")
         == "restate_server.worker.partition.state_machine"
     )
+
+
+def test_bind_ip_and_ports_compose_like_upstream_listeners() -> None:
+    config = _load(["--bind-ip", "127.0.0.1", "--bind-port", "15122"], {"RESTATE_ADMIN__BIND_PORT": "19070"})
+    assert config.bind_address == "127.0.0.1:15122"
+    assert config.advertised_address == "http://127.0.0.1:15122/"
+    assert config.admin.bind_address == "127.0.0.1:19070"  # inherits the node's IP, not its port
+    assert config.ingress.bind_address == "127.0.0.1:8080"
+    explicit = _load([], {"RESTATE_INGRESS__BIND_ADDRESS": "[::1]:1", "RESTATE_INGRESS__BIND_PORT": "2"})
+    assert explicit.ingress.bind_address == "[::1]:1"  # bind-address wins over bind-ip/bind-port
+
+
+def test_section_given_a_scalar_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'worker' .* must be a table"):
+        _load(["-c", str(_write(tmp_path, "worker = 5\n"))])
+    with pytest.raises(ConfigError, match="RESTATE_ADMIN"):
+        _load([], {"RESTATE_ADMIN": "x"})

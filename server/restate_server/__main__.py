@@ -12,7 +12,9 @@ import asyncio
 import importlib
 import logging
 import os
+import signal
 import sys
+import types
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -48,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded.config_file if loaded.config_file is not None else "[default]",
         config.node_dir.resolve(),
     )
+    _dump_on_sigusr1(config)
     # Imported late: the node pulls in every component, which --dump-config and errors do not need.
     run: Callable[[config_mod.Config], Coroutine[Any, Any, None]] = importlib.import_module(
         "restate_server.node"
@@ -60,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _logger.exception("restate-py-server failed")
         return EXIT_FAILURE
     return 0
+
+
+def _dump_on_sigusr1(config: config_mod.Config) -> None:
+    """`kill -USR1 <pid>` prints the live configuration to stderr, as upstream does."""
+    if not hasattr(signal, "SIGUSR1"):
+        return
+
+    def dump(signum: int, frame: types.FrameType | None) -> None:
+        sys.stderr.write(config_mod.dump_config(config))
+        sys.stderr.flush()
+
+    signal.signal(signal.SIGUSR1, dump)
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:

@@ -250,7 +250,7 @@ def _file_layer(path: Path) -> config_toml.Layer:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from None
     layer = config_toml.Layer(source)
     for key, value in config_toml.flatten(data):
-        _check_known(key, f"in {source}")
+        _check_known(key, f"in {source}", value)
         layer.values[key] = value
     return layer
 
@@ -269,7 +269,7 @@ def _env_layers(env: Mapping[str, str]) -> list[config_toml.Layer]:
         layer = config_toml.Layer(f"environment variable {name}")
         value = config_toml.env_value(env[name])
         for sub_key, sub_value in config_toml.flatten(config_toml.nest(key, value)):
-            _check_known(sub_key, f"from environment variable {name}")
+            _check_known(sub_key, f"from environment variable {name}", sub_value)
             # A scalar keeps its text: a string key must read `inf` or `1` as written.
             layer.values[sub_key] = sub_value
             if sub_key == key:
@@ -282,7 +282,9 @@ def _env_layers(env: Mapping[str, str]) -> list[config_toml.Layer]:
     return layers
 
 
-def _check_known(key: str, where: str) -> None:
+def _check_known(key: str, where: str, value: object = None) -> None:
+    if key in config_keys.SECTIONS and key not in config_keys.OPEN_KEYS and value is not None:
+        raise ConfigError(f"'{key}' {where} must be a table of keys, not {value!r}")
     if config_keys.is_known(key):
         return
     hint = config_keys.suggest(key)
@@ -296,7 +298,9 @@ def _covers(used: str, path: str) -> bool:
 
 # Keys this server reads. A set key outside this list (and known upstream) is reported as unused.
 _USED = (
-    "cluster-name node-name base-dir bind-address advertised-address default-num-partitions"
+    "cluster-name node-name base-dir bind-address bind-ip bind-port advertised-address advertised-host"
+    " default-num-partitions admin.bind-ip admin.bind-port admin.advertised-address ingress.bind-ip"
+    " ingress.bind-port ingress.advertised-address"
     " default-journal-retention default-retry-policy request-identity-private-key-pem-file"
     " additional-request-headers shutdown-timeout log-filter log-format log-disable-ansi-codes"
     " experimental-enable-protocol-v7 networking.message-size-limit"
@@ -346,12 +350,15 @@ def _build(merged: Mapping[str, config_toml.Setting]) -> Config:
     headers = get.headers("worker.invoker.additional-request-headers") or get.headers(
         "additional-request-headers"
     )
+    bind_ip = get.optional_str("bind-ip")
+    node_bind = _bind_address(get, "", 5122, bind_ip)
+    advertised_host = get.optional_str("advertised-host") or "127.0.0.1"
     return Config(
         cluster_name=get.string("cluster-name", "localcluster"),
         node_name=get.string("node-name", _hostname()),
         base_dir=Path(get.string("base-dir", "restate-data")),
-        bind_address=get.string("bind-address", "0.0.0.0:5122"),
-        advertised_address=get.string("advertised-address", "http://127.0.0.1:5122/"),
+        bind_address=node_bind,
+        advertised_address=get.string("advertised-address", f"http://{advertised_host}:{_port(node_bind)}/"),
         default_num_partitions=get.integer("default-num-partitions", 24, minimum=1, maximum=65535),
         default_journal_retention=get.duration("default-journal-retention", 86400.0),
         default_retry_policy=retry,
@@ -363,15 +370,34 @@ def _build(merged: Mapping[str, config_toml.Setting]) -> Config:
         log_disable_ansi_codes=get.boolean("log-disable-ansi-codes", False),
         worker=worker,
         ingress=IngressOptions(
-            bind_address=get.string("ingress.bind-address", "0.0.0.0:8080"),
-            advertised_ingress_endpoint=get.optional_str("ingress.advertised-ingress-endpoint"),
+            bind_address=_bind_address(get, "ingress.", 8080, get.optional_str("ingress.bind-ip") or bind_ip),
+            advertised_ingress_endpoint=get.optional_str("ingress.advertised-ingress-endpoint")
+            or get.optional_str("ingress.advertised-address"),
             kafka_clusters=get.kafka_clusters("ingress.kafka-clusters", KafkaClusterOptions),
         ),
         admin=AdminOptions(
-            bind_address=get.string("admin.bind-address", "0.0.0.0:9070"),
-            advertised_admin_endpoint=get.optional_str("admin.advertised-admin-endpoint"),
+            bind_address=_bind_address(get, "admin.", 9070, get.optional_str("admin.bind-ip") or bind_ip),
+            advertised_admin_endpoint=get.optional_str("admin.advertised-admin-endpoint")
+            or get.optional_str("admin.advertised-address"),
         ),
     )
+
+
+def _bind_address(get: config_toml.Reader, prefix: str, default_port: int, bind_ip: str | None) -> str:
+    """A listener's `bind-address`, else `bind-ip` (inherited from the node's) and `bind-port`.
+
+    As upstream's `ListenerOptions`: admin and ingress inherit the node's `bind-ip`, never its port.
+    """
+    explicit = get.optional_str(prefix + "bind-address")
+    if explicit is not None:
+        return explicit
+    port = get.integer(prefix + "bind-port", default_port, minimum=0, maximum=65535)
+    host = bind_ip or "0.0.0.0"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _port(address: str) -> str:
+    return address.rpartition(":")[2]
 
 
 def dump_config(config: Config) -> str:

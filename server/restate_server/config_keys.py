@@ -220,6 +220,14 @@ def is_known(path: str) -> bool:
     return any(".".join(parts[:i]) in OPEN_KEYS for i in range(1, len(parts)))
 
 
+def _sections() -> frozenset[str]:
+    return frozenset(key.rpartition(".")[0] for key in KNOWN_KEYS if "." in key)
+
+
+SECTIONS: frozenset[str] = _sections()
+"""Known keys that are tables of further keys (`worker`, `worker.invoker`, ...)."""
+
+
 def suggest(path: str) -> str | None:
     """The closest known key to a misspelled one, if any is close enough to be a likely typo."""
     section, _, leaf = path.rpartition(".")
