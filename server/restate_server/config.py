@@ -137,9 +137,10 @@ class IngressOptions:
     """`[ingress]`: the HTTP ingress (`config/ingress.rs`)."""
 
     bind_address: str = "0.0.0.0:8080"
-    """`bind-address` (`RESTATE_INGRESS__BIND_ADDRESS`)."""
+    """`bind-address` (`RESTATE_INGRESS__BIND_ADDRESS`), else `bind-ip` (inherited) and `bind-port`."""
     advertised_ingress_endpoint: str | None = None
-    """`advertised-ingress-endpoint`: the URL `/version` reports to the CLI and UI."""
+    """`advertised-ingress-endpoint` (or the listener's `advertised-address`): the URL `/version`
+    reports to the CLI and UI; None means derive it from the bind address."""
     kafka_clusters: list[KafkaClusterOptions] = field(default_factory=list)
     """`kafka-clusters`: brokers that subscriptions may name."""
 
@@ -149,9 +150,10 @@ class AdminOptions:
     """`[admin]`: the admin API (`config/admin.rs`)."""
 
     bind_address: str = "0.0.0.0:9070"
-    """`bind-address` (`RESTATE_ADMIN__BIND_ADDRESS`)."""
+    """`bind-address` (`RESTATE_ADMIN__BIND_ADDRESS`), else `bind-ip` (inherited) and `bind-port`."""
     advertised_admin_endpoint: str | None = None
-    """`advertised-admin-endpoint`: the admin URL this node reports."""
+    """`advertised-admin-endpoint` (or the listener's `advertised-address`): the admin URL this node
+    reports; None means derive it from the bind address."""
 
 
 def _hostname() -> str:
@@ -169,9 +171,10 @@ class Config:
     base_dir: Path = Path("restate-data")
     """`base-dir` (`--base-dir`); node data lives in `base_dir / node_name`, as upstream."""
     bind_address: str = "0.0.0.0:5122"
-    """`bind-address`: the node (fabric) port, also serving `/metrics`."""
+    """`bind-address` (else `bind-ip`:`bind-port`): the node (fabric) port, also serving `/metrics`."""
     advertised_address: str = "http://127.0.0.1:5122/"
-    """`advertised-address`: how other nodes reach this one."""
+    """`advertised-address`: how other nodes reach this one (default: `advertised-host` or 127.0.0.1,
+    with the bind port)."""
     default_num_partitions: int = 24
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
@@ -258,12 +261,13 @@ def _file_layer(path: Path) -> config_toml.Layer:
 def _env_layers(env: Mapping[str, str]) -> list[config_toml.Layer]:
     layers = []
     for name in sorted(env):
-        if not name.startswith("RESTATE_") or name == "RESTATE_CONFIG":
+        # figment matches the prefix regardless of case; keys are lower-cased either way.
+        if not name.upper().startswith("RESTATE_") or name.upper() == "RESTATE_CONFIG":
             continue
         parts = name[len("RESTATE_") :].lower().split("__")
         key = ".".join(part.replace("_", "-") for part in parts)
         if not config_keys.is_known(key):
-            if config_keys.is_non_config_env_var(name):
+            if config_keys.is_non_config_env_var(name.upper()):
                 continue  # another tool's variable (the CLI, an SDK, a Kubernetes service link)
             _check_known(key, f"from environment variable {name}")
         layer = config_toml.Layer(f"environment variable {name}")
