@@ -1,0 +1,200 @@
+"""``python -m bench``: run the benchmark against each server in turn and write ``bench/RESULTS.md``.
+
+Meant to be started by ``bench/run.sh``, which installs upstream's binary and enters a private
+network namespace first. This entry point refuses to run while a non-loopback interface is visible,
+because upstream's binary tries to reach the internet when it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import procs, report, runner
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+WORK = BENCH_DIR / ".work"
+UPSTREAM_BIN = WORK / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
+OURS_BIN = REPO / ".venv/bin/restate-py-server"
+
+log = logging.getLogger("bench")
+
+
+def _interfaces() -> list[str]:
+    """Network interfaces of this process's namespace (``/proc/net/dev`` is per namespace)."""
+    lines = Path("/proc/net/dev").read_text().splitlines()[2:]
+    return [line.split(":", 1)[0].strip() for line in lines]
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run([*argv, "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unavailable ({type(e).__name__})"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[-1] if out.returncode == 0 and text else f"--version exited {out.returncode}"
+
+
+def _ours_version() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        rev = "?"
+    return f"git {rev or '?'}"
+
+
+class Services:
+    """The two SDK processes (h2c and HTTP/1.1 deployments), shared by every server under test."""
+
+    def __init__(self, port: int, python: str) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.ports = [port, port + 1]
+        for offset, (_mode, prefix, _o, _x) in enumerate(runner.MODES):
+            log_file = (WORK / f"services-{offset}.log").open("wb")
+            self.procs.append(
+                subprocess.Popen(
+                    [python, "-m", "bench.services", "--port", str(port + offset), "--prefix", prefix],
+                    cwd=REPO,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+    def wait_ready(self, deadline_s: float = 30.0) -> bool:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if all(procs.http_ok(f"http://127.0.0.1:{p}/health") for p in self.ports):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s per scenario (about 2 minutes)")
+    parser.add_argument("--servers", default="ours,upstream", help="comma-separated subset of ours,upstream")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per scenario (default 10, quick 2)"
+    )
+    parser.add_argument("--max-ops", type=int, default=100_000, help="operations per scenario at most")
+    parser.add_argument("--only", default="", help="comma-separated substrings: run only matching scenarios")
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print the table, do not touch RESULTS.md")
+    parser.add_argument("--upstream-bin", type=Path, default=UPSTREAM_BIN)
+    parser.add_argument("--ours-bin", type=Path, default=OURS_BIN)
+    parser.add_argument("--service-port", type=int, default=9080)
+    parser.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="run even though non-loopback interfaces are visible (not recommended)",
+    )
+    return parser.parse_args(argv)
+
+
+def server_specs(args: argparse.Namespace) -> dict[str, tuple[procs.ServerSpec, str]]:
+    ports = procs.Ports()
+    specs = {
+        report.OURS: (
+            procs.ServerSpec(name=report.OURS, argv=[str(args.ours_bin)], ports=ports),
+            _ours_version(),
+        ),
+        report.UPSTREAM: (
+            procs.ServerSpec(
+                name=report.UPSTREAM,
+                argv=[str(args.upstream_bin), "--node-name", "bench", "--no-logo"],
+                ports=ports,
+                extra_env={"RESTATE_LOG_FORMAT": "compact"},
+            ),
+            _version([str(args.upstream_bin)]),
+        ),
+    }
+    return {name: specs[name] for name in args.servers.split(",") if name in specs}
+
+
+async def run_all(
+    args: argparse.Namespace, options: runner.Options, service_pids: list[int]
+) -> dict[str, runner.ServerResult]:
+    results: dict[str, runner.ServerResult] = {}
+    for name, (spec, version) in server_specs(args).items():
+        log.info("=== %s (%s)", name, version)
+        results[name] = await runner.ServerBench(spec, version, service_pids, options).run()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    others = [name for name in _interfaces() if name != "lo"]
+    if others and not args.allow_network:
+        log.error("non-loopback interfaces visible (%s): run through bench/run.sh (private netns)", others)
+        return 2
+    WORK.mkdir(exist_ok=True)
+    duration = args.duration if args.duration is not None else (2.0 if args.quick else 10.0)
+    options = runner.Options(
+        duration_s=duration,
+        max_ops=args.max_ops,
+        drain_timeout_s=30.0 if args.quick else 120.0,
+        settle_s=2.0 if args.quick else 5.0,
+        service_port=args.service_port,
+        work_dir=WORK,
+        only=[w for w in args.only.split(",") if w] or None,
+    )
+    services = Services(args.service_port, sys.executable)
+    try:
+        if not services.wait_ready():
+            log.error("SDK service processes did not come up; see %s/services-*.log", WORK)
+            return 1
+        service_pids = [p.pid for p in services.procs]
+        try:
+            import uvloop
+
+            results = uvloop.run(run_all(args, options, service_pids))
+        except ImportError:
+            results = asyncio.run(run_all(args, options, service_pids))
+    finally:
+        services.stop()
+    machine = report.machine_info(
+        upstream_version=_version([str(args.upstream_bin)]), ours_version=_ours_version()
+    )
+    settings = {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "argv": shlex.join(["bench/run.sh", *(sys.argv[1:] if argv is None else argv)]),
+        "duration_s": duration,
+        "max_ops": args.max_ops,
+        "pid": os.getpid(),
+    }
+    text = report.render(results, machine, settings)
+    print(text)
+    if not args.no_write:
+        report.write(args.results, text, results, machine, settings)
+        log.info("wrote %s and %s", args.results, args.results.with_suffix(".json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Turning results into the side-by-side table (terminal and ``RESULTS.md``) and the JSON record.
+
+Every figure is shown for this project's server ("ours") and upstream, with the ratio ours/upstream,
+and the issue's target next to it where the issue sets one. ``RESULTS.md`` is regenerated on every
+run; anything below ``KEEP_MARKER`` in the existing file (hand-written analysis, profiles) is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.runner import ScenarioResult, ServerResult
+
+KEEP_MARKER = "<!-- everything below this line is kept when the harness rewrites this file -->"
+
+OURS, UPSTREAM = "ours", "upstream"
+
+
+def machine_info(upstream_version: str, ours_version: str) -> dict[str, str]:
+    """The machine and software versions the figures were measured on."""
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "n/a"
+
+    model = "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import os
+
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cores": str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "restate-sdk": version("restate-sdk"),
+        "hypercorn": version("hypercorn"),
+        "uvloop": version("uvloop"),
+        "upstream restate-server": upstream_version,
+        "ours (restate-py-server)": ours_version,
+    }
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f} MB"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}/s"
+
+
+def _ratio(ours: float | None, upstream: float | None) -> str:
+    if ours is None or upstream is None or upstream == 0 or (ours == 0 and upstream == 0):
+        return "-"
+    return f"{ours / upstream:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in row) + " |" for row in rows
+    ]
+    return lines
+
+
+def _server_rows(results: dict[str, ServerResult]) -> list[list[str]]:
+    ours, up = results.get(OURS), results.get(UPSTREAM)
+    figures: list[tuple[str, Callable[[ServerResult], Any], Callable[[Any], str], str]] = [
+        ("start to ready (health endpoints)", lambda r: r.ready_s, _s, ""),
+        ("registration to first greet call", lambda r: r.first_call_s, _s, ""),
+        ("RSS idle (after registration)", lambda r: r.idle_rss, _mb, "≤ 100 MB"),
+        ("RSS peak", lambda r: r.peak_rss, _mb, "≤ 300 MB"),
+        ("RSS idle after the runs", lambda r: r.idle_rss_after, _mb, ""),
+        ("CPU while idle", lambda r: r.idle_cpu_pct, lambda v: "-" if v is None else f"{v:.1f} %", ""),
+        ("data dir fresh (after registration)", lambda r: r.disk_fresh, _mb, "≤ 10 MB"),
+        ("data dir after the runs", lambda r: r.disk_after, _mb, ""),
+        (
+            "invocations retained after the runs (SQL)",
+            lambda r: r.retained_invocations,
+            lambda v: "-" if v is None else f"{v:,}",
+            "",
+        ),
+        ("restart (SIGKILL) to ready", lambda r: r.restart_ready_s, _s, ""),
+        ("restart (SIGKILL) to first greet call", lambda r: r.restart_first_call_s, _s, ""),
+    ]
+    rows = []
+    for label, get, fmt, target in figures:
+        a = get(ours) if ours else None
+        b = get(up) if up else None
+        rows.append([label, fmt(a), fmt(b), _ratio(a, b), target])
+    for key in ("idempotency_retention", "journal_retention", "workflow_completion_retention"):
+        rows.append(
+            [
+                key + " (GET /services)",
+                ours.retention.get(key, "-") if ours else "-",
+                up.retention.get(key, "-") if up else "-",
+                "",
+                "same on both",
+            ]
+        )
+    return rows
+
+
+def _cell(result: ScenarioResult | None, value: str) -> str:
+    if result is None:
+        return "-"
+    if result.status in ("not run", "failed"):
+        return result.status
+    return value + (" (errors)" if result.status == "errors" else "")
+
+
+def _scenario_rows(results: dict[str, ServerResult]) -> tuple[list[list[str]], list[list[str]]]:
+    by_name: dict[str, dict[str, ScenarioResult]] = {}
+    for server, result in results.items():
+        for scenario in result.scenarios:
+            by_name.setdefault(scenario.name, {})[server] = scenario
+    main_rows, cost_rows = [], []
+    metrics: list[
+        tuple[str, Callable[[ScenarioResult], float | None], Callable[[float | None], str], str]
+    ] = [
+        ("throughput", lambda s: s.throughput if s.ops else None, _num, "≥ 1.0x"),
+        ("p50 latency", lambda s: s.p50_ms, _ms, ""),
+        ("p99 latency", lambda s: s.p99_ms, _ms, ""),
+        ("server CPU per op", lambda s: s.server_cpu_ms_per_op if s.ops else None, _ms, "≤ 0.5x"),
+    ]
+    for name, pair in by_name.items():
+        ours, up = pair.get(OURS), pair.get(UPSTREAM)
+        for label, get, fmt, target in metrics:
+            a = get(ours) if ours and ours.ops else None
+            b = get(up) if up and up.ops else None
+            if label == "p50 latency" and name.startswith("greet-c1 "):
+                target = "≤ 1.0x"
+            rows_target = target
+            main_rows.append([name, label, _cell(ours, fmt(a)), _cell(up, fmt(b)), _ratio(a, b), rows_target])
+        for server, s in (("ours", ours), ("upstream", up)):
+            if s is None or not s.ops:
+                continue
+            extra = ", ".join(f"{k}={v}" for k, v in s.extra.items() if k != "check_problems")
+            cost_rows.append(
+                [
+                    name,
+                    server,
+                    f"{s.ops:,}",
+                    str(s.errors),
+                    f"{s.wall_s:.1f} s",
+                    _ms(s.gen_cpu_ms_per_op),
+                    "-" if s.gen_util is None else f"{100 * s.gen_util:.0f} %",
+                    _ms(s.service_cpu_ms_per_op),
+                    "-" if s.server_util is None else f"{100 * s.server_util:.0f} %",
+                    extra,
+                ]
+            )
+    return main_rows, cost_rows
+
+
+def _status_lines(results: dict[str, ServerResult]) -> list[str]:
+    lines = []
+    for server, result in results.items():
+        lines.append(
+            f"- **{server}** ({result.version}): {result.status}; registration: "
+            + ", ".join(f"{k}: {v}" for k, v in result.registration.items())
+        )
+        for scenario in result.scenarios:
+            if scenario.status != "ok":
+                lines.append(f"  - {scenario.name}: **{scenario.status}** — {scenario.reason[:300]}")
+        lines += [f"  - note: {note[:1500]}" for note in result.notes]
+    return lines
+
+
+def render(results: dict[str, ServerResult], machine: dict[str, str], settings: dict[str, Any]) -> str:
+    """The generated part of RESULTS.md (also what the terminal shows)."""
+    main_rows, cost_rows = _scenario_rows(results)
+    out = ["# Benchmark results: restate-py-server (ours) vs restate-server (upstream)", ""]
+    out += [
+        f"Generated by `bench/run.sh` on {settings['date']}. Regenerate: `bench/run.sh` "
+        f"(flags used: `{settings['argv']}`).",
+        "",
+    ]
+    out += ["## Machine", "", *_table(["", ""], [[k, v] for k, v in machine.items()]), ""]
+    out += [
+        "## Setup",
+        "",
+        f"- Each server in turn, alone, inside a private network namespace with only loopback; "
+        f"per scenario at most {settings['duration_s']} s and {settings['max_ops']:,} operations "
+        "(closed loop, every response checked).",
+        "- One SDK process per deployment (restate-sdk under hypercorn + uvloop): `Greeter`… over h2c "
+        "(bidi), `H1Greeter`… registered with `use_http_11` (request/response). The same two processes "
+        "serve both servers.",
+        "- Load generator: this harness's own keep-alive HTTP/1.1 client on uvloop, one connection per "
+        "caller, in the harness process; its CPU per op and utilisation are in the cost table.",
+        "- CPU per op: user+system time of the server's process tree over the measured window "
+        "(for `send`, including the backlog drain) ÷ completed operations.",
+        f"- All three (server, SDK processes, generator) share the machine's {machine.get('cores')} "
+        "cores, so throughput is bounded by their sum; compare ratios, not absolutes.",
+        "",
+    ]
+    out += ["## Status", "", *_status_lines(results), ""]
+    out += ["## Server figures", ""]
+    out += [*_table(["figure", "ours", "upstream", "ours/upstream", "target"], _server_rows(results)), ""]
+    out += ["## Scenarios", ""]
+    out += [*_table(["scenario", "figure", "ours", "upstream", "ours/upstream", "target"], main_rows), ""]
+    out += ["## Cost of the load generator and the SDK processes", ""]
+    out += [
+        *_table(
+            [
+                "scenario",
+                "server",
+                "ops",
+                "errors",
+                "wall",
+                "generator CPU/op",
+                "generator util",
+                "SDK CPU/op",
+                "server util",
+                "extra",
+            ],
+            cost_rows,
+        ),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write(
+    path: Path, text: str, results: dict[str, ServerResult], machine: dict[str, str], settings: dict[str, Any]
+) -> None:
+    """Rewrite ``path`` (keeping the hand-written tail) and the JSON record next to it."""
+    kept = ""
+    if path.exists():
+        old = path.read_text()
+        if KEEP_MARKER in old:
+            kept = old[old.index(KEEP_MARKER) + len(KEEP_MARKER) :]
+    path.write_text(
+        text + "\n" + KEEP_MARKER + (kept or "\n\n## Notes\n\n(hand-written analysis goes here)\n")
+    )
+    record = {
+        "settings": settings,
+        "machine": machine,
+        "servers": {name: dataclasses.asdict(result) for name, result in results.items()},
+    }
+    path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")

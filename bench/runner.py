@@ -1,0 +1,445 @@
+"""One server's benchmark from start to stop: readiness, registration, scenarios, restart.
+
+The sequence is the same for every server, so the figures compare like with like:
+
+1. start on an empty ``--base-dir``; time until ``/health`` (admin) and ``/restate/health`` (ingress)
+   answer; 2. register the h2c deployment and the HTTP/1.1 one; time the first successful call;
+3. settle, then idle RSS, idle CPU and the fresh data-directory size; 4. every scenario of both
+deployments, each bounded in operations and time; 5. idle RSS and data-directory size after the
+runs, and how many invocations the server still retains; 6. SIGKILL, start on the same directory,
+time to ready and to the first successful call; 7. SIGTERM.
+
+A server that cannot start or register is recorded as such and the run moves on: the harness must
+stay usable while this project's server is incomplete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import load, procs, scenarios
+
+log = logging.getLogger("bench")
+
+#: Deployment modes: (mode, service-name prefix, service port offset, registration extras).
+MODES: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
+    ("h2c", "", 0, {}),
+    ("http1", "H1", 1, {"use_http_11": True}),
+)
+
+
+@dataclasses.dataclass(kw_only=True)
+class Options:
+    duration_s: float
+    max_ops: int
+    drain_timeout_s: float
+    settle_s: float
+    service_port: int
+    work_dir: Path
+    only: list[str] | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScenarioResult:
+    name: str
+    mode: str
+    status: str  # "ok", "errors", "not run", "failed"
+    reason: str = ""
+    ops: int = 0
+    errors: int = 0
+    error_samples: list[str] = dataclasses.field(default_factory=list)
+    wall_s: float = 0.0
+    throughput: float = 0.0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    server_cpu_ms_per_op: float | None = None
+    service_cpu_ms_per_op: float | None = None
+    gen_cpu_ms_per_op: float | None = None
+    gen_util: float | None = None
+    server_util: float | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(kw_only=True)
+class ServerResult:
+    name: str
+    version: str
+    status: str = "ok"
+    notes: list[str] = dataclasses.field(default_factory=list)
+    ready_s: float | None = None
+    registration: dict[str, str] = dataclasses.field(default_factory=dict)
+    first_call_s: float | None = None
+    idle_rss: int | None = None
+    idle_cpu_pct: float | None = None
+    peak_rss: int | None = None
+    idle_rss_after: int | None = None
+    disk_fresh: int | None = None
+    disk_after: int | None = None
+    retention: dict[str, str] = dataclasses.field(default_factory=dict)
+    retained_invocations: int | None = None
+    restart_ready_s: float | None = None
+    restart_first_call_s: float | None = None
+    scenarios: list[ScenarioResult] = dataclasses.field(default_factory=list)
+
+
+class Admin:
+    """The few admin/ingress calls the harness makes outside the measured loops."""
+
+    def __init__(self, ports: procs.Ports) -> None:
+        self.ports = ports
+
+    def _client(self, port: int, timeout_s: float = 30.0) -> load.Client:
+        return load.Client("127.0.0.1", port, timeout_s)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        admin: bool = True,
+        timeout_s: float = 30.0,
+        headers: dict[str, str] | None = None,
+    ) -> load.Response:
+        client = self._client(self.ports.admin if admin else self.ports.ingress, timeout_s)
+        try:
+            payload = None if body is None else json.dumps(body).encode()
+            return await client.request(method, path, payload, headers)
+        finally:
+            await client.close()
+
+    async def sql(self, query: str) -> list[dict[str, Any]] | None:
+        """Rows of an admin SQL query, or None when the server cannot answer it."""
+        try:
+            response = await self.call(
+                "POST", "/query", {"query": query}, headers={"accept": "application/json"}
+            )
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            return None
+        if response.status != 200:
+            return None
+        try:
+            rows = json.loads(response.body)["rows"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return rows if isinstance(rows, list) else None
+
+    async def greet_ok(self, timeout_s: float = 2.0) -> bool:
+        try:
+            response = await self.call("POST", "/Greeter/greet", "ready", admin=False, timeout_s=timeout_s)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            return False
+        return response.status == 200 and response.body == b'"Hello ready!"'
+
+    async def wait_first_call(self, deadline_s: float) -> float | None:
+        start = time.monotonic()
+        while time.monotonic() - start < deadline_s:
+            if await self.greet_ok():
+                return time.monotonic() - start
+            await asyncio.sleep(0.02)
+        return None
+
+
+async def _service_seen(port: int, prefix: str) -> int:
+    client = load.Client("127.0.0.1", port, 5.0)
+    try:
+        response = await client.request("GET", f"/bench/seen?prefix={prefix}")
+        return int(json.loads(response.body)["count"])
+    finally:
+        await client.close()
+
+
+class ServerBench:
+    """Runs the whole sequence against one server; see the module docstring."""
+
+    def __init__(
+        self, spec: procs.ServerSpec, version: str, service_pids: list[int], options: Options
+    ) -> None:
+        self.spec = spec
+        self.options = options
+        self.service_pids = service_pids
+        self.result = ServerResult(name=spec.name, version=version)
+        self.admin = Admin(spec.ports)
+        self.base_dir = options.work_dir / f"data-{spec.name}"
+        self.log_path = options.work_dir / f"{spec.name}.log"
+        self.server: procs.Running | None = None
+        self.sampler: procs.Sampler | None = None
+
+    def _sample(self) -> None:
+        if self.sampler is not None and self.server is not None and self.server.alive():
+            self.sampler.sample()
+
+    def _cpu(self) -> float:
+        assert self.server is not None
+        return procs.cpu_seconds(self.server.pid)
+
+    def _service_cpu(self) -> float:
+        return sum(procs.cpu_seconds(pid) for pid in self.service_pids)
+
+    async def run(self) -> ServerResult:
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        self.base_dir.mkdir(parents=True)
+        self.log_path.write_text("")
+        argv = [*self.spec.argv, "--base-dir", str(self.base_dir)]
+        spec = dataclasses.replace(self.spec, argv=argv)
+        self.server = procs.Running(spec, self.base_dir, self.log_path)
+        self.sampler = procs.Sampler(self.server.pid)
+        try:
+            if await self._start():
+                await self._workload()
+                await self._restart(spec)
+        finally:
+            if self.result.peak_rss is None and self.sampler is not None:
+                self._sample()
+                self.result.peak_rss = self.sampler.peak or None
+            if self.server is not None:
+                self.server.stop()
+        return self.result
+
+    async def _start(self) -> bool:
+        assert self.server is not None
+        result = self.result
+        result.ready_s = await asyncio.to_thread(self.server.wait_ready, 60.0)
+        self._sample()
+        if result.ready_s is None:
+            result.status = "did not start"
+            result.notes.append(f"not ready within 60 s; log tail:\n{self.server.log_tail()}")
+            return False
+        log.info("%s ready in %.2f s", self.spec.name, result.ready_s)
+        for mode, _prefix, offset, extras in MODES:
+            uri = f"http://127.0.0.1:{self.options.service_port + offset}"
+            try:
+                response = await self.admin.call("POST", "/deployments", {"uri": uri, **extras})
+                outcome = (
+                    "ok"
+                    if response.status in (200, 201)
+                    else f"HTTP {response.status} {response.body[:200]!r}"
+                )
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                outcome = f"{type(e).__name__}: {e}"
+            result.registration[mode] = outcome
+            log.info("%s register %s: %s", self.spec.name, mode, outcome)
+        if all(v != "ok" for v in result.registration.values()):
+            result.status = "registration failed"
+            return True  # still measure idle figures and restart
+        t0 = time.monotonic()
+        first = await self.admin.wait_first_call(30.0)
+        result.first_call_s = None if first is None else time.monotonic() - t0
+        await self._retention()
+        return True
+
+    async def _retention(self) -> None:
+        try:
+            response = await self.admin.call("GET", "/services/Greeter")
+            body = json.loads(response.body) if response.status == 200 else {}
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            body = {}
+        for key in ("idempotency_retention", "journal_retention", "workflow_completion_retention"):
+            self.result.retention[key] = str(body.get(key, "n/a"))
+        signup = {}
+        try:
+            response = await self.admin.call("GET", "/services/Signup")
+            signup = json.loads(response.body) if response.status == 200 else {}
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            pass
+        self.result.retention["workflow_completion_retention"] = str(
+            signup.get("workflow_completion_retention", "n/a")
+        )
+
+    async def _settle(self) -> tuple[int, float]:
+        """Idle for ``settle_s``; return (RSS, CPU %) over that time."""
+        cpu0, t0 = self._cpu(), time.monotonic()
+        end = t0 + self.options.settle_s
+        while time.monotonic() < end:
+            self._sample()
+            await asyncio.sleep(0.2)
+        assert self.server is not None
+        cpu_pct = 100 * (self._cpu() - cpu0) / (time.monotonic() - t0)
+        return procs.rss_bytes(self.server.pid), cpu_pct
+
+    async def _workload(self) -> None:
+        result = self.result
+        result.idle_rss, result.idle_cpu_pct = await self._settle()
+        result.disk_fresh = procs.disk_usage(self.base_dir)
+        run_id = f"{self.spec.name}{int(time.time())}"
+        for mode, prefix, offset, _extras in MODES:
+            target = scenarios.Target(mode=mode, prefix=prefix, run_id=run_id)
+            for scenario in scenarios.build(target):
+                if self.options.only and not any(word in scenario.name for word in self.options.only):
+                    continue
+                if result.registration.get(mode) != "ok":
+                    outcome = ScenarioResult(
+                        name=scenario.name,
+                        mode=mode,
+                        status="not run",
+                        reason=f"deployment not registered: {result.registration.get(mode)}",
+                    )
+                else:
+                    outcome = await self._scenario(scenario, self.options.service_port + offset)
+                log.info(
+                    "%s %s: %s %s",
+                    self.spec.name,
+                    outcome.name,
+                    outcome.status,
+                    f"{outcome.throughput:.0f}/s" if outcome.ops else outcome.reason[:200],
+                )
+                result.scenarios.append(outcome)
+                assert self.server is not None
+                if not self.server.alive():
+                    result.status = "crashed"
+                    result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
+                    return
+        result.idle_rss_after, _ = await self._settle()
+        result.disk_after = procs.disk_usage(self.base_dir)
+        rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")
+        if rows:
+            result.retained_invocations = int(next(iter(rows[0].values())))
+
+    async def _probe(self, scenario: scenarios.Scenario) -> ScenarioResult | None:
+        """One operation before the measured window; a result when the scenario cannot run."""
+        client = load.Client("127.0.0.1", self.spec.ports.ingress, scenario.timeout_s)
+        try:
+            await scenario.op(client, scenarios.PROBE_INDEX)
+        except load.HttpStatusError as e:
+            status = "not run" if e.status in scenarios.NOT_IMPLEMENTED else "failed"
+            return ScenarioResult(name=scenario.name, mode=scenario.mode, status=status, reason=f"probe: {e}")
+        except (load.CheckError, OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            return ScenarioResult(
+                name=scenario.name,
+                mode=scenario.mode,
+                status="failed",
+                reason=f"probe: {type(e).__name__}: {e}",
+            )
+        finally:
+            await client.close()
+        return None
+
+    async def _scenario(self, scenario: scenarios.Scenario, service_port: int) -> ScenarioResult:
+        sql_pending = f"SELECT count(*) AS n FROM sys_invocation WHERE target = '{scenario.prefix}Greeter/greet' AND status != 'completed'"
+        skipped = await self._probe(scenario)
+        if skipped is not None:
+            return skipped
+        ingress = self.spec.ports.ingress
+        cpu0, svc0 = self._cpu(), self._service_cpu()
+        run = await load.run_closed_loop(
+            op=scenario.op,
+            make_client=lambda: load.Client("127.0.0.1", ingress, scenario.timeout_s),
+            concurrency=scenario.concurrency,
+            duration_s=self.options.duration_s,
+            max_ops=self.options.max_ops,
+            on_tick=self._sample,
+        )
+        outcome = ScenarioResult(name=scenario.name, mode=scenario.mode, status="ok")
+        wall = run.wall_s
+        problems: list[str] = []
+        if isinstance(scenario, scenarios.Send):
+            drained, method = await self._drain(scenario, service_port, sql_pending)
+            outcome.extra.update(accept_per_s=round(run.throughput, 1), drain_method=method)
+            if drained is None:
+                problems.append(f"backlog not drained within {self.options.drain_timeout_s:.0f} s")
+            else:
+                outcome.extra["drain_s"] = round(drained, 3)
+                wall += drained
+        cpu1, svc1 = self._cpu(), self._service_cpu()
+        if isinstance(scenario, scenarios.CounterAdd):
+            problems += await self._check_counters(scenario)
+        ops = max(run.ops, 1)
+        outcome.ops, outcome.errors, outcome.error_samples = run.ops, run.errors, run.error_samples
+        outcome.wall_s = round(wall, 3)
+        outcome.throughput = run.ops / wall if wall > 0 else 0.0
+        p50, p99 = run.percentile(0.5), run.percentile(0.99)
+        outcome.p50_ms = None if p50 is None else p50 * 1000
+        outcome.p99_ms = None if p99 is None else p99 * 1000
+        outcome.server_cpu_ms_per_op = 1000 * (cpu1 - cpu0) / ops
+        outcome.server_util = (cpu1 - cpu0) / wall if wall > 0 else None
+        outcome.service_cpu_ms_per_op = 1000 * (svc1 - svc0) / ops
+        outcome.gen_cpu_ms_per_op = 1000 * run.gen_cpu_s / ops
+        outcome.gen_util = run.gen_cpu_s / run.wall_s if run.wall_s > 0 else None
+        if problems:
+            outcome.extra["check_problems"] = problems[:10]
+        if run.errors or problems:
+            outcome.status = "errors"
+            outcome.reason = "; ".join([*run.error_samples[:2], *problems[:3]])
+        return outcome
+
+    async def _drain(
+        self, scenario: scenarios.Send, service_port: int, sql_pending: str
+    ) -> tuple[float | None, str]:
+        """Seconds from the last accepted ``/send`` until every one has run and the server says so."""
+        start = time.monotonic()
+        end = start + self.options.drain_timeout_s
+        while time.monotonic() < end:
+            self._sample()
+            try:
+                seen = await _service_seen(service_port, scenario.mark)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError):
+                seen = -1
+            if seen >= scenario.accepted:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            return None, "service side effects"
+        method = "service side effects"
+        while time.monotonic() < end:
+            rows = await self.admin.sql(sql_pending)
+            if rows is None:
+                break
+            method = "service side effects + admin SQL (no pending Greeter/greet)"
+            if int(next(iter(rows[0].values()), 1)) == 0:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            return None, method
+        return time.monotonic() - start, method
+
+    async def _check_counters(self, scenario: scenarios.CounterAdd) -> list[str]:
+        keys = list(scenario.returned)
+        problems: list[str] = []
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for key in keys:
+            queue.put_nowait(key)
+
+        async def checker() -> None:
+            client = load.Client("127.0.0.1", self.spec.ports.ingress, 30.0)
+            try:
+                while not queue.empty():
+                    key = queue.get_nowait()
+                    try:
+                        problem = await scenario.check_key(client, key)
+                    except (load.CheckError, OSError, TimeoutError, asyncio.IncompleteReadError) as e:
+                        problem = f"key {key}: {type(e).__name__}: {e}"
+                    if problem:
+                        problems.append(problem)
+            finally:
+                await client.close()
+
+        await asyncio.gather(*(checker() for _ in range(min(32, len(keys)))))
+        if not keys:
+            problems.append("no successful add to check")
+        return problems
+
+    async def _restart(self, spec: procs.ServerSpec) -> None:
+        assert self.server is not None
+        if not self.server.alive():
+            return
+        self._sample()
+        self.result.peak_rss = self.sampler.peak if self.sampler else None
+        self.server.kill()
+        self.server = procs.Running(spec, self.base_dir, self.log_path)
+        started = self.server.started
+        ready = await asyncio.to_thread(self.server.wait_ready, 60.0)
+        self.result.restart_ready_s = ready
+        if ready is None:
+            self.result.notes.append(f"restart: not ready within 60 s\n{self.server.log_tail()}")
+            return
+        if await self.admin.wait_first_call(60.0) is not None:
+            self.result.restart_first_call_s = time.monotonic() - started
+        else:
+            self.result.notes.append("restart: no successful Greeter/greet within 60 s of ready")

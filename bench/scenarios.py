@@ -1,0 +1,201 @@
+"""The benchmark scenarios: what one operation sends, what it must get back, what to check after.
+
+Each scenario is a small class holding the bookkeeping its final check needs (the counter values
+each key returned, how many ``/send`` calls were accepted). Operations raise ``load.CheckError``
+on any unexpected status or body, so a fast but wrong server scores errors, not throughput.
+
+The service names carry the deployment's prefix (``""`` for the h2c deployment, ``"H1"`` for the
+HTTP/1.1 one; see ``services.py``), so every scenario runs once per deployment mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import defaultdict
+
+from bench import load
+
+#: Statuses that mean "the server does not have this yet": the scenario is reported as not run.
+NOT_IMPLEMENTED = frozenset({404, 405, 501})
+
+#: Index used for the probe operation that runs before the measured window.
+PROBE_INDEX = 1_000_000_000
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _expect(response: load.Response, status: int, what: str) -> object:
+    if response.status != status:
+        raise load.HttpStatusError(response.status, response.body, what)
+    if not response.body:
+        return None
+    try:
+        return json.loads(response.body)
+    except ValueError as e:
+        raise load.CheckError(f"{what}: body is not JSON: {response.body[:200]!r}") from e
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """Which deployment a scenario talks to, and the run's unique id (fresh keys every run)."""
+
+    mode: str
+    prefix: str
+    run_id: str
+
+
+class Scenario:
+    """Base: ``op`` is one measured operation, issued by ``concurrency`` closed-loop callers."""
+
+    kind = "base"
+    #: Per-request timeout; the closed loop lets in-flight operations finish within it.
+    timeout_s = 30.0
+
+    def __init__(self, target: Target, concurrency: int) -> None:
+        self.prefix = target.prefix
+        self.mode = target.mode
+        self.run_id = target.run_id
+        self.concurrency = concurrency
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-c{self.concurrency} [{self.mode}]"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        raise NotImplementedError
+
+
+class Greet(Scenario):
+    kind = "greet"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        name = f"g{index}"
+        body = _expect(
+            await client.request("POST", f"/{self.prefix}Greeter/greet", _json(name)), 200, "greet"
+        )
+        if body != f"Hello {name}!":
+            raise load.CheckError(f"greet: unexpected body {body!r}")
+
+
+class CallerGreet(Scenario):
+    """A service calling another service (Caller.callGreet -> Greeter.greet)."""
+
+    kind = "caller"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        name = f"c{index}"
+        path = f"/{self.prefix}Caller/callGreet"
+        body = _expect(await client.request("POST", path, _json(name)), 200, "callGreet")
+        if body != f"Hello {name}!":
+            raise load.CheckError(f"callGreet: unexpected body {body!r}")
+
+
+class Sleep(Scenario):
+    """``ctx.sleep(100 ms)``: a durable timer per call."""
+
+    kind = "sleep100ms"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        body = _expect(await client.request("POST", f"/{self.prefix}Sleeper/nap", b"100"), 200, "nap")
+        if body != 100:
+            raise load.CheckError(f"nap: unexpected body {body!r}")
+
+
+class CounterAdd(Scenario):
+    """``Counter.add(1)`` spread over ``keys`` object keys; checks the values returned and the totals."""
+
+    kind = "counter"
+
+    def __init__(self, target: Target, concurrency: int, *, keys: int) -> None:
+        super().__init__(target, concurrency)
+        self.keys = keys
+        self.returned: defaultdict[str, list[int]] = defaultdict(list)
+        self.failed_ops = 0
+
+    @property
+    def name(self) -> str:
+        where = "hot-key" if self.keys == 1 else f"{self.keys}-keys"
+        return f"counter-{where}-c{self.concurrency} [{self.mode}]"
+
+    def key(self, index: int) -> str:
+        # Keys are unique per scenario: the 1,000-key run must not touch the hot key's counter.
+        return f"{self.run_id}-k{self.keys}-{index % self.keys}"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        key = self.key(index)
+        try:
+            response = await client.request("POST", f"/{self.prefix}Counter/{key}/add", b"1")
+        except BaseException:
+            self.failed_ops += 1
+            raise
+        body = _expect(response, 200, "add")
+        if not isinstance(body, int):
+            raise load.CheckError(f"add: unexpected body {body!r}")
+        self.returned[key].append(body)
+
+    async def check_key(self, client: load.Client, key: str) -> str | None:
+        """None when the key's final value and the values ``add`` returned are consistent."""
+        values = sorted(self.returned[key])
+        final = _expect(await client.request("POST", f"/{self.prefix}Counter/{key}/get"), 200, "get")
+        if self.failed_ops == 0:
+            if final != len(values):
+                return f"key {key}: get={final!r}, successful adds={len(values)}"
+            if values != list(range(1, len(values) + 1)):
+                return f"key {key}: add returned {values[:5]}..., not 1..{len(values)}"
+        elif not isinstance(final, int) or final < len(values):
+            return f"key {key}: get={final!r} < successful adds={len(values)}"
+        return None
+
+
+class Send(Scenario):
+    """``/send`` fire-and-forget to Greeter.greet; the harness then waits for the backlog to drain."""
+
+    kind = "send"
+
+    def __init__(self, target: Target, concurrency: int) -> None:
+        super().__init__(target, concurrency)
+        self.accepted = 0
+
+    @property
+    def mark(self) -> str:
+        return f"s-{self.run_id}-"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        path = f"/{self.prefix}Greeter/greet/send"
+        body = _expect(await client.request("POST", path, _json(f"{self.mark}{index}")), 202, "send")
+        if not isinstance(body, dict) or not str(body.get("invocationId", "")).startswith("inv_"):
+            raise load.CheckError(f"send: unexpected body {body!r}")
+        self.accepted += 1
+
+
+class SignupWorkflow(Scenario):
+    """Workflow: ``run/send`` (ctx.run + durable promise), ``confirm`` (shared handler), then attach."""
+
+    kind = "workflow"
+
+    async def op(self, client: load.Client, index: int) -> None:
+        key = f"{self.run_id}-{index}"
+        base = f"/{self.prefix}Signup/{key}"
+        _expect(await client.request("POST", f"{base}/run/send", _json(f"u{index}")), 202, "run/send")
+        _expect(await client.request("POST", f"{base}/confirm", _json(f"c{index}")), 200, "confirm")
+        attach = f"/restate/workflow/{self.prefix}Signup/{key}/attach"
+        body = _expect(await client.request("GET", attach), 200, "attach")
+        if body != f"welcome user-u{index} (c{index})":
+            raise load.CheckError(f"workflow: unexpected result {body!r}")
+
+
+def build(target: Target) -> list[Scenario]:
+    """Every scenario for one deployment, in the order they run (``send`` last: it leaves a backlog)."""
+    return [
+        Greet(target, 1),
+        Greet(target, 32),
+        CounterAdd(target, 32, keys=1000),
+        CounterAdd(target, 32, keys=1),
+        SignupWorkflow(target, 32),
+        Sleep(target, 32),
+        CallerGreet(target, 32),
+        Send(target, 32),
+    ]
