@@ -102,7 +102,8 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
     """True when ``url`` answers 2xx."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            status: int = response.status
+            return 200 <= status < 300
     except (OSError, urllib.error.URLError, ValueError):
         return False
 

@@ -243,7 +243,7 @@ class ServerBench:
             body = {}
         for key in ("idempotency_retention", "journal_retention", "workflow_completion_retention"):
             self.result.retention[key] = str(body.get(key, "n/a"))
-        signup = {}
+        signup: dict[str, Any] = {}
         try:
             response = await self.admin.call("GET", "/services/Signup")
             signup = json.loads(response.body) if response.status == 200 else {}
