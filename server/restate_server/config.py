@@ -179,6 +179,10 @@ class Config:
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
     """`default-journal-retention`, seconds a completed invocation's journal is kept (0 = none)."""
+    default_idempotency_retention: float = 86400.0
+    """`default-idempotency-retention`, seconds an idempotency key is remembered after completion."""
+    default_workflow_completion_retention: float = 86400.0
+    """`default-workflow-completion-retention`, seconds a finished workflow's result is kept."""
     default_retry_policy: RetryPolicyOptions = field(default_factory=RetryPolicyOptions)
     request_identity_private_key_pem_file: Path | None = None
     """`worker.invoker.request-identity-private-key-pem-file` (the top-level key is the pre-1.7 alias)."""
@@ -303,6 +307,7 @@ def _covers(used: str, path: str) -> bool:
 # Keys this server reads. A set key outside this list (and known upstream) is reported as unused.
 _USED = (
     "cluster-name node-name base-dir bind-address bind-ip bind-port advertised-address advertised-host"
+    " default-idempotency-retention default-workflow-completion-retention"
     " default-num-partitions admin.bind-ip admin.bind-port admin.advertised-address ingress.bind-ip"
     " ingress.bind-port ingress.advertised-address"
     " default-journal-retention default-retry-policy request-identity-private-key-pem-file"
@@ -365,6 +370,8 @@ def _build(merged: Mapping[str, config_toml.Setting]) -> Config:
         advertised_address=get.string("advertised-address", f"http://{advertised_host}:{_port(node_bind)}/"),
         default_num_partitions=get.integer("default-num-partitions", 24, minimum=1, maximum=65535),
         default_journal_retention=get.duration("default-journal-retention", 86400.0),
+        default_idempotency_retention=get.duration("default-idempotency-retention", 86400.0),
+        default_workflow_completion_retention=get.duration("default-workflow-completion-retention", 86400.0),
         default_retry_policy=retry,
         request_identity_private_key_pem_file=Path(pem) if pem else None,
         additional_request_headers=headers,
@@ -421,6 +428,10 @@ def dump_config(config: Config) -> str:
         "log-disable-ansi-codes": config.log_disable_ansi_codes,
         "experimental-enable-protocol-v7": invoker.max_protocol_version >= 7,
         "default-journal-retention": format_duration(config.default_journal_retention),
+        "default-idempotency-retention": format_duration(config.default_idempotency_retention),
+        "default-workflow-completion-retention": format_duration(
+            config.default_workflow_completion_retention
+        ),
         "default-retry-policy": {
             "initial-interval": format_duration(retry.initial_interval),
             "exponentiation-factor": retry.exponentiation_factor,
