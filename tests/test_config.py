@@ -420,3 +420,9 @@ def test_section_given_a_scalar_is_an_error(tmp_path: Path) -> None:
         _load(["-c", str(_write(tmp_path, "worker = 5\n"))])
     with pytest.raises(ConfigError, match="RESTATE_ADMIN"):
         _load([], {"RESTATE_ADMIN": "x"})
+
+
+def test_env_var_can_set_one_entry_of_a_map(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[worker.invoker.additional-request-headers]\nx-a = "1"\n')
+    env = {"RESTATE_WORKER__INVOKER__ADDITIONAL_REQUEST_HEADERS__X_B": "2"}
+    assert _load(["-c", str(path)], env).additional_request_headers == {"x-a": "1", "x-b": "2"}

@@ -82,12 +82,32 @@ def merge(layers: Sequence[Layer]) -> dict[str, Setting]:
     merged: dict[str, Setting] = {}
     for layer in layers:
         for path, value in layer.values.items():
+            owner = _open_owner(path)
+            if owner is not None:  # e.g. RESTATE_..._ADDITIONAL_REQUEST_HEADERS__X_FOO: one entry of a map
+                previous = merged.get(owner)
+                entries = dict(previous.value) if previous and isinstance(previous.value, dict) else {}
+                entries[path[len(owner) + 1 :]] = value
+                merged[owner] = Setting(entries, layer.source)
+                continue
+            previous = merged.get(path)
+            if isinstance(value, dict) and previous is not None and isinstance(previous.value, dict):
+                value = {**previous.value, **value}  # maps merge key by key, as figment merges dicts
             for stale in [k for k in merged if k.startswith(path + ".")]:
                 del merged[stale]
             for depth in range(1, path.count(".") + 1):
                 merged.pop(".".join(path.split(".")[:depth]), None)
             merged[path] = Setting(value, layer.source, layer.raw.get(path))
     return merged
+
+
+def _open_owner(path: str) -> str | None:
+    """The open map (headers, properties) that `path` is an entry of, if any."""
+    parts = path.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:depth])
+        if prefix in config_keys.OPEN_KEYS:
+            return prefix
+    return None
 
 
 class Reader:
