@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
+import logging
 import os
 import signal
 import socket
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 from restate_server import __main__ as entry
 from restate_server.config import Config
+from restate_server.observability import logging as log_setup
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -166,3 +170,22 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_configure_logging_splits_streams_and_applies_the_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    out, err = io.StringIO(), io.StringIO()
+    config = Config(node_name="n", log_filter="warn,restate_ingress_http=debug", log_format="json")
+    log_setup.configure_logging(config, stdout=out, stderr=err)
+    try:
+        logging.getLogger("restate_server.ingress.http").debug("shown")
+        logging.getLogger("restate_server.worker").info("hidden")
+        logging.getLogger("restate_server.worker").warning("to stderr")
+    finally:
+        for name in ("restate_server.ingress",):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(entry["level"], entry["fields"]["message"]) for entry in lines] == [("DEBUG", "shown")]
+    assert json.loads(err.getvalue())["fields"]["message"] == "to stderr"

@@ -113,7 +113,8 @@ class _JsonFormatter(logging.Formatter):
                 "level": _level_name(record.levelno),
                 "fields": fields,
                 "target": record.name,
-            }
+            },
+            separators=(",", ":"),
         )
 
 
