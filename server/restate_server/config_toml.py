@@ -276,10 +276,10 @@ def dumps(table: Mapping[str, object]) -> str:
 
 
 def _dump_table(table: Mapping[str, object], path: list[str], lines: list[str]) -> None:
-    subtables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    subtables = {k: v for k, v in table.items() if isinstance(v, dict) and v}  # empty tables say nothing
     arrays = {k: v for k, v in table.items() if _is_table_array(v)}
     for key, value in table.items():
-        if key not in subtables and key not in arrays:
+        if key not in subtables and key not in arrays and value != {}:
             lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in subtables.items():
         assert isinstance(value, dict)
