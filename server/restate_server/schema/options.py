@@ -47,11 +47,11 @@ class ServerDefaults(Protocol):
     @property
     def default_journal_retention(self) -> float: ...
     @property
+    def default_idempotency_retention(self) -> float: ...
+    @property
+    def default_workflow_completion_retention(self) -> float: ...
+    @property
     def worker(self) -> _WorkerDefaults: ...
-
-
-DEFAULT_IDEMPOTENCY_RETENTION = 86_400.0  # upstream's default: one day
-DEFAULT_WORKFLOW_COMPLETION_RETENTION = 86_400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,12 +123,12 @@ def _compute(service: model.Service, handler: model.Handler, config: ServerDefau
             handler.journal_retention, service.journal_retention, config.default_journal_retention
         ),
         idempotency_retention=_first(
-            handler.idempotency_retention, service.idempotency_retention, DEFAULT_IDEMPOTENCY_RETENTION
+            handler.idempotency_retention, service.idempotency_retention, config.default_idempotency_retention
         ),
         workflow_completion_retention=_first(
             handler.workflow_completion_retention,
             service.workflow_completion_retention,
-            DEFAULT_WORKFLOW_COMPLETION_RETENTION,
+            config.default_workflow_completion_retention,
         ),
         enable_lazy_state=bool(lazy),
     )
