@@ -6,8 +6,7 @@ import json
 
 import httpx
 import pytest
-
-from restate_operator.admin_client import PINNED_QUERY, UNPINNED_QUERY, AdminClient, AdminError
+from restate_operator.admin_client import PINNED_QUERY, AdminClient, AdminError
 
 
 class FakeAdmin:

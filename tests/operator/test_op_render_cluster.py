@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from op_helpers import FULL_CLUSTER, MINIMAL_CLUSTER, validate_k8s
-
 from restate_operator import names
 from restate_operator.models import ClusterSpec, SpecError
 from restate_operator.render import merge_env, render_cluster, render_config_toml

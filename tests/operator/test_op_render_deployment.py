@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from op_helpers import deployment_spec, validate_k8s
-
 from restate_operator import names
 from restate_operator.deployment import version_hash
 from restate_operator.hashing import fnv1a64, safe_encode, template_hash

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from restate_operator.cluster import cluster_readiness, plan_storage, quantity_bytes
 
 GI = 2**30

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from restate_operator.admin_client import AdminView, Deployment, Invocations
 from restate_operator.models import DeletionPolicy
 from restate_operator.versions import (
