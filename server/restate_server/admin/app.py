@@ -1,0 +1,165 @@
+"""The admin REST API application: routes, API-version prefixes, and error rendering.
+
+Every route is served unprefixed and under ``/v2``, ``/v3`` and ``/v4``; the prefix is the admin API
+version the client speaks (the CLI asks ``/version`` and then uses the highest), and a few answers
+depend on it (registration defaults and statuses). ``/v1`` is refused as upstream does. Other
+components add their routes through :class:`AdminRoutes` (``create_admin_app(ctx, extra=[...])``), so
+they get the same prefixes and error handling without touching this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from restate_server.admin import errors
+from restate_server.schema.options import ServerDefaults
+from restate_server.schema.registry import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+MIN_ADMIN_API_VERSION = 2
+MAX_ADMIN_API_VERSION = 4
+UNKNOWN_API_VERSION = 0  # unprefixed paths
+
+
+class _IngressConfig(Protocol):
+    @property
+    def bind_address(self) -> str: ...
+    @property
+    def advertised_ingress_endpoint(self) -> str | None: ...
+
+
+class AdminConfig(ServerDefaults, Protocol):
+    """The configuration the admin API reads (``restate_server.config.Config`` satisfies it)."""
+
+    @property
+    def cluster_name(self) -> str: ...
+    @property
+    def ingress(self) -> _IngressConfig: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class AdminContext:
+    """What the admin handlers need; hooks are filled in by the node once the worker exists."""
+
+    registry: SchemaRegistry
+    config: AdminConfig
+    ingress_endpoint: Callable[[], str] | None = None
+    """The URL ``/version`` reports (the node knows the port really bound); else derived from config."""
+    invocation_count_for_deployment: Callable[[str], Awaitable[int]] | None = None
+    """How many invocations are pinned to a deployment (logged on forced deletes)."""
+    server_version: str = "1.7.12"
+    """The upstream release this server answers as; the CLI compares it with its own."""
+    features: dict[str, bool] = field(default_factory=dict)
+
+
+CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)
+API_VERSION = "restate.admin_api_version"  # request key holding the prefix's version number
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def context(request: web.Request) -> AdminContext:
+    """The admin context of a request."""
+    return request.app[CONTEXT]
+
+
+def api_version(request: web.Request) -> int:
+    """The admin API version of the request's prefix (0 for an unprefixed path)."""
+    return int(request.get(API_VERSION, UNKNOWN_API_VERSION))
+
+
+class AdminRoutes:
+    """Registers a route under every supported prefix."""
+
+    PREFIXES = {"": UNKNOWN_API_VERSION} | {
+        f"/v{v}": v for v in range(MIN_ADMIN_API_VERSION, MAX_ADMIN_API_VERSION + 1)
+    }
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        self._router = router
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        """Serve ``method path`` (``path`` starts with ``/``) at ``/`` and at each ``/vN`` prefix."""
+        for prefix, version in self.PREFIXES.items():
+            self._router.add_route(method, prefix + path, _versioned(handler, version))
+
+
+def _versioned(handler: Handler, version: int) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        request[API_VERSION] = version
+        return await handler(request)
+
+    wrapper.__name__ = getattr(handler, "__name__", "handler")
+    return wrapper
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The JSON object body, refused as axum's ``Json`` extractor refuses (415, 400, 422; plain text)."""
+    content_type = request.headers.get("content-type", "")
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if not (mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))):
+        raise errors.PlainTextError(415, "Expected request with `Content-Type: application/json`")
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise errors.PlainTextError(400, f"Failed to parse the request body as JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise body_shape_error("invalid type: expected a JSON object")
+    return body
+
+
+def body_shape_error(reason: str) -> errors.PlainTextError:
+    """422 for a well-formed body of the wrong shape."""
+    return errors.PlainTextError(422, f"Failed to deserialize the JSON body into the target type: {reason}")
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return web.Response(status=404)  # axum answers unknown routes with an empty 404
+    except web.HTTPMethodNotAllowed as e:
+        return web.Response(status=405, headers={"allow": ", ".join(sorted(e.allowed_methods))})
+    except Exception as e:
+        rendered = errors.translate(e)
+        if rendered is None:
+            raise
+        if rendered.status >= 500:
+            log.warning("admin %s %s failed: %s", request.method, request.path, e)
+        return rendered.response()
+
+
+async def _unsupported_version(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        status=400,
+        text=(
+            f"Unsupported Admin API version V1. This server supports versions between "
+            f"V{MIN_ADMIN_API_VERSION} and V{MAX_ADMIN_API_VERSION}."
+        ),
+    )
+
+
+def create_admin_app(
+    ctx: AdminContext, *, extra: Iterable[Callable[[AdminRoutes], None]] = ()
+) -> web.Application:
+    """The admin API application over ``ctx``; ``extra`` functions register more routes."""
+    from restate_server.admin import deployments, meta, services
+
+    app = web.Application(middlewares=[_error_middleware])
+    app[CONTEXT] = ctx
+    routes = AdminRoutes(app.router)
+    for register in (meta.register, deployments.register, services.register, *extra):
+        register(routes)
+    app.router.add_route("*", "/v1", _unsupported_version)
+    app.router.add_route("*", "/v1/{tail:.*}", _unsupported_version)
+    app.router.add_get("/", meta.root_redirect)
+    return app

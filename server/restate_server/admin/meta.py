@@ -1,0 +1,108 @@
+"""The admin API's own endpoints: health, version, cluster health, OpenAPI, and the UI redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from restate_server.admin import app as admin_app
+from restate_server.admin.errors import json_response
+
+# Upstream 1.7's experimental feature flags, all off here; the CLI and UI only read them.
+FEATURES = (
+    "vqueues_migration_skip_completed",
+    "invoker_yield",
+    "protocol_v7",
+    "scoped_promise_table_migration",
+    "scoped_virtual_objects",
+    "preflight_invocation_termination_retention",
+    "vqueues_async_refill",
+    "vqueue_obsolete_cleanup",
+    "kafka_scope",
+    "unique_random_seeds",
+    "vqueues",
+    "scoped_state_table_migration",
+)
+
+
+def ingress_endpoint(ctx: admin_app.AdminContext) -> str:
+    """The ingress URL to advertise: the node's hook, the configured one, or the bind address."""
+    if ctx.ingress_endpoint is not None:
+        url = ctx.ingress_endpoint()
+    elif ctx.config.ingress.advertised_ingress_endpoint:
+        url = ctx.config.ingress.advertised_ingress_endpoint
+    else:
+        host, _, port = ctx.config.ingress.bind_address.rpartition(":")
+        host = host.strip("[]")
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    return url if url.endswith("/") else url + "/"
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    """``GET /health``: 200 with an empty body."""
+    return web.Response(status=200)
+
+
+async def version(request: web.Request) -> web.StreamResponse:
+    """``GET /version``: server version, admin API range, ingress URL and feature flags."""
+    ctx = admin_app.context(request)
+    features = {name: False for name in FEATURES} | ctx.features
+    return json_response(
+        {
+            "version": ctx.server_version,
+            "min_admin_api_version": admin_app.MIN_ADMIN_API_VERSION,
+            "max_admin_api_version": admin_app.MAX_ADMIN_API_VERSION,
+            "ingress_endpoint": ingress_endpoint(ctx),
+            "features": features,
+        }
+    )
+
+
+async def cluster_health(request: web.Request) -> web.StreamResponse:
+    """``GET /cluster-health``: one node, which is the whole metadata cluster."""
+    ctx = admin_app.context(request)
+    return json_response(
+        {"cluster_name": ctx.config.cluster_name, "metadata_cluster_health": {"members": [1]}}
+    )
+
+
+def _openapi_document(request: web.Request) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for resource in request.app.router.resources():
+        path = resource.canonical
+        if path.startswith(("/v1", "/v2", "/v3", "/v4")) or path == "/":
+            continue
+        for route in resource:
+            if route.method in ("HEAD", "*"):
+                continue
+            paths.setdefault(path, {})[route.method.lower()] = {"responses": {"200": {"description": "OK"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Admin API",
+            "version": admin_app.context(request).server_version,
+            "license": {"name": "MIT", "url": "https://opensource.org/license/mit"},
+        },
+        "paths": paths,
+    }
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    """``GET /openapi``: a minimal OpenAPI 3.1 document listing the routes."""
+    return json_response(_openapi_document(request))
+
+
+async def root_redirect(request: web.Request) -> web.StreamResponse:
+    """``GET /``: to the web UI, as upstream."""
+    return web.Response(status=308, headers={"location": "/ui/"})
+
+
+def register(routes: admin_app.AdminRoutes) -> None:
+    """Add this module's routes."""
+    routes.add("GET", "/health", health)
+    routes.add("GET", "/version", version)
+    routes.add("GET", "/cluster-health", cluster_health)
+    routes.add("GET", "/openapi", openapi)

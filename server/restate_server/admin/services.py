@@ -1,0 +1,97 @@
+"""``/services``: the latest revision of each service and its handlers, and admin overrides.
+
+Overrides set with ``PATCH /services/{service}`` last until the next registration of the service,
+as upstream (the new revision starts from what the endpoint declares).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from restate_server.admin import app as admin_app, errors, model
+from restate_server.admin.errors import json_response
+from restate_server.durations import parse_duration
+from restate_server.schema.registry import ServiceChanges
+
+_DURATION_FIELDS = (
+    "idempotency_retention",
+    "workflow_completion_retention",
+    "journal_retention",
+    "inactivity_timeout",
+    "abort_timeout",
+)
+
+
+def _service_json(request: web.Request, name: str) -> dict[str, Any]:
+    ctx = admin_app.context(request)
+    service = ctx.registry.service(name)
+    if service is None:
+        raise errors.not_found("service", name)
+    deployment = ctx.registry.deployment(service.deployment_id)
+    protocol = None if deployment is None else deployment.protocol_type
+    return model.service_metadata(service, protocol, ctx.config)
+
+
+async def list_services(request: web.Request) -> web.StreamResponse:
+    """``GET /services``."""
+    registry = admin_app.context(request).registry
+    return json_response({"services": [_service_json(request, s.name) for s in registry.services()]})
+
+
+async def get_service(request: web.Request) -> web.StreamResponse:
+    """``GET /services/{service}``."""
+    return json_response(_service_json(request, request.match_info["service"]))
+
+
+def _changes(body: dict[str, Any]) -> ServiceChanges:
+    public = body.get("public")
+    if public is not None and not isinstance(public, bool):
+        raise admin_app.body_shape_error("public: invalid type: expected a boolean")
+    durations: dict[str, float] = {}
+    for key in _DURATION_FIELDS:
+        value = body.get(key)
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str):
+                raise ValueError(f"invalid type: {type(value).__name__}, expected a duration string")
+            durations[key] = parse_duration(value)
+        except ValueError as e:
+            raise admin_app.body_shape_error(f"{key}: {e}") from e
+    return ServiceChanges(public=public, **durations)
+
+
+async def modify_service(request: web.Request) -> web.StreamResponse:
+    """``PATCH /services/{service}``: visibility, retentions and timeouts."""
+    ctx = admin_app.context(request)
+    name = request.match_info["service"]
+    changes = _changes(await admin_app.read_json(request))
+    if changes.empty:
+        return json_response(_service_json(request, name))
+    await ctx.registry.modify_service(name, changes)
+    return json_response(_service_json(request, name))
+
+
+async def list_handlers(request: web.Request) -> web.StreamResponse:
+    """``GET /services/{service}/handlers``."""
+    return json_response({"handlers": _service_json(request, request.match_info["service"])["handlers"]})
+
+
+async def get_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /services/{service}/handlers/{handler}``."""
+    service, handler = request.match_info["service"], request.match_info["handler"]
+    for doc in _service_json(request, service)["handlers"]:
+        if doc["name"] == handler:
+            return json_response(doc)
+    raise errors.AdminError(404, f"The requested handler '{handler}' on service '{service}' does not exist")
+
+
+def register(routes: admin_app.AdminRoutes) -> None:
+    """Add this module's routes."""
+    routes.add("GET", "/services", list_services)
+    routes.add("GET", "/services/{service}", get_service)
+    routes.add("PATCH", "/services/{service}", modify_service)
+    routes.add("GET", "/services/{service}/handlers", list_handlers)
+    routes.add("GET", "/services/{service}/handlers/{handler}", get_handler)
