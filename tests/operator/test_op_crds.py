@@ -69,7 +69,7 @@ def test_crd_schema_is_structural(vid: str, version: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("vid", "version"), versions(), ids=[v for v, _ in versions()])
 def test_crd_defaults_satisfy_their_own_schema(vid: str, version: dict[str, Any]) -> None:
     checked = 0
-    for path, node in schema_nodes(version["schema"]["openAPIV3Schema"]):
+    for _path, node in schema_nodes(version["schema"]["openAPIV3Schema"]):
         if "default" in node:
             sub = {k: v for k, v in node.items() if k != "default"}
             jsonschema.validate(node["default"], to_json_schema(sub))
