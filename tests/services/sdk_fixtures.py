@@ -58,9 +58,11 @@ class SdkService:
             self.process.wait()
 
 
-def start_sdk_service(*, variant: str = "", identity_keys: list[str] | None = None) -> SdkService:
-    """Start the services process and wait until it answers."""
-    port = free_port()
+def start_sdk_service(
+    *, variant: str = "", identity_keys: list[str] | None = None, port: int | None = None
+) -> SdkService:
+    """Start the services process and wait until it answers (on ``port``, to replace a stopped one)."""
+    port = port or free_port()
     cmd = [sys.executable, str(SERVE), "--port", str(port)]
     if variant:
         cmd += ["--variant", variant]
@@ -92,8 +94,10 @@ def sdk_service_factory() -> Iterator[SdkServiceFactory]:
     """Start SDK service processes on demand; all are stopped at teardown."""
     started: list[SdkService] = []
 
-    def factory(*, variant: str = "", identity_keys: list[str] | None = None) -> SdkService:
-        service = start_sdk_service(variant=variant, identity_keys=identity_keys)
+    def factory(
+        *, variant: str = "", identity_keys: list[str] | None = None, port: int | None = None
+    ) -> SdkService:
+        service = start_sdk_service(variant=variant, identity_keys=identity_keys, port=port)
         started.append(service)
         return service
 
