@@ -60,7 +60,7 @@ class AdminContext:
 
 
 CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)
-API_VERSION = "restate.admin_api_version"  # request key holding the prefix's version number
+API_VERSION: web.RequestKey[int] = web.RequestKey("admin_api_version", int)  # the prefix's version
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,7 +72,8 @@ def context(request: web.Request) -> AdminContext:
 
 def api_version(request: web.Request) -> int:
     """The admin API version of the request's prefix (0 for an unprefixed path)."""
-    return int(request.get(API_VERSION, UNKNOWN_API_VERSION))
+    version: int = request.get(API_VERSION, UNKNOWN_API_VERSION)
+    return version
 
 
 class AdminRoutes:
