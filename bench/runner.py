@@ -195,6 +195,8 @@ class ServerBench:
             if await self._start():
                 await self._workload()
                 await self._restart(spec)
+            else:
+                self._not_run_all(f"server {self.result.status}")
         finally:
             if self.result.peak_rss is None and self.sampler is not None:
                 self._sample()
@@ -202,6 +204,18 @@ class ServerBench:
             if self.server is not None:
                 self.server.stop()
         return self.result
+
+    def _scenarios(self, mode: str, prefix: str, run_id: str) -> list[scenarios.Scenario]:
+        built = scenarios.build(scenarios.Target(mode=mode, prefix=prefix, run_id=run_id))
+        only = self.options.only
+        return [s for s in built if not only or any(word in s.name for word in only)]
+
+    def _not_run_all(self, reason: str) -> None:
+        for mode, prefix, _offset, _extras in MODES:
+            for scenario in self._scenarios(mode, prefix, "-"):
+                self.result.scenarios.append(
+                    ScenarioResult(name=scenario.name, mode=mode, status="not run", reason=reason)
+                )
 
     async def _start(self) -> bool:
         assert self.server is not None
@@ -270,11 +284,13 @@ class ServerBench:
         result.disk_fresh = procs.disk_usage(self.base_dir)
         run_id = f"{self.spec.name}{int(time.time())}"
         for mode, prefix, offset, _extras in MODES:
-            target = scenarios.Target(mode=mode, prefix=prefix, run_id=run_id)
-            for scenario in scenarios.build(target):
-                if self.options.only and not any(word in scenario.name for word in self.options.only):
-                    continue
-                if result.registration.get(mode) != "ok":
+            for scenario in self._scenarios(mode, prefix, run_id):
+                assert self.server is not None
+                if not self.server.alive():
+                    outcome = ScenarioResult(
+                        name=scenario.name, mode=mode, status="not run", reason="server crashed earlier"
+                    )
+                elif result.registration.get(mode) != "ok":
                     outcome = ScenarioResult(
                         name=scenario.name,
                         mode=mode,
@@ -291,11 +307,11 @@ class ServerBench:
                     f"{outcome.throughput:.0f}/s" if outcome.ops else outcome.reason[:200],
                 )
                 result.scenarios.append(outcome)
-                assert self.server is not None
-                if not self.server.alive():
+                if not self.server.alive() and result.status != "crashed":
                     result.status = "crashed"
                     result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
-                    return
+        if result.status == "crashed":
+            return
         result.idle_rss_after, _ = await self._settle()
         result.disk_after = procs.disk_usage(self.base_dir)
         rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")

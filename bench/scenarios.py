@@ -51,8 +51,9 @@ class Scenario:
     """Base: ``op`` is one measured operation, issued by ``concurrency`` closed-loop callers."""
 
     kind = "base"
-    #: Per-request timeout; the closed loop lets in-flight operations finish within it.
-    timeout_s = 30.0
+    #: Per-request timeout; the closed loop lets in-flight operations finish within it, and the
+    #: probe gives up after it (so a server that hangs costs at most this much per scenario).
+    timeout_s = 10.0
 
     def __init__(self, target: Target, concurrency: int) -> None:
         self.prefix = target.prefix
