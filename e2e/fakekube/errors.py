@@ -56,10 +56,19 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def invalid(resource: str, name: str, message: str) -> ApiError:
-    return ApiError(
-        422, "Invalid", f'{resource} "{name}" is invalid: {message}', details={"name": name, "kind": resource}
-    )
+def invalid(resource: str, name: str, message: str, causes: list[str] | None = None) -> ApiError:
+    """422 Invalid; each cause is ``"<field>: <message>"`` as the validation produced it."""
+    details: dict[str, Any] = {"name": name, "kind": resource}
+    if causes:
+        details["causes"] = [
+            {
+                "reason": "FieldValueInvalid",
+                "field": c.split(":", 1)[0],
+                "message": c.split(":", 1)[-1].strip(),
+            }
+            for c in causes
+        ]
+    return ApiError(422, "Invalid", f'{resource} "{name}" is invalid: {message}', details=details)
 
 
 def method_not_allowed(message: str) -> ApiError:

@@ -23,6 +23,7 @@ from .store import JsonObj, Store, TypeKey, meta
 _SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _NOT_SPEC = ("metadata", "status", "apiVersion", "kind")
 NAMESPACES: TypeKey = ("", "namespaces")
+PODS: TypeKey = ("", "pods")
 
 
 def now() -> str:
@@ -156,7 +157,11 @@ class Objects:
         if _comparable(new) == _comparable(old):
             return old
         md = meta(new)
-        if md.get("deletionTimestamp") and not md.get("finalizers"):
+        if (
+            md.get("deletionTimestamp")
+            and not md.get("finalizers")
+            and not md.get("deletionGracePeriodSeconds")
+        ):
             return self._remove(rt, old)
         stored = self.store.put(rt.key, new, old=old)
         strategies.after_write(self, rt, old, stored)
@@ -232,17 +237,22 @@ class Objects:
         finalizers = list(md.get("finalizers") or [])
         if policy == "Foreground" and self.dependents(omd["uid"]) and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
+        grace = 0
+        if rt.key == PODS and (obj.get("spec") or {}).get("nodeName"):
+            # A pod on a node terminates gracefully: its kubelet stops it, then deletes it with grace 0.
+            default_grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            grace = int(options.get("gracePeriodSeconds", default_grace))
         if rt.key == NAMESPACES:
             obj.setdefault("status", {})["phase"] = "Terminating"
             self.gc_wakeup.set()
-        elif not finalizers:
+        elif not finalizers and grace == 0:
             return self._remove(rt, old)
         if finalizers:
             md["finalizers"] = finalizers
         if md.get("deletionTimestamp") and _comparable(obj) == _comparable(old):
             return old
         md.setdefault("deletionTimestamp", now())
-        md.setdefault("deletionGracePeriodSeconds", 0)
+        md.setdefault("deletionGracePeriodSeconds", grace)
         stored = self.store.put(rt.key, obj, old=old)
         self.gc_wakeup.set()
         return stored

@@ -27,7 +27,7 @@ def _custom(rt: ResourceType, obj: JsonObj) -> JsonObj:
     out: JsonObj = schema.default_and_prune(obj, rt.schema, root=True)
     problems = schema.validate({k: v for k, v in out.items() if k != "status"}, rt.schema)
     if problems:
-        raise errors.invalid(rt.kind, meta(obj).get("name", ""), "; ".join(problems))
+        raise errors.invalid(rt.kind, meta(obj).get("name", ""), "; ".join(problems), problems)
     return out
 
 
