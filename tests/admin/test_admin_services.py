@@ -108,3 +108,17 @@ async def test_services_patch_errors(admin: Client, deployment: dict[str, Any]) 
     assert response.status == 422
     response = await admin.patch("/services/Greeter", data=b"{}")
     assert response.status == 415
+
+
+async def test_services_openapi_lists_public_handlers(admin: Client, deployment: dict[str, Any]) -> None:
+    doc = await (await admin.get("/services/Counter/openapi")).json()
+    assert doc["openapi"] == "3.1.0"
+    assert set(doc["paths"]) == {
+        "/Counter/{key}/add",
+        "/Counter/{key}/add/send",
+        "/Counter/{key}/get",
+        "/Counter/{key}/get/send",
+    }
+    add = doc["paths"]["/Counter/{key}/add"]["post"]
+    assert add["requestBody"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    assert (await admin.get("/services/Nope/openapi")).status == 404

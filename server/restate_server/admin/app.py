@@ -52,7 +52,7 @@ class AdminContext:
     config: AdminConfig
     ingress_endpoint: Callable[[], str] | None = None
     """The URL ``/version`` reports (the node knows the port really bound); else derived from config."""
-    invocation_count_for_deployment: Callable[[str], Awaitable[int]] | None = None
+    invocation_count_for_deployment: Callable[[str], int | Awaitable[int]] | None = None
     """How many invocations are pinned to a deployment (logged on forced deletes)."""
     server_version: str = "1.7.12"
     """The upstream release this server answers as; the CLI compares it with its own."""

@@ -12,6 +12,7 @@ Registration follows upstream 1.7 (``crates/admin/src/rest_api/deployments.rs``)
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -135,7 +136,8 @@ async def delete_deployment(request: web.Request) -> web.StreamResponse:
     if force != "true":
         return web.Response(status=501)
     if ctx.invocation_count_for_deployment is not None:
-        pinned = await ctx.invocation_count_for_deployment(dp_id)
+        counted = ctx.invocation_count_for_deployment(dp_id)
+        pinned = await counted if inspect.isawaitable(counted) else counted
         if pinned:
             log.warning("force-removing deployment %s with %d invocations pinned to it", dp_id, pinned)
     await ctx.registry.delete_deployment(dp_id)

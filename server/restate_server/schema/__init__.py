@@ -1,0 +1,1 @@
+"""Deployments, services and handlers: the schema every component reads, and its registry."""

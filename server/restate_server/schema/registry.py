@@ -76,10 +76,15 @@ class SchemaRegistry:
 
     @classmethod
     async def load(
-        cls, store: metadata.MetadataStore, *, discoverer: Discoverer | None = None, **kwargs: object
+        cls,
+        store: metadata.MetadataStore,
+        *,
+        discoverer: Discoverer | None = None,
+        routing_headers: tuple[str, ...] = (),
+        clock: Callable[[], float] = time.time,
     ) -> SchemaRegistry:
         """A registry initialised from what the store holds."""
-        registry = cls(store, discoverer=discoverer, **kwargs)  # type: ignore[arg-type]
+        registry = cls(store, discoverer=discoverer, routing_headers=routing_headers, clock=clock)
         await registry.refresh()
         return registry
 
