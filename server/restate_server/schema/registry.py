@@ -148,6 +148,8 @@ class SchemaRegistry:
             for _ in range(_CAS_ATTEMPTS):
                 current = self._state
                 new = change(current.deployments)
+                if new == current.deployments:
+                    return  # e.g. a concurrent registration of the same address already landed
                 payload = json.dumps(serde.dump(new), separators=(",", ":")).encode()
                 try:
                     version = await self._store.put(SCHEMA_KEY, payload, expected_version=current.version)
