@@ -202,3 +202,31 @@ async def test_invocation_options_handler_over_service_over_defaults(
     other = invocation_options(svc, svc.handlers["fail"], config)
     assert other.abort_timeout == config.worker.invoker.abort_timeout
     assert other.retry.on_max_attempts == "pause"
+
+
+async def test_registry_update_in_place_keeps_services_unless_overwrite(
+    registry: SchemaRegistry, fake_discovery: FakeDiscovery
+) -> None:
+    _, dep = await registry.register_deployment(A)
+    moved = "http://127.0.0.1:9099/"
+    fewer = manifest()
+    fewer["services"] = fewer["services"][:1]
+    fake_discovery.manifests[moved] = fewer
+    updated = await registry.update_deployment(dep.id, uri=moved)
+    assert (updated.id, updated.uri) == (dep.id, moved)
+    assert set(updated.services) == {"Greeter", "Counter", "Signup"}
+    updated = await registry.update_deployment(dep.id, overwrite=True)
+    assert set(updated.services) == {"Greeter"}
+    assert updated.services["Greeter"].revision == 1
+    assert registry.service("Counter") is None
+
+
+async def test_registry_update_refuses_protocol_change(
+    registry: SchemaRegistry, fake_discovery: FakeDiscovery
+) -> None:
+    _, dep = await registry.register_deployment(A)
+    fake_discovery.manifests[A] = manifest(minProtocolVersion=6)
+    with pytest.raises(errors.DifferentProtocolVersions) as info:
+        await registry.update_deployment(dep.id, additional_headers={"x": "y"})
+    assert info.value.code == "META0016"
+    assert "from 5..=7 to 6..=7" in info.value.message
