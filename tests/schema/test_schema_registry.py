@@ -225,7 +225,7 @@ async def test_registry_update_refuses_protocol_change(
     registry: SchemaRegistry, fake_discovery: FakeDiscovery
 ) -> None:
     _, dep = await registry.register_deployment(A)
-    fake_discovery.manifests[A] = manifest(minProtocolVersion=6)
+    fake_discovery.manifests[A + "/"] = manifest(minProtocolVersion=6)
     with pytest.raises(errors.DifferentProtocolVersions) as info:
         await registry.update_deployment(dep.id, additional_headers={"x": "y"})
     assert info.value.code == "META0016"
