@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import datetime
 import logging
-import os
 import shlex
 import subprocess
 import sys
@@ -164,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=WORK,
         only=[w for w in args.only.split(",") if w] or None,
     )
+    load_at_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     services = Services(args.service_port, sys.executable)
     try:
         if not services.wait_ready():
@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         "argv": shlex.join(["bench/run.sh", *(sys.argv[1:] if argv is None else argv)]),
         "duration_s": duration,
         "max_ops": args.max_ops,
-        "pid": os.getpid(),
+        "loadavg_start": load_at_start,
+        "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
     text = report.render(results, machine, settings)
     print(text)

@@ -68,6 +68,13 @@ def cpu_seconds(pid: int, *, with_tree: bool = True) -> float:
     return ticks / CLK_TCK
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (``/proc/stat``; not per namespace)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def _status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -98,14 +105,22 @@ def disk_usage(path: Path) -> int:
     return total
 
 
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    """True when ``url`` answers 2xx."""
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """The HTTP status ``url`` answers with, or None when nothing answers."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             status: int = response.status
-            return 200 <= status < 300
+            return status
+    except urllib.error.HTTPError as e:
+        return e.code
     except (OSError, urllib.error.URLError, ValueError):
-        return False
+        return None
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when ``url`` answers 2xx."""
+    status = http_status(url, timeout)
+    return status is not None and 200 <= status < 300
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -142,8 +157,13 @@ class ServerSpec:
     ports: Ports
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def health_urls(self) -> list[str]:
-        return [f"{self.ports.admin_url}/health", f"{self.ports.ingress_url}/restate/health"]
+    def health_urls(self) -> dict[str, int]:
+        """Health URL -> the lowest status that is *not* ready.
+
+        The admin must answer 2xx. For the ingress any answer below 500 counts (a server without the
+        ``/restate/health`` route yet still serves calls); the status seen is kept in ``health_seen``.
+        """
+        return {f"{self.ports.admin_url}/health": 300, f"{self.ports.ingress_url}/restate/health": 500}
 
 
 class Running:
@@ -156,6 +176,7 @@ class Running:
         env = dict(os.environ)
         env.update(spec.ports.env())
         env.update(spec.extra_env)
+        self.health_seen: dict[str, int] = {}
         self.started = time.monotonic()
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -175,13 +196,18 @@ class Running:
         return self.proc.poll() is None
 
     def wait_ready(self, deadline_s: float) -> float | None:
-        """Seconds from spawn until every health endpoint answers 2xx; None on exit or deadline."""
+        """Seconds from spawn until the health endpoints answer (see ``health_urls``); None on exit or deadline."""
         end = self.started + deadline_s
-        pending = list(self.spec.health_urls())
+        pending = dict(self.spec.health_urls())
         while time.monotonic() < end:
             if not self.alive():
                 return None
-            pending = [url for url in pending if not http_ok(url, timeout=0.5)]
+            for url, limit in list(pending.items()):
+                status = http_status(url, timeout=0.5)
+                if status is not None:
+                    self.health_seen[url] = status
+                    if 200 <= status < limit:
+                        del pending[url]
             if not pending:
                 return time.monotonic() - self.started
             time.sleep(0.02)

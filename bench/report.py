@@ -177,6 +177,7 @@ def _scenario_rows(results: dict[str, ServerResult]) -> tuple[list[list[str]], l
                     "-" if s.gen_util is None else f"{100 * s.gen_util:.0f} %",
                     _ms(s.service_cpu_ms_per_op),
                     "-" if s.server_util is None else f"{100 * s.server_util:.0f} %",
+                    "-" if s.other_util is None else f"{100 * s.other_util:.0f} %",
                     extra,
                 ]
             )
@@ -222,6 +223,10 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         "(for `send`, including the backlog drain) ÷ completed operations.",
         f"- All three (server, SDK processes, generator) share the machine's {machine.get('cores')} "
         "cores, so throughput is bounded by their sum; compare ratios, not absolutes.",
+        f"- The machine is shared: load average {settings.get('loadavg_start', '?')} at the start, "
+        f"{settings.get('loadavg_end', '?')} at the end. The cost table's *other processes* column is the "
+        "CPU the rest of the machine used during each scenario (% of one core, from /proc/stat); when it "
+        "is high, that scenario's figures are skewed.",
         "",
     ]
     out += ["## Status", "", *_status_lines(results), ""]
@@ -242,6 +247,7 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
                 "generator util",
                 "SDK CPU/op",
                 "server util",
+                "other processes",
                 "extra",
             ],
             cost_rows,

@@ -35,6 +35,10 @@ MODES: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
 )
 
 
+#: Bound on the final counter check (1,000 ``get`` calls from 32 clients).
+VERIFY_LIMIT_S = 60.0
+
+
 @dataclasses.dataclass(kw_only=True)
 class Options:
     duration_s: float
@@ -64,6 +68,7 @@ class ScenarioResult:
     gen_cpu_ms_per_op: float | None = None
     gen_util: float | None = None
     server_util: float | None = None
+    other_util: float | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -227,6 +232,9 @@ class ServerBench:
             result.notes.append(f"not ready within 60 s; log tail:\n{self.server.log_tail()}")
             return False
         log.info("%s ready in %.2f s", self.spec.name, result.ready_s)
+        for url, status in self.server.health_seen.items():
+            if not 200 <= status < 300:
+                result.notes.append(f"{url} answered {status} (counted as ready: the server answers)")
         for mode, _prefix, offset, extras in MODES:
             uri = f"http://127.0.0.1:{self.options.service_port + offset}"
             try:
@@ -298,7 +306,7 @@ class ServerBench:
                         reason=f"deployment not registered: {result.registration.get(mode)}",
                     )
                 else:
-                    outcome = await self._scenario(scenario, self.options.service_port + offset)
+                    outcome = await self._bounded(scenario, self.options.service_port + offset)
                 log.info(
                     "%s %s: %s %s",
                     self.spec.name,
@@ -317,6 +325,21 @@ class ServerBench:
         rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")
         if rows:
             result.retained_invocations = int(next(iter(rows[0].values())))
+
+    async def _bounded(self, scenario: scenarios.Scenario, service_port: int) -> ScenarioResult:
+        """``_scenario`` under a watchdog: every phase has its own bound, this one catches the rest."""
+        limit = (
+            scenario.timeout_s * 4 + self.options.duration_s + self.options.drain_timeout_s + VERIFY_LIMIT_S
+        )
+        try:
+            return await asyncio.wait_for(self._scenario(scenario, service_port), limit)
+        except TimeoutError:
+            return ScenarioResult(
+                name=scenario.name,
+                mode=scenario.mode,
+                status="failed",
+                reason=f"harness watchdog: over {limit:.0f} s",
+            )
 
     async def _probe(self, scenario: scenarios.Scenario) -> ScenarioResult | None:
         """One operation before the measured window; a result when the scenario cannot run."""
@@ -343,7 +366,7 @@ class ServerBench:
         if skipped is not None:
             return skipped
         ingress = self.spec.ports.ingress
-        cpu0, svc0 = self._cpu(), self._service_cpu()
+        cpu0, svc0, busy0 = self._cpu(), self._service_cpu(), procs.system_busy_seconds()
         run = await load.run_closed_loop(
             op=scenario.op,
             make_client=lambda: load.Client("127.0.0.1", ingress, scenario.timeout_s),
@@ -363,7 +386,7 @@ class ServerBench:
             else:
                 outcome.extra["drain_s"] = round(drained, 3)
                 wall += drained
-        cpu1, svc1 = self._cpu(), self._service_cpu()
+        cpu1, svc1, busy1 = self._cpu(), self._service_cpu(), procs.system_busy_seconds()
         if isinstance(scenario, scenarios.CounterAdd):
             problems += await self._check_counters(scenario)
         ops = max(run.ops, 1)
@@ -378,6 +401,9 @@ class ServerBench:
         outcome.service_cpu_ms_per_op = 1000 * (svc1 - svc0) / ops
         outcome.gen_cpu_ms_per_op = 1000 * run.gen_cpu_s / ops
         outcome.gen_util = run.gen_cpu_s / run.wall_s if run.wall_s > 0 else None
+        # CPU the rest of the machine used meanwhile (other users' processes): a skew indicator.
+        other = (busy1 - busy0) - (cpu1 - cpu0) - (svc1 - svc0) - run.gen_cpu_s
+        outcome.other_util = max(other, 0.0) / wall if wall > 0 else None
         if problems:
             outcome.extra["check_problems"] = problems[:10]
         if run.errors or problems:
@@ -436,7 +462,12 @@ class ServerBench:
             finally:
                 await client.close()
 
-        await asyncio.gather(*(checker() for _ in range(min(32, len(keys)))))
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(checker() for _ in range(min(32, len(keys))))), VERIFY_LIMIT_S
+            )
+        except TimeoutError:
+            problems.append(f"final counter check did not finish within {VERIFY_LIMIT_S:.0f} s")
         if not keys:
             problems.append("no successful add to check")
         return problems
