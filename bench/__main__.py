@@ -59,11 +59,11 @@ def _ours_version() -> str:
 class Services:
     """The two SDK processes (h2c and HTTP/1.1 deployments), shared by every server under test."""
 
-    def __init__(self, port: int, python: str) -> None:
+    def __init__(self, port: int, python: str, tag: str) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ports = [port, port + 1]
-        for offset, (_mode, prefix, _o, _x) in enumerate(runner.MODES):
-            log_file = (WORK / f"services-{offset}.log").open("wb")
+        for offset, (mode, prefix, _o, _x) in enumerate(runner.MODES):
+            log_file = (WORK / f"services-{tag}-{mode}.log").open("wb")
             self.procs.append(
                 subprocess.Popen(
                     [python, "-m", "bench.services", "--port", str(port + offset), "--prefix", prefix],
@@ -135,13 +135,19 @@ def server_specs(args: argparse.Namespace) -> dict[str, tuple[procs.ServerSpec, 
     return {name: specs[name] for name in args.servers.split(",") if name in specs}
 
 
-async def run_all(
-    args: argparse.Namespace, options: runner.Options, service_pids: list[int]
-) -> dict[str, runner.ServerResult]:
+async def run_all(args: argparse.Namespace, options: runner.Options) -> dict[str, runner.ServerResult]:
+    """Each server in turn, each with freshly started SDK processes (same conditions for both)."""
     results: dict[str, runner.ServerResult] = {}
     for name, (spec, version) in server_specs(args).items():
         log.info("=== %s (%s)", name, version)
-        results[name] = await runner.ServerBench(spec, version, service_pids, options).run()
+        services = Services(args.service_port, sys.executable, tag=name)
+        try:
+            if not await asyncio.to_thread(services.wait_ready):
+                raise SystemExit(f"SDK service processes did not come up; see {WORK}/services-{name}-*.log")
+            pids = [p.pid for p in services.procs]
+            results[name] = await runner.ServerBench(spec, version, pids, options).run()
+        finally:
+            services.stop()
     return results
 
 
@@ -164,20 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         only=[w for w in args.only.split(",") if w] or None,
     )
     load_at_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    services = Services(args.service_port, sys.executable)
     try:
-        if not services.wait_ready():
-            log.error("SDK service processes did not come up; see %s/services-*.log", WORK)
-            return 1
-        service_pids = [p.pid for p in services.procs]
-        try:
-            import uvloop
+        import uvloop
 
-            results = uvloop.run(run_all(args, options, service_pids))
-        except ImportError:
-            results = asyncio.run(run_all(args, options, service_pids))
-    finally:
-        services.stop()
+        results = uvloop.run(run_all(args, options))
+    except ImportError:
+        results = asyncio.run(run_all(args, options))
     machine = report.machine_info(
         upstream_version=_version([str(args.upstream_bin)]), ours_version=_ours_version()
     )

@@ -215,8 +215,8 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         f"per scenario at most {settings['duration_s']} s and {settings['max_ops']:,} operations "
         "(closed loop, every response checked).",
         "- One SDK process per deployment (restate-sdk under hypercorn + uvloop): `Greeter`… over h2c "
-        "(bidi), `H1Greeter`… registered with `use_http_11` (request/response). The same two processes "
-        "serve both servers.",
+        "(bidi), `H1Greeter`… registered with `use_http_11` (request/response). Both are started "
+        "afresh for each server.",
         "- Load generator: this harness's own keep-alive HTTP/1.1 client on uvloop, one connection per "
         "caller, in the harness process; its CPU per op and utilisation are in the cost table.",
         "- CPU per op: user+system time of the server's process tree over the measured window "
