@@ -1,0 +1,173 @@
+"""The invoker: one task per running invocation, retrying attempts with backoff.
+
+Upstream splits the invoker into an invocation state machine (attempts, retries) and the
+protocol runner (I/O); here `InvocationTask` is the former and `attempt.Attempt` the latter. The
+invoker never writes the store: effects go to the log through `InvokerHost.propose`, and the
+next attempt starts only after the previous one's effects were applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from restate_server.invoker.attempt import Attempt, Snapshot, Transport
+from restate_server.invoker.errors import AttemptError
+from restate_server.invoker.retry import next_delay
+from restate_server.log.records import InvokerEffect
+
+log = logging.getLogger(__name__)
+
+
+class InvokerHost(Protocol):
+    """What the invoker needs from the partition side (implemented by the leader)."""
+
+    def snapshot(self, partition: int, invocation_id: bytes) -> Snapshot | AttemptError | None:
+        """Journal, state and deployment for a new attempt; None if the invocation is not running."""
+        ...
+
+    def propose(self, partition: int, effect: InvokerEffect) -> Awaitable[int]:
+        """Append the effect to the partition's log (ordered; durable when awaited)."""
+        ...
+
+    async def wait_applied(self, partition: int, lsn: int) -> None: ...
+
+
+@dataclass(slots=True)
+class InvocationState:
+    """In-memory status of a running invocation (upstream's `sys_invocation_state`)."""
+
+    partition: int
+    attempts: int = 0
+    last_failure: str | None = None
+    last_failure_code: str | None = None
+    next_retry_at: float | None = None
+    last_start_at: float | None = None
+    in_flight: bool = False
+    restart: bool = False
+    attempt: Attempt | None = None
+    last_proposal: Awaitable[int] | None = None
+    server: str | None = None
+    killed: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Invoker:
+    def __init__(self, host: InvokerHost, transport: Transport, *, concurrency_limit: int | None = None) -> None:
+        self.host = host
+        self.transport = transport
+        self.invocations: dict[bytes, InvocationState] = {}
+        self._slots = asyncio.Semaphore(concurrency_limit) if concurrency_limit else None
+
+    def start(self, partition: int, invocation_id: bytes) -> None:
+        state = self.invocations.get(invocation_id)
+        if state is not None:
+            state.restart = True  # the running task starts another attempt when this one ends
+            return
+        state = InvocationState(partition)
+        self.invocations[invocation_id] = state
+        state.task = asyncio.get_running_loop().create_task(
+            self._run(invocation_id, state), name=f"invocation-{invocation_id.hex()[:12]}"
+        )
+
+    def notify(self, invocation_id: bytes, journal_index: int, type_: int, payload: bytes,
+               ack_completion_id: int | None) -> None:
+        state = self.invocations.get(invocation_id)
+        if state is not None and state.attempt is not None:
+            state.attempt.push(journal_index, type_, payload, ack_completion_id)
+
+    def abort(self, invocation_id: bytes) -> None:
+        state = self.invocations.pop(invocation_id, None)
+        if state is None:
+            return
+        state.killed = True
+        if state.attempt is not None:
+            state.attempt.abort()
+        if state.task is not None:
+            state.task.cancel()
+
+    async def close(self) -> None:
+        tasks = [s.task for s in self.invocations.values() if s.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.invocations.clear()
+        await self.transport.close()
+
+    async def _run(self, invocation_id: bytes, state: InvocationState) -> None:
+        try:
+            await self._attempts(invocation_id, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("invocation task crashed")
+        finally:
+            if self.invocations.get(invocation_id) is state:
+                del self.invocations[invocation_id]
+
+    async def _attempts(self, invocation_id: bytes, state: InvocationState) -> None:
+        while not state.killed:
+            if state.last_proposal is not None:
+                await self.host.wait_applied(state.partition, await state.last_proposal)
+                state.last_proposal = None
+            state.restart = False
+            snap = self.host.snapshot(state.partition, invocation_id)
+            if snap is None:
+                return
+            if isinstance(snap, AttemptError):
+                error: AttemptError | None = snap
+            else:
+                snap.retry_count = state.attempts
+                error = await self._one_attempt(invocation_id, state, snap)
+                if error is None:
+                    if state.restart:
+                        continue
+                    return
+            assert error is not None
+            state.attempts += 1
+            state.last_failure, state.last_failure_code = error.message, error.code
+            log.info("invocation %s attempt %d failed: %s", invocation_id.hex()[:12], state.attempts, error)
+            if isinstance(snap, Snapshot):
+                delay = next_delay(snap.options.retry, state.attempts, error.retry_after)
+                if delay is None or error.behavior in (1, 2):
+                    self._give_up(invocation_id, state, snap, error)
+                    continue  # once the terminal effect is applied the snapshot is None: stop
+            else:
+                delay = 1.0
+            state.next_retry_at = time.time() + delay
+            await asyncio.sleep(delay)
+            state.next_retry_at = None
+
+    def _give_up(self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError) -> None:
+        pause = error.behavior == 1 or (snap.options.retry.on_max_attempts == "pause" and error.behavior != 2)
+        terminal = ["pause", 500, error.message] if pause else ["kill", 500, error.message]
+        state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, InvokerEffect(
+            invocation_id=invocation_id, first_command_index=snap.commands, entries=[], terminal=terminal,
+            now=int(time.time() * 1000),
+        )))
+
+    async def _one_attempt(self, invocation_id: bytes, state: InvocationState, snap: Snapshot) -> AttemptError | None:
+        def propose(effect: InvokerEffect) -> None:
+            state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, effect))
+
+        attempt = Attempt(snap, self.transport, propose)
+        state.attempt = attempt
+        state.in_flight = True
+        state.last_start_at = time.time()
+        try:
+            if self._slots is not None:
+                async with self._slots:
+                    await attempt.run()
+            else:
+                await attempt.run()
+            return None
+        except AttemptError as exc:
+            return exc
+        finally:
+            state.server = attempt.server_header
+            state.in_flight = False
+            state.attempt = None

@@ -1,0 +1,170 @@
+"""A single node: opens the storage, replays the partitions, leads them, and serves HTTP.
+
+Start-up order matters for durability: every partition replays its log suffix before anything
+new is accepted, then each announces a new leader epoch through its own log, and only when that
+record is applied does the leader resume in-flight invocations, timers and outbox deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from restate_server.admin.app import AdminContext, create_admin_app
+from restate_server.admin.discovery import DiscoveryClient
+from restate_server.config import Config
+from restate_server.ingress.app import Ingress
+from restate_server.invoker.attempt import Transport
+from restate_server.invoker.signing import RequestSigner
+from restate_server.log.providers.rocksdb import RocksDbLog
+from restate_server.log.records import AnnounceLeader, Record
+from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
+from restate_server.observability import metrics
+from restate_server.rocksdb import Database
+from restate_server.schema.model import ServiceType
+from restate_server.schema.registry import SchemaRegistry
+from restate_server.worker.api import WorkerHandle
+from restate_server.worker.leader import Leader
+from restate_server.worker.processor import PartitionProcessor
+from restate_server.worker.waiters import Waiters
+
+log = logging.getLogger(__name__)
+
+_NUM_PARTITIONS_KEY = b"#num_partitions"
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.runners: list[web.AppRunner] = []
+        self.bound: dict[str, tuple[str, int]] = {}
+
+    async def start(self) -> None:
+        config = self.config
+        started = time.monotonic()
+        data_dir = config.node_dir
+        self.db = Database(data_dir / "db")
+        self.metadata = RocksDbMetadataStore.open(data_dir)
+        signer = None
+        if config.request_identity_private_key_pem_file is not None:
+            signer = RequestSigner.from_pem_file(config.request_identity_private_key_pem_file)
+            log.info("request identity key id: %s", signer.key_id)
+        headers = config.effective_request_headers()
+        self.registry = await SchemaRegistry.load(
+            self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
+        )
+        num_partitions = self._num_partitions()
+        self.log = RocksDbLog(self.db)
+        self.waiters = Waiters()
+        processors = [
+            PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service, _now_ms)
+            for p in range(num_partitions)
+        ]
+        self.processors = processors
+        self.log.set_listener(self._on_append)
+        replayed = sum(p.replay() for p in processors)
+        epoch = max(p.leader_epoch for p in processors) + 1
+        self.leader = Leader(
+            config=config, db=self.db, log_provider=self.log, registry=self.registry, processors=processors,
+            waiters=self.waiters, transport=Transport(signer=signer, additional_headers=headers), epoch=epoch,
+        )
+        for p in processors:
+            p.on_actions = self.leader.handle
+            p.on_leadership = self.leader.on_leadership
+        self.tasks = [asyncio.get_running_loop().create_task(p.run(), name=f"partition-{p.partition}")
+                      for p in processors]
+        self.leader.start()
+        await asyncio.gather(*(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)])
+                               for p in processors))
+        worker = WorkerHandle(db=self.db, log_provider=self.log, waiters=self.waiters,
+                              num_partitions=num_partitions)
+        ingress = Ingress(config, self.registry, worker)
+        admin_ctx = AdminContext(registry=self.registry, config=config, ingress_endpoint=self._ingress_endpoint)
+        await self._serve("ingress", ingress.app(), config.ingress.bind_address)
+        await self._serve("admin", create_admin_app(admin_ctx), config.admin.bind_address)
+        await self._serve("node", metrics.node_app(), config.bind_address)
+        log.info("node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
+                 config.node_name, time.monotonic() - started, num_partitions, replayed, epoch)
+
+    def _num_partitions(self) -> int:
+        """Fixed at the first start, like upstream's provisioning; later config changes are ignored."""
+        stored = self.db.get(_NUM_PARTITIONS_KEY)
+        if stored is not None:
+            return int(stored)
+        from restate_server.rocksdb import new_batch
+
+        batch = new_batch()
+        batch.put(_NUM_PARTITIONS_KEY, str(self.config.default_num_partitions).encode())
+        self.db.write(batch, sync=True)
+        return self.config.default_num_partitions
+
+    def _lookup_service(self, name: str) -> tuple[str, dict[str, str | None]] | None:
+        service = self.registry.service(name)
+        if service is None:
+            return None
+        return str(service.ty), {h.name: (str(h.ty) if h.ty is not None else None)
+                                 for h in service.handlers.values()}
+
+    def _on_append(self, partition: int, first_lsn: int, records: Sequence[Record]) -> None:
+        self.processors[partition].on_append(first_lsn, records)
+
+    def _ingress_endpoint(self) -> str:
+        if self.config.ingress.advertised_ingress_endpoint:
+            return self.config.ingress.advertised_ingress_endpoint
+        host, port = self.bound.get("ingress", ("127.0.0.1", 8080))
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}/"
+
+    async def _serve(self, name: str, app: web.Application, address: str) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        host, port = _split_address(address)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise RuntimeError(f"[RT0004] could not bind {name} to {address}: {exc}") from exc
+        self.runners.append(runner)
+        self.bound[name] = (host, port)
+
+    async def stop(self) -> None:
+        for runner in reversed(self.runners):
+            await runner.cleanup()
+        await self.leader.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.log.close()
+        await self.metadata.close()
+        self.db.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+_ = ServiceType
+
+
+async def run(config: Config) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    node = Node(config)
+    await node.start()
+    await stop.wait()
+    log.info("shutting down")
+    await asyncio.wait_for(node.stop(), timeout=config.shutdown_timeout)

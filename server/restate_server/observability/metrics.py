@@ -1,0 +1,24 @@
+"""Prometheus metrics, defined once, and the node port's app (`/metrics`, `/health`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+
+INGRESS_REQUESTS = Counter("restate_ingress_requests", "Ingress requests", ["status", "rpc_service"])
+INVOKER_TASKS = Counter("restate_invoker_invocation_task", "Invocation attempts started", ["outcome"])
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.Response(status=200)
+
+
+def node_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/health", _health)
+    return app

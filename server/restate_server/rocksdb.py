@@ -1,0 +1,82 @@
+"""The node's one RocksDB instance, shared by the log provider and the partition store.
+
+Upstream keeps a RocksDB manager crate for the same reason: one block cache, one WAL, one place
+that decides options. Log appends are written with `sync=True` (they are what we acknowledge);
+partition-store writes skip the fsync because the log can rebuild them (the store records the last
+applied LSN in the same atomic batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+
+class Database:
+    """A raw-bytes RocksDB handle with the two write modes the node needs."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        # Small footprint: the defaults are tuned for servers with gigabytes to spare.
+        opts.set_write_buffer_size(8 * 1024 * 1024)
+        opts.set_max_write_buffer_number(2)
+        opts.set_keep_log_file_num(2)
+        opts.set_max_log_file_size(1024 * 1024)
+        self._db = Rdict(str(path), opts)
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+        self._nosync.sync = False
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        self._db.write(batch, write_opt=self._sync if sync else self._nosync)
+
+    def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys in [start, end), in order."""
+        it = self._db.iter()
+        it.seek(start)
+        while it.valid():
+            key = it.key()
+            if key >= end:
+                break
+            yield key, it.value()
+            it.next()
+
+    def last_key_before(self, end: bytes, start: bytes) -> bytes | None:
+        """The greatest key in [start, end), or None."""
+        it = self._db.iter()
+        it.seek_for_prev(end)
+        while it.valid():
+            key: bytes = it.key()
+            if key < start:
+                return None
+            if key < end:
+                return key
+            it.prev()
+        return None
+
+    def flush(self) -> None:
+        self._db.flush()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def new_batch() -> WriteBatch:
+    return WriteBatch(raw_mode=True)
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(prefix) + 1)
+    return stripped[:-1] + bytes([stripped[-1] + 1])

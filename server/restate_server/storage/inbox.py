@@ -1,0 +1,40 @@
+"""Locks and inboxes of keyed services: one running exclusive invocation per key, the rest queued.
+
+The lock row (upstream's `sys_keyed_service_status`) names the invocation holding the key; the
+inbox rows hold the waiting invocation ids in arrival order.
+"""
+
+from __future__ import annotations
+
+from restate_server.storage import fsm, keys
+from restate_server.storage.transaction import Transaction
+
+
+def lock_holder(txn: Transaction, partition: int, service: str, key: str) -> bytes | None:
+    return txn.get(keys.lock(partition, service, key))
+
+
+def lock(txn: Transaction, partition: int, service: str, key: str, invocation_id: bytes) -> None:
+    txn.put(keys.lock(partition, service, key), invocation_id)
+
+
+def unlock(txn: Transaction, partition: int, service: str, key: str) -> None:
+    txn.delete(keys.lock(partition, service, key))
+
+
+def enqueue(txn: Transaction, partition: int, service: str, key: str, invocation_id: bytes) -> int:
+    seq = fsm.next_counter(txn, partition, b"inbox_seq")
+    txn.put(keys.inbox(partition, service, key, seq), invocation_id)
+    return seq
+
+
+def pop(txn: Transaction, partition: int, service: str, key: str) -> bytes | None:
+    """Remove and return the oldest queued invocation of the key."""
+    for row_key, invocation_id in txn.scan_prefix(keys.inbox_prefix(partition, service, key)):
+        txn.delete(row_key)
+        return invocation_id
+    return None
+
+
+def remove(txn: Transaction, partition: int, service: str, key: str, seq: int) -> None:
+    txn.delete(keys.inbox(partition, service, key, seq))

@@ -1,0 +1,123 @@
+"""Key layout of the partition store: every table's keys are built here and nowhere else.
+
+All keys start with a one-byte table tag and the partition id (u16 BE), so one partition's rows of
+one table are a contiguous range. Variable-length parts are length-prefixed so that prefixes never
+collide ("ab"+"c" vs "a"+"bc").
+"""
+
+from __future__ import annotations
+
+import struct
+
+STATUS = b"S"
+JOURNAL = b"J"
+STATE = b"T"
+LOCK = b"K"
+INBOX = b"I"
+TIMER = b"M"
+OUTBOX = b"O"
+FSM = b"F"
+PROMISE = b"P"
+
+_PART = struct.Struct(">cH")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_TIMER = struct.Struct(">QB")
+
+
+def table(tag: bytes, partition: int) -> bytes:
+    return _PART.pack(tag, partition)
+
+
+def _lp(value: str) -> bytes:
+    raw = value.encode()
+    return _U32.pack(len(raw)) + raw
+
+
+def service_key(service: str, key: str) -> bytes:
+    """The (service, object key) part shared by state, locks, inbox and promises."""
+    return _lp(service) + _lp(key)
+
+
+def split_service_key(data: bytes) -> tuple[str, str, bytes]:
+    """Inverse of service_key; returns (service, key, rest)."""
+    n = _U32.unpack_from(data, 0)[0]
+    service = data[4 : 4 + n].decode()
+    off = 4 + n
+    m = _U32.unpack_from(data, off)[0]
+    key = data[off + 4 : off + 4 + m].decode()
+    return service, key, data[off + 4 + m :]
+
+
+def status(partition: int, invocation_id: bytes) -> bytes:
+    return table(STATUS, partition) + invocation_id
+
+
+def journal_prefix(partition: int, invocation_id: bytes) -> bytes:
+    return table(JOURNAL, partition) + invocation_id
+
+
+def journal(partition: int, invocation_id: bytes, index: int) -> bytes:
+    return journal_prefix(partition, invocation_id) + _U32.pack(index)
+
+
+def state_prefix(partition: int, service: str, key: str) -> bytes:
+    return table(STATE, partition) + service_key(service, key)
+
+
+def state(partition: int, service: str, key: str, state_key: bytes) -> bytes:
+    return state_prefix(partition, service, key) + state_key
+
+
+def lock(partition: int, service: str, key: str) -> bytes:
+    return table(LOCK, partition) + service_key(service, key)
+
+
+def inbox_prefix(partition: int, service: str, key: str) -> bytes:
+    return table(INBOX, partition) + service_key(service, key)
+
+
+def inbox(partition: int, service: str, key: str, seq: int) -> bytes:
+    return inbox_prefix(partition, service, key) + _U64.pack(seq)
+
+
+def timer(partition: int, fire_at: int, kind: int, ident: bytes) -> bytes:
+    """Timers sort by fire time; `ident` makes the key unique (invocation id + completion id)."""
+    return table(TIMER, partition) + _TIMER.pack(fire_at, kind) + ident
+
+
+def timer_fire_at(key: bytes) -> tuple[int, int, bytes]:
+    fire_at, kind = _TIMER.unpack_from(key, 3)
+    return fire_at, kind, key[3 + _TIMER.size :]
+
+
+def outbox(partition: int, seq: int) -> bytes:
+    return table(OUTBOX, partition) + _U64.pack(seq)
+
+
+def outbox_seq(key: bytes) -> int:
+    return int(_U64.unpack_from(key, 3)[0])
+
+
+def fsm(partition: int, name: bytes) -> bytes:
+    return table(FSM, partition) + name
+
+
+def promise_prefix(partition: int, service: str, key: str) -> bytes:
+    return table(PROMISE, partition) + service_key(service, key)
+
+
+def promise(partition: int, service: str, key: str, name: str) -> bytes:
+    return promise_prefix(partition, service, key) + name.encode()
+
+
+def u32(value: int) -> bytes:
+    return _U32.pack(value)
+
+
+def u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def read_u64(data: bytes) -> int:
+    return int(_U64.unpack(data)[0])

@@ -1,0 +1,115 @@
+"""Partition processor: applies its log, in order, to the partition store.
+
+On start it replays the log suffix after the last applied LSN (actions dropped: they were either
+carried out before the crash, or are re-derived when leadership starts). Then it applies durable
+appends as the log listener hands them over, one batch per transaction, commits, and only then
+gives the batch's actions to the leader (upstream: `partition/mod.rs`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from restate_server.log.api import LogProvider
+from restate_server.log.records import AnnounceLeader, Record
+from restate_server.rocksdb import Database
+from restate_server.storage import fsm
+from restate_server.storage.transaction import Transaction
+from restate_server.worker import actions as act
+from restate_server.worker.state_machine import Context, ServiceLookup, apply
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # records per transaction: bounds latency of one apply step
+ActionSink = Callable[[int, list[act.Action]], None]
+LeadershipStarted = Callable[[int], None]
+
+
+class PartitionProcessor:
+    def __init__(self, partition: int, num_partitions: int, db: Database, log_provider: LogProvider,
+                 lookup_service: ServiceLookup, clock: Callable[[], int]) -> None:
+        self.partition = partition
+        self.num_partitions = num_partitions
+        self.db = db
+        self.log = log_provider
+        self.lookup_service = lookup_service
+        self.clock = clock
+        self.applied_lsn = 0
+        self.leader_epoch = 0
+        self._queue: deque[tuple[int, Record]] = deque()
+        self._wakeup = asyncio.Event()
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
+        self.on_actions: ActionSink | None = None
+        self.on_leadership: LeadershipStarted | None = None
+
+    def on_append(self, first_lsn: int, records: Sequence[Record]) -> None:
+        for offset, record in enumerate(records):
+            self._queue.append((first_lsn + offset, record))
+        self._wakeup.set()
+
+    def replay(self) -> int:
+        """Apply what the log has beyond the store; returns the number of records replayed."""
+        txn = Transaction(self.db)
+        self.applied_lsn = fsm.get_int(txn, self.partition, fsm.APPLIED_LSN)
+        self.leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)
+        replayed = 0
+        batch: list[tuple[int, Record]] = []
+        for item in self.log.read(self.partition, self.applied_lsn + 1):
+            batch.append(item)
+            if len(batch) >= MAX_BATCH:
+                self._apply(batch)
+                replayed += len(batch)
+                batch = []
+        if batch:
+            self._apply(batch)
+            replayed += len(batch)
+        return replayed
+
+    async def run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+            batch = [(lsn, r) for lsn, r in batch if lsn > self.applied_lsn]
+            if not batch:
+                continue
+            actions = self._apply(batch)
+            if actions and self.on_actions is not None:
+                self.on_actions(self.partition, actions)
+            if any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch) \
+                    and self.on_leadership is not None:
+                self.on_leadership(self.partition)
+            self._release_waiters()
+
+    def _apply(self, batch: list[tuple[int, Record]]) -> list[act.Action]:
+        txn = Transaction(self.db)
+        ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.clock())
+        for _lsn, record in batch:
+            apply(ctx, record)
+            if isinstance(record, AnnounceLeader):
+                self.leader_epoch = record.leader_epoch
+        ctx.flush()
+        self.applied_lsn = batch[-1][0]
+        fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, self.applied_lsn)
+        txn.commit()
+        return ctx.actions
+
+    async def wait_applied(self, lsn: int) -> None:
+        if lsn <= self.applied_lsn:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (lsn, next(self._counter), future))
+        await future
+
+    def _release_waiters(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self.applied_lsn:
+            _lsn, _n, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)

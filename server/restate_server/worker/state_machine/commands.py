@@ -1,0 +1,313 @@
+"""What the partition processor does for each journaled command an SDK sent.
+
+Most commands only need to be journaled. The ones below also touch state, timers, promises or
+other invocations, and most answer with a notification carrying the command's completion id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from restate_server.ids import (
+    IdError,
+    InvocationId,
+    decode_awakeable_id,
+    idempotent_partition_key,
+    partition_key_for,
+    unscoped_service_partition_key,
+)
+from restate_server.log.records import Invoke, NotifySignal, Source
+from restate_server.protocol import protocol_pb2 as pb
+from restate_server.protocol.messages import MessageType as T
+from restate_server.protocol.notifications import completion_notification
+from restate_server.storage import promises, state, timers
+from restate_server.storage.status import InvocationStatus
+from restate_server.worker import actions as act
+from restate_server.worker.state_machine.context import Context, result_from_output
+
+Handler = Callable[[Context, bytes, InvocationStatus, int, bytes], None]
+
+
+def _object(st: InvocationStatus) -> tuple[str, str]:
+    assert st.key is not None
+    return st.service, st.key
+
+
+def _output(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    st.result = result_from_output(payload)
+
+
+def _get_lazy_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.GetLazyStateCommandMessage.FromString(payload)
+    value = state.get(ctx.txn, ctx.partition, *_object(st), msg.key)
+    note = completion_notification(
+        T.GET_LAZY_STATE_COMPLETION, msg.result_completion_id, value=value, void=value is None
+    )
+    ctx.notify(inv, st, T.GET_LAZY_STATE_COMPLETION, note, completion_id=msg.result_completion_id)
+
+
+def _get_lazy_state_keys(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.GetLazyStateKeysCommandMessage.FromString(payload)
+    names = [k for k, _ in state.get_all(ctx.txn, ctx.partition, *_object(st))]
+    note = completion_notification(
+        T.GET_LAZY_STATE_KEYS_COMPLETION, msg.result_completion_id, state_keys=names
+    )
+    ctx.notify(inv, st, T.GET_LAZY_STATE_KEYS_COMPLETION, note, completion_id=msg.result_completion_id)
+
+
+def _set_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.SetStateCommandMessage.FromString(payload)
+    state.put(ctx.txn, ctx.partition, *_object(st), msg.key, msg.value.content)
+
+
+def _clear_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.ClearStateCommandMessage.FromString(payload)
+    state.delete(ctx.txn, ctx.partition, *_object(st), msg.key)
+
+
+def _clear_all_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    state.clear_all(ctx.txn, ctx.partition, *_object(st))
+
+
+def _sleep(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.SleepCommandMessage.FromString(payload)
+    key = timers.add(
+        ctx.txn, ctx.partition, msg.wake_up_time, timers.SLEEP, timers.ident(inv, msg.result_completion_id)
+    )
+    ctx.emit(act.RegisterTimer(ctx.partition, key, msg.wake_up_time))
+
+
+def _target_partition_key(service: str, key: str, idempotency_key: str | None) -> int:
+    if key:
+        return partition_key_for(key)
+    if idempotency_key:
+        return idempotent_partition_key(service, idempotency_key)
+    return unscoped_service_partition_key(service, 0)
+
+
+def _child_id(
+    ctx: Context,
+    inv: bytes,
+    st: InvocationStatus,
+    service: str,
+    handler: str,
+    key: str,
+    idempotency_key: str | None,
+    handler_ty: str | None,
+    index: int,
+) -> InvocationId:
+    """Deterministic child id: a replayed or redelivered call maps to the same invocation."""
+    if handler_ty == "Workflow":
+        return InvocationId.for_workflow(service, key)
+    if idempotency_key:
+        return InvocationId.for_idempotent_request(service, handler, idempotency_key, key or None)
+    pk = partition_key_for(key) if key else InvocationId.from_bytes(inv).partition_key
+    return InvocationId.deterministic(pk, "call", inv, str(index))
+
+
+def _invoke_child(
+    ctx: Context,
+    inv: bytes,
+    st: InvocationStatus,
+    index: int,
+    *,
+    service: str,
+    handler: str,
+    key: str,
+    parameter: bytes,
+    headers: list[tuple[str, str]],
+    idempotency_key: str | None,
+    notification_idx: int,
+    response_completion: int | None,
+    execute_at: int | None,
+) -> None:
+    looked_up = ctx.lookup_service(service)
+    service_ty, handlers = looked_up if looked_up is not None else ("Service", {})
+    handler_ty = handlers.get(handler)
+    child = _child_id(ctx, inv, st, service, handler, key, idempotency_key, handler_ty, index)
+    child_bytes = child.to_bytes()
+    note = completion_notification(
+        T.CALL_INVOCATION_ID_COMPLETION, notification_idx, invocation_id=str(child)
+    )
+    ctx.notify(inv, st, T.CALL_INVOCATION_ID_COMPLETION, note, completion_id=notification_idx)
+    ctx.send(
+        child.partition_key,
+        Invoke(
+            invocation_id=child_bytes,
+            service=service,
+            handler=handler,
+            key=key if service_ty != "Service" else None,
+            service_ty=service_ty,
+            handler_ty=handler_ty,
+            headers=headers,
+            body=parameter,
+            created_at=ctx.now,
+            source=Source(kind="service", caller_id=inv, caller_target=st.target),
+            response_to=(inv, response_completion) if response_completion is not None else None,
+            idempotency_key=idempotency_key,
+            execute_at=execute_at or None,
+            completion_retention=86_400_000 if (idempotency_key or handler_ty == "Workflow") else 0,
+            journal_retention=st.journal_retention,
+            is_call=response_completion is not None,
+        ),
+    )
+
+
+def _call(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.CallCommandMessage.FromString(payload)
+    _invoke_child(
+        ctx,
+        inv,
+        st,
+        index,
+        service=msg.service_name,
+        handler=msg.handler_name,
+        key=msg.key,
+        parameter=msg.parameter,
+        headers=[(h.key, h.value) for h in msg.headers],
+        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
+        notification_idx=msg.invocation_id_notification_idx,
+        response_completion=msg.result_completion_id,
+        execute_at=None,
+    )
+
+
+def _one_way_call(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.OneWayCallCommandMessage.FromString(payload)
+    _invoke_child(
+        ctx,
+        inv,
+        st,
+        index,
+        service=msg.service_name,
+        handler=msg.handler_name,
+        key=msg.key,
+        parameter=msg.parameter,
+        headers=[(h.key, h.value) for h in msg.headers],
+        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
+        notification_idx=msg.invocation_id_notification_idx,
+        response_completion=None,
+        execute_at=msg.invoke_time,
+    )
+
+
+def _result_of(msg: pb.SendSignalCommandMessage | pb.CompleteAwakeableCommandMessage) -> list[object]:
+    which = msg.WhichOneof("result")
+    if which in ("value",):
+        return ["value", msg.value.content]
+    if which == "failure":
+        return ["failure", msg.failure.code, msg.failure.message]
+    return ["void"]
+
+
+def _send_signal(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.SendSignalCommandMessage.FromString(payload)
+    try:
+        target = InvocationId.parse(msg.target_invocation_id)
+    except IdError:
+        return
+    which = msg.WhichOneof("signal_id")
+    ctx.send(
+        target.partition_key,
+        NotifySignal(
+            invocation_id=target.to_bytes(),
+            signal_index=msg.idx if which == "idx" else None,
+            signal_name=msg.name if which == "name" else None,
+            result=_result_of(msg),
+        ),
+    )
+
+
+def _complete_awakeable(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.CompleteAwakeableCommandMessage.FromString(payload)
+    try:
+        ref = decode_awakeable_id(msg.awakeable_id)
+    except IdError:
+        return
+    result = (
+        ["value", msg.value.content]
+        if msg.WhichOneof("result") == "value"
+        else ["failure", msg.failure.code, msg.failure.message]
+    )
+    target = ref.invocation_id
+    ctx.send(
+        target.partition_key,
+        NotifySignal(invocation_id=target.to_bytes(), signal_index=ref.idx, signal_name=None, result=result),
+    )
+
+
+def _promise_note(type_: int, completion_id: int, result: list[object] | None) -> bytes:
+    if result is None or result[0] == "void":
+        return completion_notification(type_, completion_id, void=True)
+    if result[0] == "value":
+        return completion_notification(type_, completion_id, value=result[1])  # type: ignore[arg-type]
+    return completion_notification(type_, completion_id, failure=(result[1], result[2]))  # type: ignore[arg-type]
+
+
+def _get_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.GetPromiseCommandMessage.FromString(payload)
+    service, key = _object(st)
+    entry = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or {"result": None, "waiters": []}
+    if entry["result"] is not None:
+        note = _promise_note(T.GET_PROMISE_COMPLETION, msg.result_completion_id, entry["result"])
+        ctx.notify(inv, st, T.GET_PROMISE_COMPLETION, note, completion_id=msg.result_completion_id)
+        return
+    entry["waiters"].append([inv, msg.result_completion_id])
+    promises.put(ctx.txn, ctx.partition, service, key, msg.key, entry)
+
+
+def _peek_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.PeekPromiseCommandMessage.FromString(payload)
+    entry = promises.get(ctx.txn, ctx.partition, *_object(st), msg.key)
+    note = _promise_note(T.PEEK_PROMISE_COMPLETION, msg.result_completion_id, entry and entry["result"])
+    ctx.notify(inv, st, T.PEEK_PROMISE_COMPLETION, note, completion_id=msg.result_completion_id)
+
+
+def _complete_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
+    msg = pb.CompletePromiseCommandMessage.FromString(payload)
+    service, key = _object(st)
+    entry = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or {"result": None, "waiters": []}
+    cid = msg.result_completion_id
+    if entry["result"] is not None:
+        note = completion_notification(
+            T.COMPLETE_PROMISE_COMPLETION, cid, failure=(409, "promise was already completed")
+        )
+        ctx.notify(inv, st, T.COMPLETE_PROMISE_COMPLETION, note, completion_id=cid)
+        return
+    if msg.WhichOneof("completion") == "completion_failure":
+        result: list[object] = ["failure", msg.completion_failure.code, msg.completion_failure.message]
+    else:
+        result = ["value", msg.completion_value.content]
+    waiters, entry["waiters"], entry["result"] = entry["waiters"], [], result
+    promises.put(ctx.txn, ctx.partition, service, key, msg.key, entry)
+    note = completion_notification(T.COMPLETE_PROMISE_COMPLETION, cid, void=True)
+    ctx.notify(inv, st, T.COMPLETE_PROMISE_COMPLETION, note, completion_id=cid)
+    for waiter_id, waiter_cid in waiters:
+        wst = ctx.status(waiter_id)
+        if wst is None or wst.status == "completed":
+            continue
+        ctx.notify(
+            waiter_id,
+            wst,
+            T.GET_PROMISE_COMPLETION,
+            _promise_note(T.GET_PROMISE_COMPLETION, waiter_cid, result),
+            completion_id=waiter_cid,
+        )
+
+
+HANDLERS: dict[int, Handler] = {
+    T.OUTPUT_COMMAND: _output,
+    T.GET_LAZY_STATE_COMMAND: _get_lazy_state,
+    T.GET_LAZY_STATE_KEYS_COMMAND: _get_lazy_state_keys,
+    T.SET_STATE_COMMAND: _set_state,
+    T.CLEAR_STATE_COMMAND: _clear_state,
+    T.CLEAR_ALL_STATE_COMMAND: _clear_all_state,
+    T.SLEEP_COMMAND: _sleep,
+    T.CALL_COMMAND: _call,
+    T.ONE_WAY_CALL_COMMAND: _one_way_call,
+    T.SEND_SIGNAL_COMMAND: _send_signal,
+    T.COMPLETE_AWAKEABLE_COMMAND: _complete_awakeable,
+    T.GET_PROMISE_COMMAND: _get_promise,
+    T.PEEK_PROMISE_COMMAND: _peek_promise,
+    T.COMPLETE_PROMISE_COMMAND: _complete_promise,
+}
