@@ -88,6 +88,9 @@ def rs_ready(rs: Mapping[str, Any]) -> bool:
     """All desired replicas of a version are ready (and there is at least one)."""
     desired = int((rs.get("spec") or {}).get("replicas", 0) or 0)
     status = rs.get("status") or {}
+    observed, generation = status.get("observedGeneration"), rs["metadata"].get("generation")
+    if observed is not None and generation is not None and observed < generation:
+        return False  # the status predates the last scale (e.g. a rollback scaling a retired version up)
     return desired > 0 and int(status.get("readyReplicas", 0) or 0) >= desired
 
 
