@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per admin request is noise
     assert handlers.configure is not None  # importing the module registered the handlers
     kopf.run(
         clusterwide=not args.namespace,
