@@ -379,7 +379,7 @@ class ServerBench:
         wall = run.wall_s
         problems: list[str] = []
         if isinstance(scenario, scenarios.Send):
-            drained, method = await self._drain(scenario, service_port, sql_pending)
+            drained, method = await self._drain(scenario, service_port, sql_pending, outcome.extra)
             outcome.extra.update(accept_per_s=round(run.throughput, 1), drain_method=method)
             if drained is None:
                 problems.append(f"backlog not drained within {self.options.drain_timeout_s:.0f} s")
@@ -412,9 +412,12 @@ class ServerBench:
         return outcome
 
     async def _drain(
-        self, scenario: scenarios.Send, service_port: int, sql_pending: str
+        self, scenario: scenarios.Send, service_port: int, sql_pending: str, extra: dict[str, Any]
     ) -> tuple[float | None, str]:
-        """Seconds from the last accepted ``/send`` until every one has run and the server says so."""
+        """Seconds from the last accepted ``/send`` until every one has run and the server says so.
+
+        Records in ``extra`` when the SDK process had run the last handler (``drain_handlers_s``).
+        """
         start = time.monotonic()
         end = start + self.options.drain_timeout_s
         while time.monotonic() < end:
@@ -428,6 +431,7 @@ class ServerBench:
             await asyncio.sleep(0.05)
         else:
             return None, "service side effects"
+        extra["drain_handlers_s"] = round(time.monotonic() - start, 3)
         method = "service side effects"
         while time.monotonic() < end:
             rows = await self.admin.sql(sql_pending)
