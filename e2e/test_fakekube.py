@@ -284,11 +284,25 @@ OPERATOR = textwrap.dedent(
 
 
 def test_kopf_create_update_delete(widgets: Cluster, tmp_path: Path) -> None:
-    from kopf.testing import KopfRunner
+    import kopf
 
     operator = tmp_path / "widget_operator.py"
     operator.write_text(OPERATOR)
     widgets.kubectl("delete", "widget", "--all", "--wait=true")
+    # a registry of its own, so the widget handlers do not stay behind for later operators in this process
+    previous = kopf.get_default_registry()
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+    kopf.set_default_registry(registry)
+    try:
+        _run_widget_operator(widgets, operator)
+    finally:
+        kopf.set_default_registry(previous)
+
+
+def _run_widget_operator(widgets: Cluster, operator: Path) -> None:
+    from kopf.testing import KopfRunner
+
     with KopfRunner(["run", "--standalone", "--namespace", "default", str(operator)], timeout=60) as runner:
         widgets.apply(WIDGET.replace("w1", "kw"))
         widgets.kubectl("wait", "--for=jsonpath={.status.phase}=Ready", "--timeout=20s", "widget/kw")

@@ -81,6 +81,8 @@ class Network:
         self._listeners: dict[tuple[str, int], asyncio.Server] = {}
         self._backends: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self._rr = itertools.count()
+        self._connections: set[asyncio.Task[None]] = set()
+        """Forwarding tasks, held here: asyncio keeps only weak references to tasks."""
         self.write_hosts({})
 
     def write_hosts(self, entries: dict[str, list[str]]) -> None:
@@ -192,22 +194,31 @@ class Network:
     async def _forward(
         self, key: tuple[str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        targets = self._backends.get(key) or []
-        if not targets:
-            writer.close()
-            return
-        ip, port = targets[next(self._rr) % len(targets)]
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
         try:
-            up_reader, up_writer = await asyncio.open_connection(ip, port)
-        except OSError:
+            targets = self._backends.get(key) or []
+            if not targets:
+                return
+            ip, port = targets[next(self._rr) % len(targets)]
+            try:
+                up_reader, up_writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                return
+            try:
+                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            finally:
+                up_writer.close()
+        finally:
             writer.close()
-            return
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        for w in (writer, up_writer):
-            w.close()
+            if task is not None:
+                self._connections.discard(task)
 
     async def close(self) -> None:
         await self._sync_listeners(set())
+        for task in list(self._connections):
+            task.cancel()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -121,12 +121,13 @@ def container_env(pod: JsonObj, container: JsonObj, pod_ip: str, sources: Source
 
 
 def rewrite_paths(text: str, mounts: Mapping[str, Path]) -> str:
-    """Replace mount paths used as path prefixes (longest first) by their directories."""
-    for mount in sorted(mounts, key=len, reverse=True):
-        pattern = r"(?<![\w./-])" + re.escape(mount.rstrip("/")) + r"(?=/|$|[\s:;,\"'=])"
-        replacement = str(mounts[mount]).replace("\\", "\\\\")
-        text = re.sub(pattern, replacement, text)
-    return text
+    """Replace mount paths used as path prefixes by their directories, in one pass (longest first)."""
+    if not mounts:
+        return text
+    by_path = {m.rstrip("/") or "/": str(d) for m, d in mounts.items()}
+    alternatives = "|".join(re.escape(m) for m in sorted(by_path, key=len, reverse=True))
+    pattern = r"(?<![\w./-])(" + alternatives + r")(?=/|$|[\s:;,\"'=])"
+    return re.sub(pattern, lambda m: by_path[m.group(1)], text)
 
 
 def _write_files(
