@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jwt
 import pytest
 from admin_fixtures import make_admin
 from aiohttp import web
@@ -85,8 +86,6 @@ def test_signer_key_id_and_claims(tmp_path: Path) -> None:
     assert signer.key_id.startswith("publickeyv1_")
     headers = signer.headers("/invoke/Counter/add", service_key="k1")
     assert headers["x-restate-signature-scheme"] == "v1"
-    import jwt
-
     claims = jwt.decode(headers["x-restate-jwt-v1"], options={"verify_signature": False})
     assert claims["aud"] == "/invoke/Counter/add"
     assert claims["sub"] == "k1"

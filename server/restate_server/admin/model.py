@@ -79,6 +79,17 @@ def _on_max_attempts(value: str) -> str:
     return "Kill" if value.lower() == "kill" else "Pause"
 
 
+def _inactivity_info(timeout: float | None, request_response: bool, what: str) -> list[Json]:
+    """Upstream's RT0021 note: request/response deployments never see the inactivity timeout."""
+    if timeout is None or not request_response:
+        return []
+    message = (
+        f"The configured inactivity_timeout {format_duration(timeout)} will not be applied because the {what} "
+        "is exposed in Request/Response mode."
+    )
+    return [{"code": "RT0021", "message": message}]
+
+
 def handler_metadata(handler: model.Handler, protocol_type: model.ProtocolType | None) -> Json:
     """``HandlerMetadata``: only what the handler itself overrides, plus its descriptions."""
     request_response = protocol_type is model.ProtocolType.REQUEST_RESPONSE
@@ -108,6 +119,7 @@ def handler_metadata(handler: model.Handler, protocol_type: model.ProtocolType |
         None if policy.on_max_attempts is None else _on_max_attempts(policy.on_max_attempts),
     )
     doc["retry_policy"] = retry
+    _put(doc, "info", _inactivity_info(handler.inactivity_timeout, request_response, "handler"))
     return doc
 
 
@@ -162,6 +174,7 @@ def service_metadata(
         "max_interval": _friendly(retry.max_interval),
         "on_max_attempts": _on_max_attempts(retry.on_max_attempts),
     }
+    _put(doc, "info", _inactivity_info(service.inactivity_timeout, request_response, "service"))
     return doc
 
 
