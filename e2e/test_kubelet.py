@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import urllib.request
+from typing import Any
 
 from .conftest import Cluster, Kubelet, wait_for
 from .kubelet import dns
@@ -74,13 +75,13 @@ spec:
 """
 
 
-def _sts(cluster: Cluster) -> dict:
+def _sts(cluster: Cluster) -> dict[str, Any]:
     sts = cluster.get(f"/apis/apps/v1/namespaces/{NS}/statefulsets/web")
     assert sts is not None
     return sts
 
 
-def _pods(cluster: Cluster, selector: str) -> list[dict]:
+def _pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
     found = cluster.get(f"/api/v1/namespaces/{NS}/pods?labelSelector={selector}")
     assert found is not None
     return [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
@@ -88,7 +89,7 @@ def _pods(cluster: Cluster, selector: str) -> list[dict]:
 
 def _http(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as resp:
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 def test_statefulset_pods_run_become_ready_and_roll(fakekube: Cluster, kubelet: Kubelet) -> None:

@@ -297,6 +297,16 @@ def test_3_new_version_while_old_one_busy(world: World) -> None:
     )
     assert replicasets is not None
     assert len(replicasets["items"]) == 2
+    if "query" not in world.missing and sleeper.is_alive():  # see the pinning itself, when /query can
+        status, rows = http(
+            "POST",
+            ADMIN + "/query",
+            {
+                "query": "SELECT pinned_deployment_id FROM sys_invocation_status WHERE target_service_name = 'Sleeper'"
+            },
+        )
+        assert status == 200, rows
+        assert [r.get("pinned_deployment_id") for r in rows["rows"]] == [v1], rows
     sleeper.join(SLEEP_MS / 1000 + 60)
     assert not sleeper.is_alive(), "the sleeping invocation did not finish"
     assert result["answer"] == (200, SLEEP_MS), f"the invocation pinned to v1 must finish there: {result}"
