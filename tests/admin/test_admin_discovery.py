@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from restate_server.admin.discovery import ClientError, discover
 from restate_server.invoker.signing import RequestSigner, SigningKeyError
 from sdk_fixtures import SdkServiceFactory, free_port
 
@@ -122,3 +125,22 @@ async def test_discovery_signed_requests_accepted_by_sdk_with_identity_keys(
         assert status == 201
     finally:
         await signed.close()
+
+
+async def test_discovery_hanging_endpoint_times_out_once() -> None:
+    """A silent endpoint costs one attempt timeout, not one per retry."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClientError) as info:
+            await discover(f"http://127.0.0.1:{port}", attempt_timeout=0.3, retry_delays=(0.05, 0.05))
+    finally:
+        server.close()
+    assert info.value.code == "META0003"
+    assert "timed out" in info.value.message
+    assert time.monotonic() - started < 2.0

@@ -160,6 +160,11 @@ async def _attempt(
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             reason = f"unable to reach the remote endpoint.\nReason: client error (Connect): {_root_cause(e)}"
             raise ClientError(url, reason, retryable=True) from e
+        except httpx.TimeoutException as e:
+            # Not retried: a hanging endpoint would otherwise hold the admin request for many timeouts.
+            raise ClientError(
+                url, f"client error: request timed out ({type(e).__name__})", retryable=False
+            ) from e
         except httpx.HTTPError as e:
             raise ClientError(url, f"client error: {e or type(e).__name__}", retryable=True) from e
     if not response.is_success:
