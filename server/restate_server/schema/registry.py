@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from restate_server import ids
-from restate_server.metadata import api as metadata
+from restate_server.metadata import api as metadata_api
 from restate_server.protocol import discovery
 from restate_server.schema import errors, model, serde, updater
 from restate_server.schema.updater import AddResult, ServiceChanges
@@ -60,7 +60,7 @@ class SchemaRegistry:
 
     def __init__(
         self,
-        store: metadata.MetadataStore,
+        store: metadata_api.MetadataStore,
         *,
         discoverer: Discoverer | None = None,
         routing_headers: tuple[str, ...] = (),
@@ -70,14 +70,14 @@ class SchemaRegistry:
         self._discoverer = discoverer
         self._routing_headers = routing_headers
         self._clock = clock
-        self._state = _snapshot(metadata.ABSENT, {})
+        self._state = _snapshot(metadata_api.ABSENT, {})
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
 
     @classmethod
     async def load(
         cls,
-        store: metadata.MetadataStore,
+        store: metadata_api.MetadataStore,
         *,
         discoverer: Discoverer | None = None,
         routing_headers: tuple[str, ...] = (),
@@ -136,7 +136,7 @@ class SchemaRegistry:
         """Reload the schema from the store (after another writer changed it)."""
         stored = await self._store.get(SCHEMA_KEY)
         if stored is None:
-            self._state = _snapshot(metadata.ABSENT, {})
+            self._state = _snapshot(metadata_api.ABSENT, {})
         else:
             self._state = _snapshot(stored.version, serde.load(json.loads(stored.value)))
 
@@ -153,7 +153,7 @@ class SchemaRegistry:
                 payload = json.dumps(serde.dump(new), separators=(",", ":")).encode()
                 try:
                     version = await self._store.put(SCHEMA_KEY, payload, expected_version=current.version)
-                except metadata.PreconditionFailed:
+                except metadata_api.PreconditionFailed:
                     log.info("schema changed by another writer; retrying on the new version")
                     await self.refresh()
                     continue
