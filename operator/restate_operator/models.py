@@ -23,7 +23,9 @@ SUBSCRIPTION_VERSION = "v1alpha1"
 
 _SOURCE_RE = re.compile(r"^kafka://[^/\s]+/[^/\s]+$")
 _SINK_RE = re.compile(r"^service://[^/\s]+/[^/\s]+$")
-_RESERVED_VOLUMES = frozenset({"storage", "tmp", "config", "request-signing-private-key"})
+_RESERVED_VOLUMES = frozenset(
+    {"storage", "tmp", "config", "request-signing-private-key", "trusted-ca-bundle"}
+)
 
 
 class SpecError(ValueError):
@@ -115,8 +117,13 @@ class ClusterSpec:
             raise SpecError("compute.image is required")
         if "storageRequestBytes" not in storage:
             raise SpecError("storage.storageRequestBytes is required")
+        for cert in _list(security, "trustedCaCerts"):
+            if not cert.get("secretName") or not cert.get("key"):
+                raise SpecError("security.trustedCaCerts entries need secretName and key")
         for volume in _list(compute, "extraVolumes"):
-            if volume.get("name") in _RESERVED_VOLUMES:
+            if volume.get("name") in _RESERVED_VOLUMES or str(volume.get("name", "")).startswith(
+                "trusted-ca-"
+            ):
                 raise SpecError(f"compute.extraVolumes: the name {volume.get('name')!r} is reserved")
         partitions = cluster.get("partitions")
         replication = cluster.get("replication")

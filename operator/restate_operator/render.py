@@ -100,6 +100,8 @@ def _server_env(spec: ClusterSpec, settings: OperatorSettings) -> list[JsonObjec
             "value": settings.advertised_address_template.replace("{dns}", settings.cluster_dns),
         },
     ]
+    if spec.security.get("trustedCaCerts"):
+        defaults.append({"name": "SSL_CERT_FILE", "value": f"{names.TRUSTED_CA_DIR}/ca-bundle.crt"})
     if spec.signing_key is not None:
         defaults.append(
             {
@@ -135,6 +137,7 @@ def render_cluster(
         env=_server_env(spec, settings),
         config=config,
         storage_bytes=storage_bytes or spec.storage_request_bytes,
+        trusted_ca=list(spec.security.get("trustedCaCerts") or []),
     )
     if not spec.security.get("disableNetworkPolicies", False):
         objects += render_network_policies(spec, settings)

@@ -240,3 +240,33 @@ def test_cluster_settings_templates_reach_the_pods() -> None:
     c = sts["spec"]["template"]["spec"]["containers"][0]
     assert c["command"] == ["srv"]
     assert {"name": "RESTATE_ADVERTISED_ADDRESS", "value": "http://$(POD_IP):5122"} in c["env"]
+
+
+def test_cluster_trusted_ca_certs_build_a_bundle() -> None:
+    spec = {
+        **MINIMAL_CLUSTER,
+        "security": {
+            "trustedCaCerts": [
+                {"secretName": "corp-ca", "key": "ca.crt"},
+                {"secretName": "other", "key": "root.pem"},
+            ]
+        },
+    }
+    sts = statefulset(spec)
+    validate_k8s(sts)
+    pod = sts["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    assert init["name"] == "trusted-ca"
+    assert {m["mountPath"] for m in init["volumeMounts"]} == {
+        names.TRUSTED_CA_DIR,
+        "/trusted-ca/0",
+        "/trusted-ca/1",
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["trusted-ca-1"]["secret"] == {
+        "secretName": "other",
+        "items": [{"key": "root.pem", "path": "ca.pem"}],
+    }
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["SSL_CERT_FILE"] == f"{names.TRUSTED_CA_DIR}/ca-bundle.crt"
+    assert "initContainers" not in statefulset(MINIMAL_CLUSTER)["spec"]["template"]["spec"]
