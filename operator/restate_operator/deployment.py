@@ -20,7 +20,7 @@ from restate_operator import common, names, versions
 from restate_operator.admin_client import AdminClient, AdminError, AdminView
 from restate_operator.hashing import template_hash
 from restate_operator.models import DEPLOYMENT_VERSION, GROUP, DeploymentSpec, JsonObject, SpecError
-from restate_operator.render import render_version, restate_port, version_selector
+from restate_operator.render import render_autoscaler, render_version, restate_port, version_selector
 from restate_operator.settings import SETTINGS
 
 PLURAL = "restatedeployments"
@@ -133,6 +133,36 @@ def execute(namespace: str, decision: versions.Decision, admin: AdminClient | No
             common.kube().delete(*RS, namespace, version.name)
         case _:
             pass
+
+
+_SERVING = (versions.Step.KEEP, versions.Step.SCHEDULE_DRAIN, versions.Step.WAIT)
+HPA = ("autoscaling/v2", "HorizontalPodAutoscaler")
+
+
+def sync_autoscalers(
+    spec: DeploymentSpec,
+    replicasets: list[JsonObject],
+    decisions: list[versions.Decision],
+    current: str | None,
+) -> None:
+    """Keep an autoscaler on every older version still serving; remove it before the version retires.
+
+    The current version has none: users scale it through the resource's scale subresource.
+    """
+    steps = {d.version.name: d.step for d in decisions}
+    for rs in replicasets:
+        name = rs["metadata"]["name"]
+        wanted = spec.autoscaling is not None and name != current and steps.get(name) in _SERVING
+        has = (rs["metadata"].get("annotations") or {}).get(names.AUTOSCALED) == "true"
+        if wanted:
+            hpa = render_autoscaler(spec, name)
+            hpa["metadata"]["ownerReferences"] = [common.owner_reference({**rs, **RS_TYPE})]
+            common.kube().apply(hpa)
+            if not has:
+                _annotate(spec.namespace, name, {names.AUTOSCALED: "true"})
+        elif has:
+            common.kube().delete(*HPA, spec.namespace, name)
+            _annotate(spec.namespace, name, {names.AUTOSCALED: None})
 
 
 def label_latest(namespace: str, replicasets: list[JsonObject], current: str | None) -> None:
@@ -253,6 +283,7 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
                 now=common.utcnow(),
                 policy=policy_of(spec, body),
             )
+            sync_autoscalers(spec, replicasets, decisions, current["metadata"]["name"])
             for decision in decisions:
                 execute(spec.namespace, decision, admin)
         except AdminError as exc:
@@ -332,6 +363,7 @@ def finalize(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) ->
                 now=now,
                 policy=policy_of(spec, body, deleting=True),
             )
+            sync_autoscalers(spec, replicasets, decisions, None)
             for decision in decisions:
                 execute(spec.namespace, decision, admin)
         except AdminError as exc:

@@ -28,6 +28,7 @@ RESOURCES: Mapping[tuple[str, str], tuple[str, bool]] = {
     ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
     ("apps/v1", "StatefulSet"): ("statefulsets", True),
     ("apps/v1", "ReplicaSet"): ("replicasets", True),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
     ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
     ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
     ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"): ("secretproviderclasses", True),

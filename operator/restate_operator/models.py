@@ -219,6 +219,8 @@ class DeploymentSpec:
     drain_delay_seconds: int
     deletion_policy: DeletionPolicy
     delete_timeout_seconds: int
+    autoscaling: JsonObject | None = None
+    """HorizontalPodAutoscaler spec for older versions (the latest one scales through the resource)."""
 
     @classmethod
     def parse(cls, name: str, namespace: str, spec: Mapping[str, Any]) -> DeploymentSpec:
@@ -238,7 +240,11 @@ class DeploymentSpec:
             raise SpecError(
                 f"restate.deletionPolicy must be one of {[p.value for p in DeletionPolicy]}"
             ) from exc
+        autoscaling = _obj(spec, "autoscaling") or None
+        if autoscaling is not None and not autoscaling.get("maxReplicas"):
+            raise SpecError("autoscaling.maxReplicas is required")
         return cls(
+            autoscaling=autoscaling,
             name=name,
             namespace=namespace,
             replicas=_int(spec, "replicas", 1),

@@ -27,6 +27,8 @@ REMOVE_VERSION_AT = "restate.dev/remove-version-at"
 """On a version's ReplicaSet: RFC 3339 time after which an unused version is deregistered."""
 POD_TEMPLATE = "restate.dev/pod-template"
 """On a version's ReplicaSet: the pod template JSON, to detect hash collisions."""
+AUTOSCALED = "restate.dev/autoscaled"
+"""On a version's ReplicaSet: ``"true"`` while the operator keeps a HorizontalPodAutoscaler for it."""
 CONFIG_HASH = "restate.dev/config-hash"
 """On the StatefulSet's pod template: hash of the rendered config; a change rolls the pods."""
 

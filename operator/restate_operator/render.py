@@ -184,6 +184,19 @@ def version_selector(spec: DeploymentSpec, version_hash: str) -> dict[str, str]:
     return {**match, names.POD_TEMPLATE_HASH: version_hash}
 
 
+def render_autoscaler(spec: DeploymentSpec, name: str) -> JsonObject:
+    """The HorizontalPodAutoscaler of an older version: ``spec.autoscaling`` aimed at its ReplicaSet.
+
+    ``minReplicas`` is floored to 1, so a draining version is never scaled to zero by the autoscaler
+    while it still has work (retiring it deletes the autoscaler first).
+    """
+    hpa_spec = dict(spec.autoscaling or {})
+    hpa_spec["minReplicas"] = max(1, int(hpa_spec.get("minReplicas") or 1))
+    hpa_spec["scaleTargetRef"] = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name}
+    (hpa,) = render_template("autoscaler.yaml.j2", spec=spec, names=names, name=name, hpa_spec=hpa_spec)
+    return hpa
+
+
 def render_version(spec: DeploymentSpec, version_hash: str, *, latest: bool) -> tuple[JsonObject, JsonObject]:
     """The ReplicaSet and the Service of one version (the Service still needs its owner, the ReplicaSet)."""
     template = spec.template

@@ -456,3 +456,35 @@ def _no_real_clients() -> Iterator[None]:
     common.kube.cache_clear()
     yield
     common.kube.cache_clear()
+
+
+def test_deployment_older_versions_get_an_autoscaler_until_retired(kube: FakeKube, admin: FakeAdmin) -> None:
+    ready_cluster(kube)
+    autoscaling = {"maxReplicas": 4}
+    rsd = Resource(
+        kube,
+        "restate.dev/v1beta1",
+        "RestateDeployment",
+        "greeter",
+        "default",
+        {**deployment_spec(drainDelaySeconds=0), "autoscaling": autoscaling},
+    )
+    rsd.run(deployment.reconcile)
+    first = current_rs(kube)
+    kube.set_ready("ReplicaSet", "default", first)
+    rsd.run(deployment.reconcile)
+    assert kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "default", first) is None  # latest: none
+    rsd.update_spec({**deployment_spec(image="img:2", drainDelaySeconds=0), "autoscaling": autoscaling})
+    admin.pinned["dp_1"] = 1
+    rsd.run(deployment.reconcile)
+    kube.set_ready("ReplicaSet", "default", current_rs(kube))
+    rsd.run(deployment.reconcile)
+    hpa = kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "default", first)
+    assert hpa is not None
+    assert hpa["spec"]["scaleTargetRef"]["name"] == first
+    assert hpa["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+    admin.pinned.clear()
+    for _ in range(3):
+        rsd.run(deployment.reconcile)
+    assert kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "default", first) is None
+    assert replicasets(kube)[first]["spec"]["replicas"] == 0

@@ -11,7 +11,7 @@ from restate_operator import names
 from restate_operator.deployment import version_hash
 from restate_operator.hashing import fnv1a64, safe_encode, template_hash
 from restate_operator.models import DeletionPolicy, DeploymentSpec, SpecError
-from restate_operator.render import render_version, restate_port
+from restate_operator.render import render_autoscaler, render_version, restate_port
 
 
 def parse(spec: dict[str, Any]) -> DeploymentSpec:
@@ -114,3 +114,35 @@ def test_deployment_invalid_spec_is_rejected(mutate: Any, message: str) -> None:
     mutate(spec)
     with pytest.raises(SpecError, match=message):
         parse(spec)
+
+
+def test_version_autoscaler_targets_the_replicaset_and_never_zero() -> None:
+    spec = parse(
+        {
+            **deployment_spec(),
+            "autoscaling": {
+                "minReplicas": 0,
+                "maxReplicas": 5,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    hpa = render_autoscaler(spec, "greeter-bcdfgh")
+    validate_k8s(hpa)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "greeter-bcdfgh",
+    }
+    assert hpa["spec"]["minReplicas"] == 1
+    assert hpa["spec"]["maxReplicas"] == 5
+    with pytest.raises(SpecError, match="maxReplicas"):
+        parse({**deployment_spec(), "autoscaling": {"minReplicas": 1}})
