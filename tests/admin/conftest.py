@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
 from admin_fixtures import Client, make_admin
-from sdk_fixtures import sdk_service, sdk_service_factory
+from sdk_fixtures import sdk_service, sdk_service_any_transport, sdk_service_factory
 
-__all__ = ["admin", "sdk_service", "sdk_service_factory"]
+__all__ = ["admin", "sdk_service", "sdk_service_any_transport", "sdk_service_factory"]
 
 
 @pytest.fixture

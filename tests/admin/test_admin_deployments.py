@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sdk_fixtures import SdkService, SdkServiceFactory
 
@@ -20,10 +19,8 @@ def revisions(body: dict[str, Any]) -> dict[str, int]:
     return {s["name"]: s["revision"] for s in body["services"]}
 
 
-@pytest.mark.parametrize("use_http_11", [False, True], ids=["h2c", "http1"])
-async def test_deployments_register_creates_201(
-    admin: Client, sdk_service: SdkService, use_http_11: bool
-) -> None:
+async def test_deployments_register_creates_201(admin: Client, sdk_service_any_transport: SdkService) -> None:
+    sdk_service, use_http_11 = sdk_service_any_transport, sdk_service_any_transport.use_http_11
     response = await admin.post("/deployments", json={"uri": sdk_service.uri, "use_http_11": use_http_11})
     assert response.status == 201
     body = await response.json()

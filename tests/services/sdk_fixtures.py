@@ -2,7 +2,8 @@
 
 ``sdk_service_factory(variant=…, identity_keys=…)`` starts ``serve.py`` under hypercorn on a free
 127.0.0.1 port, waits until its ``/health`` answers, and stops it (SIGTERM, then SIGKILL) at teardown,
-printing its output if it died early. ``sdk_service`` is the default one.
+printing its output if it died early. ``sdk_service`` is the default one;
+``sdk_service_any_transport`` runs a test once over h2c and once over HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class SdkService:
     process: subprocess.Popen[bytes]
     variant: str = ""
     identity_keys: list[str] = field(default_factory=list)
+    use_http_11: bool = False
+    """How to register it: the same process answers h2c (bidi) and HTTP/1.1 (request/response)."""
 
     @property
     def uri(self) -> str:
@@ -110,3 +113,13 @@ def sdk_service_factory() -> Iterator[SdkServiceFactory]:
 def sdk_service(sdk_service_factory: SdkServiceFactory) -> SdkService:
     """The default SDK services, running."""
     return sdk_service_factory()
+
+
+@pytest.fixture(params=[False, True], ids=["h2c", "http1"])
+def sdk_service_any_transport(
+    request: pytest.FixtureRequest, sdk_service_factory: SdkServiceFactory
+) -> SdkService:
+    """The default SDK services, once per transport; register with ``use_http_11=service.use_http_11``."""
+    service = sdk_service_factory()
+    service.use_http_11 = bool(request.param)
+    return service
