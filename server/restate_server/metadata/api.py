@@ -9,8 +9,7 @@ module knows which one is in use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class MetadataError(Exception):
@@ -27,9 +26,11 @@ class PreconditionFailed(MetadataError):
         self.actual = actual
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Versioned:
-    """A stored value and the version it was written with (the first write is version 1)."""
+class Versioned(NamedTuple):
+    """A stored value and the version it was written with (the first write is version 1).
+
+    A named tuple, so ``version, value = await store.get(key)`` works too.
+    """
 
     version: int
     value: bytes
