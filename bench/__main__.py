@@ -108,6 +108,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ours-bin", type=Path, default=OURS_BIN)
     parser.add_argument("--service-port", type=int, default=9080)
     parser.add_argument(
+        "--no-idempotency-keys",
+        action="store_true",
+        help="send calls without idempotency-key (upstream still makes one up and retains every call)",
+    )
+    parser.add_argument(
         "--allow-network",
         action="store_true",
         help="run even though non-loopback interfaces are visible (not recommended)",
@@ -168,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         service_port=args.service_port,
         work_dir=WORK,
         only=[w for w in args.only.split(",") if w] or None,
+        idempotency_keys=not args.no_idempotency_keys,
     )
     load_at_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     try:
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": shlex.join(["bench/run.sh", *(sys.argv[1:] if argv is None else argv)]),
         "duration_s": duration,
         "max_ops": args.max_ops,
+        "idempotency_keys": not args.no_idempotency_keys,
         "loadavg_start": load_at_start,
         "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }

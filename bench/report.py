@@ -118,6 +118,16 @@ def _server_rows(results: dict[str, ServerResult]) -> list[list[str]]:
         a = get(ours) if ours else None
         b = get(up) if up else None
         rows.append([label, fmt(a), fmt(b), _ratio(a, b), target])
+    for kind in ("unkeyed", "keyed"):
+        rows.append(
+            [
+                f"{kind} call from the start still retrievable after the runs (/restate/invocation/<id>/output)",
+                ours.kept_after_runs.get(kind, "-") if ours else "-",
+                up.kept_after_runs.get(kind, "-") if up else "-",
+                "",
+                "",
+            ]
+        )
     for key in ("idempotency_retention", "journal_retention", "workflow_completion_retention"):
         rows.append(
             [
@@ -219,6 +229,14 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         "afresh for each server.",
         "- Load generator: this harness's own keep-alive HTTP/1.1 client on uvloop, one connection per "
         "caller, in the harness process; its CPU per op and utilisation are in the cost table.",
+        (
+            "- Retention: every service/object call carries a unique `idempotency-key`, so both servers "
+            "keep every finished call for the services' idempotency retention (upstream's ingress makes up "
+            "a key for every such call anyway; workflow calls carry none)."
+            if settings.get("idempotency_keys", True)
+            else "- Retention: calls carry no `idempotency-key`; upstream still makes one up for every "
+            "service/object call and keeps each finished call for a day, a server that does not keeps less."
+        ),
         "- CPU per op: user+system time of the server's process tree over the measured window "
         "(for `send`, including the backlog drain) ÷ completed operations.",
         f"- All three (server, SDK processes, generator) share the machine's {machine.get('cores')} "

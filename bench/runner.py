@@ -48,6 +48,7 @@ class Options:
     service_port: int
     work_dir: Path
     only: list[str] | None = None
+    idempotency_keys: bool = True
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -89,6 +90,9 @@ class ServerResult:
     disk_after: int | None = None
     retention: dict[str, str] = dataclasses.field(default_factory=dict)
     retained_invocations: int | None = None
+    #: "unkeyed"/"keyed" -> what ``/restate/invocation/<id>/output`` of a call made at the start
+    #: answered after the runs ("kept" = 200, else the status): is a finished call retained?
+    kept_after_runs: dict[str, str] = dataclasses.field(default_factory=dict)
     restart_ready_s: float | None = None
     restart_first_call_s: float | None = None
     scenarios: list[ScenarioResult] = dataclasses.field(default_factory=list)
@@ -176,6 +180,7 @@ class ServerBench:
         self.log_path = options.work_dir / f"{spec.name}.log"
         self.server: procs.Running | None = None
         self.sampler: procs.Sampler | None = None
+        self._kept_ids: dict[str, str] = {}
 
     def _sample(self) -> None:
         if self.sampler is not None and self.server is not None and self.server.alive():
@@ -211,7 +216,10 @@ class ServerBench:
         return self.result
 
     def _scenarios(self, mode: str, prefix: str, run_id: str) -> list[scenarios.Scenario]:
-        built = scenarios.build(scenarios.Target(mode=mode, prefix=prefix, run_id=run_id))
+        target = scenarios.Target(
+            mode=mode, prefix=prefix, run_id=run_id, idempotency_keys=self.options.idempotency_keys
+        )
+        built = scenarios.build(target)
         only = self.options.only
         return [s for s in built if not only or any(word in s.name for word in only)]
 
@@ -255,6 +263,14 @@ class ServerBench:
         first = await self.admin.wait_first_call(30.0)
         result.first_call_s = None if first is None else time.monotonic() - t0
         await self._retention()
+        for kind, headers in (("unkeyed", None), ("keyed", {"idempotency-key": f"retention-{time.time()}"})):
+            try:
+                response = await self.admin.call(
+                    "POST", "/Greeter/greet", f"kept-{kind}", admin=False, headers=headers
+                )
+                self._kept_ids[kind] = response.headers.get("x-restate-id", "")
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+                pass
         return True
 
     async def _retention(self) -> None:
@@ -325,6 +341,15 @@ class ServerBench:
         rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")
         if rows:
             result.retained_invocations = int(next(iter(rows[0].values())))
+        for kind, invocation_id in self._kept_ids.items():
+            try:
+                response = await self.admin.call(
+                    "GET", f"/restate/invocation/{invocation_id}/output", admin=False
+                )
+                ok = response.status == 200 and response.body == f'"Hello kept-{kind}!"'.encode()
+                result.kept_after_runs[kind] = "kept" if ok else f"HTTP {response.status}"
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                result.kept_after_runs[kind] = type(e).__name__
 
     async def _bounded(self, scenario: scenarios.Scenario, service_port: int) -> ScenarioResult:
         """``_scenario`` under a watchdog: every phase has its own bound, this one catches the rest."""

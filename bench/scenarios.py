@@ -45,6 +45,10 @@ class Target:
     mode: str
     prefix: str
     run_id: str
+    #: Send a unique ``idempotency-key`` with every service/object call. Upstream's ingress makes one
+    #: up for every such call anyway (and so retains each finished call for the idempotency
+    #: retention, 1 day); sending one explicitly makes every server do and keep the same.
+    idempotency_keys: bool = True
 
 
 class Scenario:
@@ -59,6 +63,7 @@ class Scenario:
         self.prefix = target.prefix
         self.mode = target.mode
         self.run_id = target.run_id
+        self.idempotency_keys = target.idempotency_keys
         self.concurrency = concurrency
 
     @property
@@ -68,6 +73,12 @@ class Scenario:
     async def op(self, client: load.Client, index: int) -> None:
         raise NotImplementedError
 
+    def headers(self, index: int) -> dict[str, str] | None:
+        """Request headers for operation ``index``: its idempotency key, unique in the run."""
+        if not self.idempotency_keys:
+            return None
+        return {"idempotency-key": f"{self.run_id}-{self.kind}-{self.concurrency}-{index}"}
+
 
 class Greet(Scenario):
     kind = "greet"
@@ -75,7 +86,9 @@ class Greet(Scenario):
     async def op(self, client: load.Client, index: int) -> None:
         name = f"g{index}"
         body = _expect(
-            await client.request("POST", f"/{self.prefix}Greeter/greet", _json(name)), 200, "greet"
+            await client.request("POST", f"/{self.prefix}Greeter/greet", _json(name), self.headers(index)),
+            200,
+            "greet",
         )
         if body != f"Hello {name}!":
             raise load.CheckError(f"greet: unexpected body {body!r}")
@@ -89,7 +102,7 @@ class CallerGreet(Scenario):
     async def op(self, client: load.Client, index: int) -> None:
         name = f"c{index}"
         path = f"/{self.prefix}Caller/callGreet"
-        body = _expect(await client.request("POST", path, _json(name)), 200, "callGreet")
+        body = _expect(await client.request("POST", path, _json(name), self.headers(index)), 200, "callGreet")
         if body != f"Hello {name}!":
             raise load.CheckError(f"callGreet: unexpected body {body!r}")
 
@@ -100,7 +113,11 @@ class Sleep(Scenario):
     kind = "sleep100ms"
 
     async def op(self, client: load.Client, index: int) -> None:
-        body = _expect(await client.request("POST", f"/{self.prefix}Sleeper/nap", b"100"), 200, "nap")
+        body = _expect(
+            await client.request("POST", f"/{self.prefix}Sleeper/nap", b"100", self.headers(index)),
+            200,
+            "nap",
+        )
         if body != 100:
             raise load.CheckError(f"nap: unexpected body {body!r}")
 
@@ -128,7 +145,9 @@ class CounterAdd(Scenario):
     async def op(self, client: load.Client, index: int) -> None:
         key = self.key(index)
         try:
-            response = await client.request("POST", f"/{self.prefix}Counter/{key}/add", b"1")
+            response = await client.request(
+                "POST", f"/{self.prefix}Counter/{key}/add", b"1", self.headers(index)
+            )
         except BaseException:
             self.failed_ops += 1
             raise
@@ -166,7 +185,9 @@ class Send(Scenario):
 
     async def op(self, client: load.Client, index: int) -> None:
         path = f"/{self.prefix}Greeter/greet/send"
-        body = _expect(await client.request("POST", path, _json(f"{self.mark}{index}")), 202, "send")
+        body = _expect(
+            await client.request("POST", path, _json(f"{self.mark}{index}"), self.headers(index)), 202, "send"
+        )
         if not isinstance(body, dict) or not str(body.get("invocationId", "")).startswith("inv_"):
             raise load.CheckError(f"send: unexpected body {body!r}")
         self.accepted += 1
