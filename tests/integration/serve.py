@@ -1,0 +1,29 @@
+"""Serve tests/integration/services.py under hypercorn (h2c and HTTP/1.1 on one port)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from services import app  # noqa: E402
+
+
+def main() -> None:
+    config = Config()
+    config.bind = [f"127.0.0.1:{sys.argv[1]}"]
+    config.keep_alive_max_requests = 1_000_000
+    config.keep_alive_timeout = 600
+    config.h2_max_concurrent_streams = 1000
+    config.accesslog = None
+    config.graceful_timeout = 1
+    asyncio.run(serve(app, config, mode="asgi"))
+
+
+if __name__ == "__main__":
+    main()

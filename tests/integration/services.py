@@ -1,0 +1,128 @@
+"""restate-sdk services for the server's integration tests (durability, state, cross-partition calls).
+
+Side effects that must happen once are recorded as lines in the file named by $SIDE_EFFECTS_FILE,
+so a test can count them across SDK process restarts.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import restate
+from restate import Context, ObjectContext, ObjectSharedContext
+
+durable = restate.Service("Durable")
+
+
+def _record(name: str) -> str:
+    with open(os.environ["SIDE_EFFECTS_FILE"], "a") as f:
+        f.write(name + "\n")
+    return f"effect-{name}"
+
+
+@durable.handler()
+async def run_then_sleep(ctx: Context, name: str) -> str:
+    value = await ctx.run_typed("side-effect", _record, name=name)
+    await ctx.sleep(timedelta(seconds=2))
+    return value
+
+
+@durable.handler()
+async def sleep_ms(ctx: Context, millis: int) -> int:
+    await ctx.sleep(timedelta(milliseconds=millis))
+    return millis
+
+
+@durable.handler()
+async def record(ctx: Context, name: str) -> str:
+    return _record(name)
+
+
+counter = restate.VirtualObject("Counter")
+
+
+@counter.handler()
+async def add(ctx: ObjectContext, delta: int) -> int:
+    total = (await ctx.get("count", type_hint=int) or 0) + delta
+    ctx.set("count", total)
+    return total
+
+
+@counter.handler()
+async def slow_add(ctx: ObjectContext, delta: int) -> list[int]:
+    """Reads, sleeps, then writes: concurrent runs on one key would lose updates."""
+    before = await ctx.get("count", type_hint=int) or 0
+    await ctx.sleep(timedelta(milliseconds=300))
+    ctx.set("count", before + delta)
+    return [before, before + delta]
+
+
+@counter.handler(kind="shared")
+async def get(ctx: ObjectSharedContext) -> int:
+    return await ctx.get("count", type_hint=int) or 0
+
+
+@counter.handler()
+async def keys(ctx: ObjectContext) -> list[str]:
+    return sorted(await ctx.state_keys())
+
+
+@counter.handler()
+async def reset(ctx: ObjectContext) -> None:
+    ctx.clear_all()
+
+
+lazy = restate.VirtualObject("LazyCounter", enable_lazy_state=True)
+
+
+@lazy.handler(name="add")
+async def lazy_add(ctx: ObjectContext, delta: int) -> int:
+    total = (await ctx.get("count", type_hint=int) or 0) + delta
+    ctx.set("count", total)
+    return total
+
+
+@lazy.handler(name="keys")
+async def lazy_keys(ctx: ObjectContext) -> list[str]:
+    return sorted(await ctx.state_keys())
+
+
+caller = restate.Service("Caller")
+
+
+@caller.handler()
+async def add_to_many(ctx: Context, keys: list[str]) -> list[int]:
+    """Calls Counter/add on several keys (different partitions) and collects the results."""
+    results = []
+    for key in keys:
+        results.append(await ctx.object_call(add, key=key, arg=1))
+    return results
+
+
+@caller.handler()
+async def send_to_many(ctx: Context, keys: list[str]) -> str:
+    for key in keys:
+        ctx.object_send(add, key=key, arg=10)
+    return "sent"
+
+
+@caller.handler()
+async def greet_via(ctx: Context, name: str) -> str:
+    return await ctx.service_call(greet, arg=name)
+
+
+greeter = restate.Service("Greeter")
+
+
+@greeter.handler()
+async def greet(ctx: Context, name: str | None) -> str:
+    return f"Hello {name}!"
+
+
+@greeter.handler()
+async def fail(ctx: Context, name: str) -> str:
+    raise restate.TerminalError(f"failed: {name}", status_code=409)
+
+
+app = restate.app([durable, counter, lazy, caller, greeter])
