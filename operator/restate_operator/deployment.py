@@ -348,7 +348,10 @@ def policy_of(spec: DeploymentSpec, body: kopf.Body, *, deleting: bool = False) 
 
 def finalize(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -> None:
     """Deletion: drain every version per the deletion policy; block (retry) while any is in use."""
-    spec = DeploymentSpec.parse(body.meta["name"], body.meta["namespace"], spec_raw)
+    try:
+        spec = DeploymentSpec.parse(body.meta["name"], body.meta["namespace"], spec_raw)
+    except SpecError:
+        return  # never reconciled, so nothing was registered: let the deletion through
     replicasets = owned_replicasets(spec, body)
     cluster_gone = spec.register.cluster is not None and common.get_cluster(spec.register.cluster) is None
     if cluster_gone or not replicasets:

@@ -412,6 +412,7 @@ def test_deployment_invalid_spec_is_permanent(kube: FakeKube) -> None:
     with pytest.raises(kopf.PermanentError):
         rsd.run(deployment.reconcile)
     assert kube.objects[rsd.key]["status"]["conditions"][0]["reason"] == "InvalidSpec"
+    rsd.run(deployment.finalize)  # an invalid resource never blocks its own deletion
 
 
 def subscription_resource(kube: FakeKube) -> Resource:
