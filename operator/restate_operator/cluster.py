@@ -79,6 +79,14 @@ def cluster_readiness(sts: Mapping[str, Any] | None, replicas: int) -> tuple[boo
     return True, "Reconciled", f"{ready}/{replicas} pods ready"
 
 
+def replication_feasible(spec: ClusterSpec) -> tuple[bool, str]:
+    """Whether ``cluster.replication`` copies fit on ``compute.replicas`` nodes (drift users could not see)."""
+    wanted = spec.replication or 1
+    if wanted > spec.replicas:
+        return False, f"replication {wanted} needs at least {wanted} nodes; the cluster has {spec.replicas}"
+    return True, f"replication {wanted} on {spec.replicas} node(s)"
+
+
 def _storage_state(spec: ClusterSpec) -> tuple[int | None, dict[str, int]]:
     sts = common.kube().get(*STS, spec.name, names.STATEFULSET)
     template = None
@@ -148,6 +156,17 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
             status=storage.refused is None,
             reason="ShrinkRefused" if storage.refused else "Applied",
             message=storage.refused or f"{storage.template_bytes} bytes per node",
+            now=now,
+        )
+    )
+    replication_ok, replication_message = replication_feasible(spec)
+    conditions.append(
+        common.condition(
+            previous,
+            type_="ReplicationFeasible",
+            status=replication_ok,
+            reason="Feasible" if replication_ok else "NotEnoughNodes",
+            message=replication_message,
             now=now,
         )
     )

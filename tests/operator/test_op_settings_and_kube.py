@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -131,3 +133,15 @@ def test_kube_errors_are_translated(kube_http: Kube) -> None:
         kube_http.patch("v1", "ConfigMap", "demo", "broken", {})
     assert info.value.status == 422
     assert not isinstance(info.value, NotFound)
+
+
+def test_operator_command_line_help() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "restate_operator", "--help"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "--standalone" in out
+    assert "--namespace" in out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from restate_operator.cluster import cluster_readiness, plan_storage, quantity_bytes
+from op_helpers import MINIMAL_CLUSTER
+from restate_operator.cluster import cluster_readiness, plan_storage, quantity_bytes, replication_feasible
+from restate_operator.models import ClusterSpec
 
 GI = 2**30
 
@@ -81,3 +83,15 @@ def test_cluster_readiness_from_statefulset(
     sts: dict | None, replicas: int, ready: bool, reason: str
 ) -> None:
     assert cluster_readiness(sts, replicas)[:2] == (ready, reason)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "replication", "feasible"),
+    [(1, None, True), (3, 2, True), (3, 3, True), (1, 2, False)],
+    ids=["default", "fewer-copies", "equal", "too-many-copies"],
+)
+def test_replication_must_fit_on_the_nodes(replicas: int, replication: int | None, feasible: bool) -> None:
+    spec = {**MINIMAL_CLUSTER, "compute": {"image": "x", "replicas": replicas}}
+    if replication:
+        spec["cluster"] = {"replication": replication}
+    assert replication_feasible(ClusterSpec.parse("demo", spec))[0] is feasible
