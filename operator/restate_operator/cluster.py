@@ -18,6 +18,7 @@ import kopf
 from kubernetes.utils import parse_quantity
 
 from restate_operator import common, names
+from restate_operator.kube import KubeError
 from restate_operator.models import CLUSTER_VERSION, GROUP, ClusterSpec, JsonObject, SpecError
 from restate_operator.render import cluster_labels, render_cluster
 from restate_operator.settings import SETTINGS
@@ -113,6 +114,24 @@ def _adoptable(objects: Iterable[JsonObject], body: kopf.Body) -> list[JsonObjec
     return out
 
 
+def _apply(
+    spec: ClusterSpec, storage: StoragePlan, objects: list[JsonObject]
+) -> dict[tuple[str, str], JsonObject]:
+    """Grow the volumes, re-create the StatefulSet if its claim template changed, then apply everything."""
+    for pvc in storage.grow:
+        common.kube().patch(
+            *PVC,
+            spec.name,
+            pvc,
+            {"spec": {"resources": {"requests": {"storage": str(storage.template_bytes)}}}},
+        )
+    if storage.recreate_statefulset:
+        # Orphan: the pods keep running and the new StatefulSet adopts them. If the API server is still
+        # removing the old object when the apply below lands, the next resync re-creates it.
+        common.kube().delete(*STS, spec.name, names.STATEFULSET, propagation="Orphan")
+    return {(obj["kind"], obj["metadata"]["name"]): common.kube().apply(obj) for obj in objects}
+
+
 def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -> None:
     """Render, apply and report one RestateCluster; applying twice changes nothing."""
     now = common.utcnow()
@@ -131,16 +150,15 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
         ]
         patch.status["observedGeneration"] = generation
         raise kopf.PermanentError(str(exc)) from exc
-    for pvc in storage.grow:
-        common.kube().patch(
-            *PVC,
-            spec.name,
-            pvc,
-            {"spec": {"resources": {"requests": {"storage": str(storage.template_bytes)}}}},
-        )
-    if storage.recreate_statefulset:
-        common.kube().delete(*STS, spec.name, names.STATEFULSET, propagation="Orphan")
-    applied = {(obj["kind"], obj["metadata"]["name"]): common.kube().apply(obj) for obj in objects}
+    try:
+        applied = _apply(spec, storage, objects)
+    except KubeError as exc:
+        patch.status["conditions"] = [
+            common.condition(
+                previous, type_="Ready", status=False, reason="FailedReconcile", message=str(exc), now=now
+            )
+        ]
+        raise kopf.TemporaryError(str(exc), delay=SETTINGS.resync_seconds) from exc
     ready, reason, message = cluster_readiness(applied.get(("StatefulSet", names.STATEFULSET)), spec.replicas)
     conditions = [
         common.condition(previous, type_="Ready", status=ready, reason=reason, message=message, now=now)

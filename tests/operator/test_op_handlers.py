@@ -15,7 +15,7 @@ import pytest
 from op_helpers import MINIMAL_CLUSTER, deployment_spec
 from restate_operator import cluster, common, deployment, names, subscription
 from restate_operator.admin_client import AdminClient
-from restate_operator.kube import NotFound
+from restate_operator.kube import KubeError, NotFound
 
 
 def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -489,3 +489,21 @@ def test_deployment_older_versions_get_an_autoscaler_until_retired(kube: FakeKub
         rsd.run(deployment.reconcile)
     assert kube.get("autoscaling/v2", "HorizontalPodAutoscaler", "default", first) is None
     assert replicasets(kube)[first]["spec"]["replicas"] == 0
+
+
+def test_cluster_api_errors_are_reported_and_retried(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(obj: Mapping[str, Any]) -> dict[str, Any]:
+        raise KubeError(422, "StatefulSet.apps is invalid")
+
+    monkeypatch.setattr(kube, "apply", refuse)
+    rsc = Resource.__new__(Resource)
+    rsc.kube, rsc.key = kube, ("RestateCluster", None, "demo")
+    kube.objects[rsc.key] = {
+        "apiVersion": "restate.dev/v1",
+        "kind": "RestateCluster",
+        "metadata": {"name": "demo", "uid": "u", "generation": 1},
+        "spec": copy.deepcopy(MINIMAL_CLUSTER),
+    }
+    with pytest.raises(kopf.TemporaryError, match="invalid"):
+        rsc.run(cluster.reconcile)
+    assert kube.objects[rsc.key]["status"]["conditions"][0]["reason"] == "FailedReconcile"
