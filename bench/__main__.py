@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import procs, report, runner
+from bench import aggregate, model, procs, report, runner
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -44,15 +44,16 @@ def _version(argv: list[str]) -> str:
 
 
 def _ours_version() -> str:
+    """HEAD of the repository, marked when the working tree (what actually runs) differs from it."""
     try:
         rev = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty=+uncommitted"],
             capture_output=True,
             text=True,
             check=False,
         ).stdout.strip()
     except OSError:
-        rev = "?"
+        rev = ""
     return f"git {rev or '?'}"
 
 
@@ -100,6 +101,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--duration", type=float, default=None, help="seconds per scenario (default 10, quick 2)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the servers this many times, alternating; report medians"
+    )
     parser.add_argument("--max-ops", type=int, default=100_000, help="operations per scenario at most")
     parser.add_argument("--only", default="", help="comma-separated substrings: run only matching scenarios")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md")
@@ -140,19 +144,23 @@ def server_specs(args: argparse.Namespace) -> dict[str, tuple[procs.ServerSpec, 
     return {name: specs[name] for name in args.servers.split(",") if name in specs}
 
 
-async def run_all(args: argparse.Namespace, options: runner.Options) -> dict[str, runner.ServerResult]:
-    """Each server in turn, each with freshly started SDK processes (same conditions for both)."""
-    results: dict[str, runner.ServerResult] = {}
-    for name, (spec, version) in server_specs(args).items():
-        log.info("=== %s (%s)", name, version)
-        services = Services(args.service_port, sys.executable, tag=name)
-        try:
-            if not await asyncio.to_thread(services.wait_ready):
-                raise SystemExit(f"SDK service processes did not come up; see {WORK}/services-{name}-*.log")
-            pids = [p.pid for p in services.procs]
-            results[name] = await runner.ServerBench(spec, version, pids, options).run()
-        finally:
-            services.stop()
+async def run_all(args: argparse.Namespace, options: model.Options) -> dict[str, list[model.ServerResult]]:
+    """Each server in turn (``--repeat`` times, alternating), each with fresh SDK processes."""
+    results: dict[str, list[model.ServerResult]] = {}
+    for repetition in range(args.repeat):
+        for name, (spec, version) in server_specs(args).items():
+            log.info("=== %s (%s), run %d/%d", name, version, repetition + 1, args.repeat)
+            services = Services(args.service_port, sys.executable, tag=name)
+            try:
+                if not await asyncio.to_thread(services.wait_ready):
+                    raise SystemExit(
+                        f"SDK service processes did not come up; see {WORK}/services-{name}-*.log"
+                    )
+                pids = [p.pid for p in services.procs]
+                result = await runner.ServerBench(spec, version, pids, options).run()
+                results.setdefault(name, []).append(result)
+            finally:
+                services.stop()
     return results
 
 
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     WORK.mkdir(exist_ok=True)
     duration = args.duration if args.duration is not None else (2.0 if args.quick else 10.0)
-    options = runner.Options(
+    options = model.Options(
         duration_s=duration,
         max_ops=args.max_ops,
         drain_timeout_s=30.0 if args.quick else 120.0,
@@ -179,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
 
-        results = uvloop.run(run_all(args, options))
+        runs = uvloop.run(run_all(args, options))
     except ImportError:
-        results = asyncio.run(run_all(args, options))
+        runs = asyncio.run(run_all(args, options))
+    results = {name: aggregate.median_result(server_runs) for name, server_runs in runs.items()}
     machine = report.machine_info(
         upstream_version=_version([str(args.upstream_bin)]), ours_version=_ours_version()
     )
@@ -190,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": shlex.join(["bench/run.sh", *(sys.argv[1:] if argv is None else argv)]),
         "duration_s": duration,
         "max_ops": args.max_ops,
+        "repeat": args.repeat,
         "idempotency_keys": not args.no_idempotency_keys,
         "loadavg_start": load_at_start,
         "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
@@ -197,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report.render(results, machine, settings)
     print(text)
     if not args.no_write:
-        report.write(args.results, text, results, machine, settings)
+        report.write(args.results, text, runs, machine, settings)
         log.info("wrote %s and %s", args.results, args.results.with_suffix(".json"))
     return 0
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.runner import ScenarioResult, ServerResult
+from bench.model import ScenarioResult, ServerResult
 
 KEEP_MARKER = "<!-- everything below this line is kept when the harness rewrites this file -->"
 
@@ -223,7 +223,13 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         "",
         f"- Each server in turn, alone, inside a private network namespace with only loopback; "
         f"per scenario at most {settings['duration_s']} s and {settings['max_ops']:,} operations "
-        "(closed loop, every response checked).",
+        "(closed loop, every response checked)"
+        + (
+            f"; the servers ran {settings['repeat']} times, alternating, and every figure is the median"
+            if settings.get("repeat", 1) > 1
+            else ""
+        )
+        + ".",
         "- One SDK process per deployment (restate-sdk under hypercorn + uvloop): `Greeter`… over h2c "
         "(bidi), `H1Greeter`… registered with `use_http_11` (request/response). Both are started "
         "afresh for each server.",
@@ -276,9 +282,13 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
 
 
 def write(
-    path: Path, text: str, results: dict[str, ServerResult], machine: dict[str, str], settings: dict[str, Any]
+    path: Path,
+    text: str,
+    runs: dict[str, list[ServerResult]],
+    machine: dict[str, str],
+    settings: dict[str, Any],
 ) -> None:
-    """Rewrite ``path`` (keeping the hand-written tail) and the JSON record next to it."""
+    """Rewrite ``path`` (keeping the hand-written tail) and the JSON record of every run next to it."""
     kept = ""
     if path.exists():
         old = path.read_text()
@@ -290,6 +300,6 @@ def write(
     record = {
         "settings": settings,
         "machine": machine,
-        "servers": {name: dataclasses.asdict(result) for name, result in results.items()},
+        "runs": {name: [dataclasses.asdict(result) for result in results] for name, results in runs.items()},
     }
     path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")

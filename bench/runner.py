@@ -21,10 +21,11 @@ import json
 import logging
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import load, procs, scenarios
+from bench.admin import Admin
+from bench.model import Options, ScenarioResult, ServerResult
 
 log = logging.getLogger("bench")
 
@@ -37,123 +38,6 @@ MODES: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
 
 #: Bound on the final counter check (1,000 ``get`` calls from 32 clients).
 VERIFY_LIMIT_S = 60.0
-
-
-@dataclasses.dataclass(kw_only=True)
-class Options:
-    duration_s: float
-    max_ops: int
-    drain_timeout_s: float
-    settle_s: float
-    service_port: int
-    work_dir: Path
-    only: list[str] | None = None
-    idempotency_keys: bool = True
-
-
-@dataclasses.dataclass(kw_only=True)
-class ScenarioResult:
-    name: str
-    mode: str
-    status: str  # "ok", "errors", "not run", "failed"
-    reason: str = ""
-    ops: int = 0
-    errors: int = 0
-    error_samples: list[str] = dataclasses.field(default_factory=list)
-    wall_s: float = 0.0
-    throughput: float = 0.0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    server_cpu_ms_per_op: float | None = None
-    service_cpu_ms_per_op: float | None = None
-    gen_cpu_ms_per_op: float | None = None
-    gen_util: float | None = None
-    server_util: float | None = None
-    other_util: float | None = None
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(kw_only=True)
-class ServerResult:
-    name: str
-    version: str
-    status: str = "ok"
-    notes: list[str] = dataclasses.field(default_factory=list)
-    ready_s: float | None = None
-    registration: dict[str, str] = dataclasses.field(default_factory=dict)
-    first_call_s: float | None = None
-    idle_rss: int | None = None
-    idle_cpu_pct: float | None = None
-    peak_rss: int | None = None
-    idle_rss_after: int | None = None
-    disk_fresh: int | None = None
-    disk_after: int | None = None
-    retention: dict[str, str] = dataclasses.field(default_factory=dict)
-    retained_invocations: int | None = None
-    #: "unkeyed"/"keyed" -> what ``/restate/invocation/<id>/output`` of a call made at the start
-    #: answered after the runs ("kept" = 200, else the status): is a finished call retained?
-    kept_after_runs: dict[str, str] = dataclasses.field(default_factory=dict)
-    restart_ready_s: float | None = None
-    restart_first_call_s: float | None = None
-    scenarios: list[ScenarioResult] = dataclasses.field(default_factory=list)
-
-
-class Admin:
-    """The few admin/ingress calls the harness makes outside the measured loops."""
-
-    def __init__(self, ports: procs.Ports) -> None:
-        self.ports = ports
-
-    def _client(self, port: int, timeout_s: float = 30.0) -> load.Client:
-        return load.Client("127.0.0.1", port, timeout_s)
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        *,
-        admin: bool = True,
-        timeout_s: float = 30.0,
-        headers: dict[str, str] | None = None,
-    ) -> load.Response:
-        client = self._client(self.ports.admin if admin else self.ports.ingress, timeout_s)
-        try:
-            payload = None if body is None else json.dumps(body).encode()
-            return await client.request(method, path, payload, headers)
-        finally:
-            await client.close()
-
-    async def sql(self, query: str) -> list[dict[str, Any]] | None:
-        """Rows of an admin SQL query, or None when the server cannot answer it."""
-        try:
-            response = await self.call(
-                "POST", "/query", {"query": query}, headers={"accept": "application/json"}
-            )
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-            return None
-        if response.status != 200:
-            return None
-        try:
-            rows = json.loads(response.body)["rows"]
-        except (ValueError, KeyError, TypeError):
-            return None
-        return rows if isinstance(rows, list) else None
-
-    async def greet_ok(self, timeout_s: float = 2.0) -> bool:
-        try:
-            response = await self.call("POST", "/Greeter/greet", "ready", admin=False, timeout_s=timeout_s)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-            return False
-        return response.status == 200 and response.body == b'"Hello ready!"'
-
-    async def wait_first_call(self, deadline_s: float) -> float | None:
-        start = time.monotonic()
-        while time.monotonic() - start < deadline_s:
-            if await self.greet_ok():
-                return time.monotonic() - start
-            await asyncio.sleep(0.02)
-        return None
 
 
 async def _service_seen(port: int, prefix: str) -> int:
