@@ -380,7 +380,9 @@ def test_5_deleting_everything_cleans_up(world: World) -> None:
     cluster.kubectl(
         "delete", "restatedeployment", RSD, "-n", NS, "--ignore-not-found", "--timeout=90s", timeout=120
     )
-    cluster.kubectl("delete", "restatecluster", CLUSTER, "--ignore-not-found", "--timeout=60s", timeout=90)
+    # kopf polls a timer that is still running at deletion every settings.background.cancellation_polling
+    # (60 s by default) before it releases the finalizer: the deletion may take that long
+    cluster.kubectl("delete", "restatecluster", CLUSTER, "--ignore-not-found", "--timeout=120s", timeout=150)
     world.wait(lambda: cluster.get(f"/api/v1/namespaces/{CLUSTER}") is None, 60, "namespace demo gone")
     for path in (f"/apis/apps/v1/namespaces/{NS}/replicasets", "/api/v1/pods", "/apis/apps/v1/statefulsets"):
 
