@@ -9,7 +9,6 @@ its claim template is immutable; pods keep running) and never shrink (the reques
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -164,9 +163,7 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
         common.condition(previous, type_="Ready", status=ready, reason=reason, message=message, now=now)
     ]
     if storage.refused:
-        # an Event for `kubectl describe`; outside a running operator (unit tests) there is no poster
-        with contextlib.suppress(LookupError):
-            kopf.warn(body, reason="StorageShrinkRefused", message=storage.refused)
+        common.event(body, reason="StorageShrinkRefused", message=storage.refused, warning=True)
     conditions.append(
         common.condition(
             previous,

@@ -6,10 +6,13 @@ reports, and everything it needs for that which is not specific to its resource 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+import kopf
 
 from restate_operator import names
 from restate_operator.kube import Kube
@@ -58,6 +61,13 @@ def condition(
         "message": message,
         "lastTransitionTime": since or rfc3339(now),
     }
+
+
+def event(body: kopf.Body, *, reason: str, message: str, warning: bool = False) -> None:
+    """Post a Kubernetes Event on ``body`` (for ``kubectl describe``); a no-op outside a running operator."""
+    post = kopf.warn if warning else kopf.info
+    with contextlib.suppress(LookupError):  # kopf's event poster only exists inside the operator
+        post(body, reason=reason, message=message)
 
 
 def is_ready(obj: Mapping[str, Any] | None) -> bool:

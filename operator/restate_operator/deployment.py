@@ -111,9 +111,17 @@ def _annotate(namespace: str, name: str, annotations: Mapping[str, str | None], 
             logger.debug("cannot annotate service %s/%s: %s", namespace, name, exc)
 
 
-def execute(namespace: str, decision: versions.Decision, admin: AdminClient | None) -> None:
-    """Carry out one planning decision against the API server and the admin API."""
+def execute(
+    namespace: str, decision: versions.Decision, admin: AdminClient | None, body: kopf.Body
+) -> JsonObject | None:
+    """Carry out one planning decision; returns the version's summary for status (``None`` once deleted)."""
     version = decision.version
+    summary: JsonObject | None = {
+        "name": version.name,
+        "deploymentId": version.deployment_id,
+        "step": decision.step.value,
+        "reason": decision.reason,
+    }
     match decision.step:
         case versions.Step.KEEP if version.remove_at is not None:
             _annotate(namespace, version.name, {names.REMOVE_VERSION_AT: None})
@@ -123,6 +131,8 @@ def execute(namespace: str, decision: versions.Decision, admin: AdminClient | No
         case versions.Step.RETIRE:
             if version.deployment_id and admin is not None:
                 admin.deregister(version.deployment_id)
+                common.event(body, reason="Deregistered", message=f"{version.name}: {version.deployment_id}")
+            summary = {**(summary or {}), "deploymentId": None}
             _annotate(
                 namespace,
                 version.name,
@@ -131,8 +141,10 @@ def execute(namespace: str, decision: versions.Decision, admin: AdminClient | No
             )
         case versions.Step.DELETE:
             common.kube().delete(*RS, namespace, version.name)
+            summary = None
         case _:
             pass
+    return summary
 
 
 _SERVING = (versions.Step.KEEP, versions.Step.SCHEDULE_DRAIN, versions.Step.WAIT)
@@ -272,7 +284,7 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
     with AdminClient(admin_url(spec), timeout=SETTINGS.admin_timeout_seconds) as admin:
         try:
             view = admin.view()
-            current, message, registered = register_current(spec, current, vhash, view, admin)
+            current, message, registered = register_current(spec, current, vhash, view, admin, body)
             if registered:
                 view = admin.view()
             replicasets = owned_replicasets(spec, body)
@@ -284,27 +296,23 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
                 policy=policy_of(spec, body),
             )
             sync_autoscalers(spec, replicasets, decisions, current["metadata"]["name"])
-            for decision in decisions:
-                execute(spec.namespace, decision, admin)
+            summaries = [execute(spec.namespace, decision, admin, body) for decision in decisions]
         except AdminError as exc:
             patch.status.update(status_of(spec, body, current, vhash, f"admin API: {exc}", False))
             raise kopf.TemporaryError(f"admin API: {exc}", delay=SETTINGS.resync_seconds) from exc
     label_latest(spec.namespace, replicasets, current["metadata"]["name"])
     ready = message == "registered"
     patch.status.update(status_of(spec, body, current, vhash, message, ready))
-    patch.status["versions"] = [
-        {
-            "name": d.version.name,
-            "deploymentId": d.version.deployment_id,
-            "step": d.step.value,
-            "reason": d.reason,
-        }
-        for d in decisions
-    ]
+    patch.status["versions"] = [summary for summary in summaries if summary is not None]
 
 
 def register_current(
-    spec: DeploymentSpec, current: JsonObject, vhash: str, view: AdminView, admin: AdminClient
+    spec: DeploymentSpec,
+    current: JsonObject,
+    vhash: str,
+    view: AdminView,
+    admin: AdminClient,
+    body: kopf.Body,
 ) -> tuple[JsonObject, str, bool]:
     """Register the current version once its pods are ready; returns (rs, status message, registered now)."""
     version = to_version(current)
@@ -321,6 +329,7 @@ def register_current(
             raise
         dp = admin.register(uri, use_http11=spec.use_http11, force=True)
     logger.info("registered %s as %s (force=%s)", uri, dp, force)
+    common.event(body, reason="Registered", message=f"{current['metadata']['name']}: {dp} at {uri}")
     _annotate(
         spec.namespace, current["metadata"]["name"], {names.DEPLOYMENT_ID: dp, names.REMOVE_VERSION_AT: None}
     )
@@ -368,7 +377,7 @@ def finalize(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) ->
             )
             sync_autoscalers(spec, replicasets, decisions, None)
             for decision in decisions:
-                execute(spec.namespace, decision, admin)
+                execute(spec.namespace, decision, admin, body)
         except AdminError as exc:
             raise kopf.TemporaryError(f"admin API: {exc}", delay=SETTINGS.resync_seconds) from exc
     blockers = versions.blocking(decisions)

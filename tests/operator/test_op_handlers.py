@@ -324,8 +324,9 @@ def test_deployment_rollout_drain_retire_and_rollback(
         replicasets(kube)[first]["metadata"]["annotations"][names.REMOVE_VERSION_AT] == "2026-06-01T00:01:00Z"
     )
     now[0] += timedelta(seconds=61)
-    rsd.run(deployment.reconcile)
+    status = rsd.run(deployment.reconcile)
     assert admin.log[-1] == "deregister dp_1"
+    assert {v["name"]: (v["step"], v["deploymentId"]) for v in status["versions"]}[first] == ("retire", None)
     old = replicasets(kube)[first]
     assert old["spec"]["replicas"] == 0
     assert names.DEPLOYMENT_ID not in old["metadata"]["annotations"]
