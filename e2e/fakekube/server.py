@@ -12,7 +12,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from .. import loopback
 from . import discovery, errors, gc, routing, subresources, watch
 from .objects import Objects
 from .resources import Registry, ResourceType
@@ -212,8 +212,8 @@ def make_app(*, service_prefix: str) -> web.Application:
 
 
 def random_service_prefix() -> str:
-    """A loopback /24 for ClusterIPs, random so that parallel runs do not collide (127.1.X.0)."""
-    return f"127.1.{random.randint(1, 254)}.0"
+    """A loopback /24 for ClusterIPs (127.1.R.0) that nothing listens on, so parallel runs do not collide."""
+    return loopback.free_prefix(1) + "0"
 
 
 async def serve(host: str, port: int, ready_file: Path | None, service_prefix: str) -> None:

@@ -1,6 +1,6 @@
 """The cluster network on loopback: pod IPs, Endpoints, ClusterIP proxies and the DNS hosts map.
 
-* Pod IPs come from ``127.0.R.2-254``, with R chosen per kubelet so that parallel runs do not collide.
+* Pod IPs come from ``127.0.R.2-254``, R chosen per kubelet among the /24s nothing listens on.
 * Each Service gets an Endpoints object listing its selected pods (ready ones in ``addresses``).
 * Each Service with a ClusterIP (fakekube hands them out from ``127.1.S.0/24``) gets a TCP listener on
   ``clusterIP:port`` per port that forwards every connection to one ready endpoint (round robin) on
@@ -17,11 +17,11 @@ import contextlib
 import functools
 import itertools
 import logging
-import random
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .. import loopback
 from . import dns
 from .api import ENDPOINTS, Api, ApiFailure
 
@@ -32,7 +32,7 @@ JsonObj = dict[str, Any]
 
 class IpPool:
     def __init__(self, prefix: str | None = None) -> None:
-        self.prefix = prefix or f"127.0.{random.randint(2, 254)}."
+        self.prefix = prefix or loopback.free_prefix(0)
         self._free = deque(f"{self.prefix}{n}" for n in range(2, 255))
 
     def allocate(self) -> str:
