@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 
-from conftest import Sdk, Server, free_port
+from harness import Sdk, Server, free_port
 
 
 def _ok(server: Server) -> None:

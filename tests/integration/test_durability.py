@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from conftest import Sdk, Server, wait_until
+from harness import Sdk, Server, wait_until
 
 
 def _lines(path) -> list[str]:

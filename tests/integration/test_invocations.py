@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from conftest import Server, wait_until
+from harness import Server, wait_until
 
 INV_ID = re.compile(r"^inv_1[0-9a-zA-Z]{33}$")
 

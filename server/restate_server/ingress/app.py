@@ -168,12 +168,15 @@ class Ingress:
             id_header = {"x-restate-id": str(inv)}
             if outcome.outcome == "conflict":
                 return _error(409, "the workflow method was already invoked", "invocation", id_header)
-            if outcome.outcome != "accepted" and outcome.expires_at is not None:
-                id_header["idempotency-expires"] = _rfc3339(outcome.expires_at)
             if outcome.result is not None:
-                return self._result(outcome.result, output_ct, set_if_empty, id_header)
-            done = await waiter
-            return self._result(done.result, output_ct, set_if_empty, id_header)
+                result, expires_at = outcome.result, outcome.expires_at
+            else:
+                done = await waiter
+                result, expires_at = done.result, done.expires_at
+            if outcome.outcome != "accepted" and expires_at is not None:
+                # upstream marks answers that come from an invocation that already existed
+                id_header["idempotency-expires"] = _rfc3339(expires_at)
+            return self._result(result, output_ct, set_if_empty, id_header)
         finally:
             self.worker.drop_completion(inv.to_bytes(), waiter)
 

@@ -1,0 +1,46 @@
+# Every target CI runs is here; .ci/run calls `make install test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install test test-unit test-integration test-e2e lint fmt typecheck proto bench check run
+
+install:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,operator]'
+
+test:
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit:
+	$(PY) -m pytest tests --ignore=tests/integration $(PYTEST_ARGS)
+
+test-integration:
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e:
+	$(PY) -m pytest e2e $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check server operator tests e2e bench
+	$(VENV)/bin/ruff format --check server operator tests e2e bench
+
+fmt:
+	$(VENV)/bin/ruff format server operator tests e2e bench
+	$(VENV)/bin/ruff check --fix server operator tests e2e bench
+
+typecheck:
+	$(VENV)/bin/mypy server/restate_server operator/restate_operator
+
+# Regenerate the protobuf classes after editing protocol.proto
+proto:
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server server/restate_server/protocol/protocol.proto
+
+bench:
+	bench/run.sh
+
+run:
+	$(VENV)/bin/restate-py-server
+
+check: lint typecheck test
