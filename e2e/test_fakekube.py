@@ -27,6 +27,10 @@ spec:
       subresources:
         status: {}
         scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+      additionalPrinterColumns:
+        - {name: Size, type: integer, jsonPath: .spec.size}
+        - {name: Phase, type: string, jsonPath: .status.phase}
+        - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
       schema:
         openAPIV3Schema:
           type: object
@@ -89,6 +93,10 @@ def test_custom_resource_defaults_prunes_and_versions(widgets: Cluster) -> None:
     assert obj is not None
     assert obj["status"] == {"phase": "Ready"}
     assert obj["metadata"]["generation"] == 2
+    # server-side printing with the CRD's printer columns
+    header, row = widgets.kubectl("get", "widgets").splitlines()
+    assert header.split() == ["NAME", "SIZE", "PHASE", "AGE"]
+    assert row.split()[:3] == ["w1", "9", "Ready"]
     # invalid enum value: 422
     out = widgets.kubectl(
         "patch", "widget", "w1", "--type=merge", "-p", '{"spec":{"mode":"warp"}}', check=False

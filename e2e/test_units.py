@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .fakekube import patching, routing, schema, selectors
+from .fakekube import patching, routing, schema, selectors, tables
 from .fakekube.errors import ApiError
 from .kubelet import dns, podspec
 
@@ -181,3 +181,14 @@ def test_hosts_map_resolves_with_search_domains(tmp_path: Path) -> None:
     assert dns.lookup(hosts, "p-0.web", "ns") == ["127.0.0.6"]
     assert dns.lookup(hosts, "web.ns", "other") == ["127.0.0.5"]
     assert dns.lookup(hosts, "web", "other") == []
+
+
+def test_printer_column_jsonpath_subset() -> None:
+    obj = {
+        "status": {"conditions": [{"type": "A", "status": "False"}, {"type": "Ready", "status": "True"}]},
+        "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
+    }
+    assert tables.jsonpath(obj, '.status.conditions[?(@.type=="Ready")].status') == ["True"]
+    assert tables.jsonpath(obj, ".spec.containers[*].name") == ["a", "b"]
+    assert tables.jsonpath(obj, ".spec.containers[1].name") == ["b"]
+    assert tables.jsonpath(obj, ".spec.missing") == []

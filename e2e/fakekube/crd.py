@@ -79,6 +79,7 @@ def types_of(crd: JsonObj) -> list[ResourceType]:
                 ),
                 schema=(version.get("schema") or {}).get("openAPIV3Schema"),
                 crd=crd["metadata"]["name"],
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
             )
         )
     return out

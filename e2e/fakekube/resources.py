@@ -38,6 +38,8 @@ class ResourceType:
     """The openAPIV3Schema of a CRD version: used to default and prune."""
     crd: str | None = None
     """The name of the CRD that declared this type; None for built-ins."""
+    printer_columns: tuple[JsonObj, ...] = field(default=(), compare=False)
+    """The CRD version's ``additionalPrinterColumns`` (server-side printing)."""
 
     @property
     def api_version(self) -> str:

@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from .. import loopback
-from . import discovery, errors, gc, routing, subresources, watch
+from . import discovery, errors, gc, routing, subresources, tables, watch
 from .objects import Objects
 from .resources import Registry, ResourceType
 from .selectors import field_selector, label_selector
@@ -96,6 +96,8 @@ def _list(objects: Objects, rt: ResourceType, namespace: str | None, request: we
     field = field_selector(request.query.get("fieldSelector"))
     visible = watch.visibility(namespace, label, field)
     items = [objects.present(rt, o) for o in objects.store.objects_of(rt.key) if visible(o)]
+    if tables.wants_table(request.headers.get("Accept", "")):
+        return tables.table(rt, items, str(objects.store.rv))
     return {
         "kind": f"{rt.kind}List",
         "apiVersion": rt.api_version,
@@ -129,7 +131,10 @@ async def resource_handler(request: web.Request) -> web.StreamResponse:
     if target.sub == "scale":
         return await _scale(request, objects, rt, ns, name)
     if method == "GET":
-        return _json(objects.present(rt, objects.get(rt, ns, name)))
+        obj = objects.present(rt, objects.get(rt, ns, name))
+        if tables.wants_table(request.headers.get("Accept", "")) and target.sub is None:
+            return _json(tables.table(rt, [obj], meta(obj)["resourceVersion"]))
+        return _json(obj)
     if method == "PUT":
         body = await _body(request)
         return _json(objects.present(rt, objects.update(rt, ns, name, body, sub=target.sub)))
@@ -163,6 +168,14 @@ async def _collection(
             label = label_selector(request.query.get("labelSelector"))
             field = field_selector(request.query.get("fieldSelector"))
             visible = watch.visibility(namespace if rt.namespaced else None, label, field)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return await watch.serve(
+                    request,
+                    objects.store,
+                    rt,
+                    visible,
+                    lambda o: tables.table(rt, [objects.present(rt, o)], meta(o)["resourceVersion"]),
+                )
             return await watch.serve(request, objects.store, rt, visible, lambda o: objects.present(rt, o))
         return _json(_list(objects, rt, namespace if rt.namespaced else None, request))
     if method == "POST":
