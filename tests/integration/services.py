@@ -39,6 +39,14 @@ async def record(ctx: Context, name: str) -> str:
     return _record(name)
 
 
+@durable.handler()
+async def await_awakeable(ctx: Context) -> str:
+    """Publishes an awakeable id as a side effect, then waits for someone to resolve it."""
+    awakeable_id, promise = ctx.awakeable(type_hint=str)
+    await ctx.run_typed("publish", _record, name=f"awakeable {awakeable_id}")
+    return f"resolved with {await promise}"
+
+
 counter = restate.VirtualObject("Counter")
 
 
@@ -118,6 +126,11 @@ greeter = restate.Service("Greeter")
 @greeter.handler()
 async def greet(ctx: Context, name: str | None) -> str:
     return f"Hello {name}!"
+
+
+@greeter.handler()
+async def header(ctx: Context, name: str) -> str | None:
+    return ctx.request().headers.get(name)
 
 
 @greeter.handler()

@@ -81,3 +81,18 @@ def test_call_and_send_across_partitions(deployed: Server) -> None:
 
 def test_sleep_completes(deployed: Server) -> None:
     assert deployed.call("Durable/sleep_ms", 200).json() == 200
+
+
+def test_request_headers_reach_the_handler(deployed: Server) -> None:
+    resp = deployed.call("Greeter/header", "x-custom", headers={"x-custom": "forwarded"})
+    assert resp.json() == "forwarded"
+
+
+def test_awakeable_resolved_over_http(deployed: Server, side_effects) -> None:
+    invocation_id = deployed.call("Durable/await_awakeable/send").json()["invocationId"]
+    line = wait_until(lambda: [x for x in side_effects.read_text().splitlines() if x.startswith("awakeable ")])
+    awakeable_id = line[0].split()[1]
+    resp = httpx.post(f"{deployed.ingress}/restate/awakeables/{awakeable_id}/resolve", json="yes")
+    assert resp.status_code == 202
+    result = httpx.get(f"{deployed.ingress}/restate/invocation/{invocation_id}/attach", timeout=30)
+    assert result.json() == "resolved with yes"

@@ -110,6 +110,7 @@ def _terminal(ctx: Context, inv: bytes, st: InvocationStatus, terminal: list[obj
         else:
             st.status = status.SUSPENDED
             ctx.save(inv, st)
+            log.debug("invocation %s suspended", inv.hex())
     elif kind == "kill":
         lifecycle.complete(ctx, inv, st, ["failure", terminal[1], terminal[2]])
     elif kind == "pause":
