@@ -192,3 +192,18 @@ def test_printer_column_jsonpath_subset() -> None:
     assert tables.jsonpath(obj, ".spec.containers[*].name") == ["a", "b"]
     assert tables.jsonpath(obj, ".spec.containers[1].name") == ["b"]
     assert tables.jsonpath(obj, ".spec.missing") == []
+
+
+def test_schema_validation_checks_bounds_and_maps() -> None:
+    bounded = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": 3},
+            "s": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 3},
+            "l": {"type": "array", "maxItems": 1, "items": {"type": "string"}},
+            "m": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    assert schema.validate({"n": 2, "s": "ab", "l": ["x"], "m": {"k": "v"}}, bounded) == []
+    problems = schema.validate({"n": 0, "s": "ABCD", "l": ["x", "y"], "m": {"k": 1}}, bounded)
+    assert [p.split(":")[0] for p in problems] == ["n", "s", "s", "l", "m.k"]

@@ -3,13 +3,14 @@
 As in the real API server: ``default:`` values fill missing fields (recursively, also inside the
 defaults themselves), and fields the schema does not declare are dropped unless a parent says
 ``x-kubernetes-preserve-unknown-fields: true``. ``apiVersion``, ``kind`` and ``metadata`` at the root
-and in ``x-kubernetes-embedded-resource`` objects are never pruned. Validation is limited to the few
-checks in ``validate``: required fields, enums and basic types.
+and in ``x-kubernetes-embedded-resource`` objects are never pruned. Validation (``validate``) covers types,
+enums, required fields and the numeric, length, pattern and item-count bounds; not CEL, not formats.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 JsonObj = dict[str, Any]
@@ -55,6 +56,31 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _bounds(value: Any, schema: JsonObj, path: str) -> list[str]:
+    """minimum/maximum, minLength/maxLength/pattern, minItems/maxItems, as the API server checks them."""
+    out = []
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            out.append(
+                f"{path}: Invalid value: {value}: should be greater than or equal to {schema['minimum']}"
+            )
+        if "maximum" in schema and value > schema["maximum"]:
+            out.append(f"{path}: Invalid value: {value}: should be less than or equal to {schema['maximum']}")
+    if isinstance(value, str):
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            out.append(f"{path}: Too long: may not be more than {schema['maxLength']} bytes")
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            out.append(f"{path}: Invalid value: should be at least {schema['minLength']} chars long")
+        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+            out.append(f"{path}: Invalid value: {value!r}: should match '{schema['pattern']}'")
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            out.append(f"{path}: Too many: {len(value)}: must have at most {schema['maxItems']} items")
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            out.append(f"{path}: Invalid value: must have at least {schema['minItems']} items")
+    return out
+
+
 def validate(value: Any, schema: JsonObj | None, path: str = "") -> list[str]:
     """Basic validation (type, enum, required); returns error messages in the API server's style."""
     if schema is None or value is None:
@@ -72,14 +98,18 @@ def validate(value: Any, schema: JsonObj | None, path: str = "") -> list[str]:
             return errors
     if "enum" in schema and value not in schema["enum"]:
         errors.append(f"{path}: Unsupported value: {value!r}")
+    errors.extend(_bounds(value, schema, path or "<root>"))
     if isinstance(value, dict):
         for req in schema.get("required") or []:
             if req not in value:
                 errors.append(f"{path}.{req}: Required value".lstrip("."))
         props = schema.get("properties") or {}
+        additional = schema.get("additionalProperties")
         for key, sub in value.items():
             if key in props and key != "metadata":
                 errors.extend(validate(sub, props[key], f"{path}.{key}".lstrip(".")))
+            elif key not in props and isinstance(additional, dict):
+                errors.extend(validate(sub, additional, f"{path}.{key}".lstrip(".")))
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             errors.extend(validate(item, schema["items"], f"{path}[{i}]"))
