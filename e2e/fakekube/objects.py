@@ -130,10 +130,12 @@ class Objects:
                 "the object has been modified; please apply your changes to the latest version and try again",
             )
         new = copy.deepcopy(body)
-        if sub == "status":
-            new = copy.deepcopy(old) | {"status": new["status"]} if "status" in new else copy.deepcopy(old)
-            if "status" not in body:
-                new.pop("status", None)
+        if sub == "status":  # only .status changes through the subresource
+            status = new.get("status")
+            new = copy.deepcopy(old)
+            new.pop("status", None)
+            if status is not None:
+                new["status"] = status
         else:
             if rt.status:
                 new.pop("status", None)
