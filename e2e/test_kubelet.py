@@ -105,6 +105,9 @@ def test_statefulset_pods_run_become_ready_and_roll(fakekube: Cluster, kubelet: 
     served = _http(f"http://{ip0}:8000/hello.txt")
     assert served.startswith("served from $(ignored) /")
     assert served.endswith("/web-0-" + pods["web-0"]["metadata"]["uid"][:8] + "/volumes/content")
+    # kubectl logs, through fakekube to the kubelet's endpoint
+    assert "GET /hello.txt" in fakekube.kubectl("logs", "-n", NS, "web-0")
+    assert len(fakekube.kubectl("logs", "-n", NS, "web-0", "--tail=1").splitlines()) == 1
     # DNS: per-pod names through the headless service, and the ClusterIP for the other one
     assert dns.lookup(kubelet.hosts_file, "web-0.web", NS) == [ip0]
     cluster_ip = fakekube.get(f"/api/v1/namespaces/{NS}/services/web-lb")["spec"]["clusterIP"]  # type: ignore[index]

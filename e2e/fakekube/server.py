@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from .. import loopback
-from . import discovery, errors, gc, routing, subresources, tables, watch
+from . import discovery, errors, gc, podlogs, routing, subresources, tables, watch
 from .objects import Objects
 from .resources import Registry, ResourceType
 from .selectors import field_selector, label_selector
@@ -116,6 +116,8 @@ async def resource_handler(request: web.Request) -> web.StreamResponse:
         raise errors.ApiError(
             404, "NotFound", f"the server could not find the requested resource ({request.path})"
         )
+    if target.sub == "log" and rt.key == ("", "pods") and target.name and request.method == "GET":
+        return await podlogs.pod_log(request, objects, rt, target.namespace or "", target.name)
     if target.sub not in (None, "status", "scale") or (target.sub == "scale" and rt.scale is None):
         raise errors.ApiError(
             404, "NotFound", f"the server could not find the requested resource ({request.path})"

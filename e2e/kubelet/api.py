@@ -91,7 +91,7 @@ class Api:
                 raise ApiFailure(resp.status, payload)
             return payload
 
-    async def create(self, res: Res, namespace: str, body: JsonObj) -> JsonObj | None:
+    async def create(self, res: Res, namespace: str | None, body: JsonObj) -> JsonObj | None:
         """Create; None when it already exists (409)."""
         try:
             result: JsonObj = await self.call("POST", res.path(namespace), body=body)
@@ -102,7 +102,7 @@ class Api:
             raise
 
     async def merge_patch(
-        self, res: Res, namespace: str, name: str, body: JsonObj, sub: str | None = None
+        self, res: Res, namespace: str | None, name: str, body: JsonObj, sub: str | None = None
     ) -> JsonObj | None:
         """Merge-patch; None when the object is gone (404)."""
         try:

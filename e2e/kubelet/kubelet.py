@@ -22,6 +22,7 @@ from pathlib import Path
 from . import controllers, podspec
 from .api import CONFIGMAPS, PODS, PVCS, REPLICASETS, SECRETS, SERVICES, STATEFULSETS, Api, Informer
 from .network import IpPool, Network
+from .node import NodeServer
 from .runtime import Runtime, RuntimeSettings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Kubelet:
         self.network = Network(api, settings.hosts_file)
         self.runtime = Runtime(api, settings, self.sources, pool.allocate, pool.release)
         self.expectations = controllers.Expectations()
+        self.node = NodeServer(api, pool.prefix + "1", self.runtime.log_path)
 
     def sources(self, namespace: str) -> podspec.Sources:
         cms = {
@@ -86,6 +88,7 @@ class Kubelet:
         tasks = [asyncio.create_task(i.run(), name=f"informer-{r.plural}") for r, i in self.informers.items()]
         try:
             await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self.informers.values())), 30)
+            await self.node.start()
             if ready_file is not None:
                 tmp = ready_file.with_suffix(".tmp")
                 tmp.write_text(
@@ -105,6 +108,7 @@ class Kubelet:
             for task in tasks:
                 task.cancel()
             await self.runtime.shutdown()
+            await self.node.stop()
             await self.network.close()
             await self.api.close()
 

@@ -257,6 +257,17 @@ class Runtime:
     async def _finalise(self, namespace: str, name: str) -> None:
         await self.api.delete(PODS, namespace, name, grace=0)
 
+    def log_path(self, namespace: str, name: str, container: str) -> Path | None:
+        """The log file of a pod's container: the running incarnation, else the newest one on disk."""
+        for proc in self.procs.values():
+            if (proc.namespace, proc.name) == (namespace, name):
+                return proc.root / f"{container}.log"
+        found = sorted(
+            (self.settings.workdir / "pods" / namespace).glob(f"{name}-*/{container}.log"),
+            key=lambda p: p.stat().st_mtime,
+        )
+        return found[-1] if found else None
+
     async def shutdown(self) -> None:
         """Stop every process (the kubelet is exiting); pods stay in the API."""
         procs = list(self.procs.values())
