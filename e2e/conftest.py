@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,6 +157,8 @@ def write_kubeconfig(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def fakekube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if shutil.which(KUBECTL) is None:
+        pytest.skip(f"kubectl not found at {KUBECTL} (set $KUBECTL): the e2e tests drive fakekube with it")
     work = tmp_path_factory.mktemp("fakekube")
     log = work / "fakekube.log"
     proc, url = start(
@@ -196,6 +199,8 @@ class Kubelet:
 
 @pytest.fixture(scope="module")
 def kubelet(fakekube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubelet]:
+    if shutil.which("gcc") is None or not sys.platform.startswith("linux"):
+        pytest.skip("the test kubelet needs Linux and gcc (it compiles its LD_PRELOAD network shim)")
     work = tmp_path_factory.mktemp("kubelet")
     log = work / "kubelet.log"
     argv = [
