@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from restate_server.admin import invocations, query, subscriptions
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
@@ -89,9 +90,12 @@ class Node:
         worker = WorkerHandle(db=self.db, log_provider=self.log, waiters=self.waiters,
                               num_partitions=num_partitions)
         ingress = Ingress(config, self.registry, worker)
-        admin_ctx = AdminContext(registry=self.registry, config=config, ingress_endpoint=self._ingress_endpoint)
+        admin_ctx = AdminContext(registry=self.registry, config=config, ingress_endpoint=self._ingress_endpoint,
+                                 worker=worker, metadata=self.metadata,
+                                 invoker_states=lambda: self.leader.invoker.invocations)
         await self._serve("ingress", ingress.app(), config.ingress.bind_address)
-        await self._serve("admin", create_admin_app(admin_ctx), config.admin.bind_address)
+        admin_app = create_admin_app(admin_ctx, extra=[query.register, invocations.register, subscriptions.register])
+        await self._serve("admin", admin_app, config.admin.bind_address)
         await self._serve("node", metrics.node_app(), config.bind_address)
         log.info("node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
                  config.node_name, time.monotonic() - started, num_partitions, replayed, epoch)

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from restate_server.admin import errors
 from restate_server.schema.options import ServerDefaults
 from restate_server.schema.registry import SchemaRegistry
+
+if TYPE_CHECKING:
+    from restate_server.invoker.service import InvocationState
+    from restate_server.metadata.api import MetadataStore
+    from restate_server.worker.api import WorkerHandle
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,12 @@ class AdminContext:
     server_version: str = "1.7.12"
     """The upstream release this server answers as; the CLI compares it with its own."""
     features: dict[str, bool] = field(default_factory=dict)
+    worker: WorkerHandle | None = None
+    """Appends invocation-management records and gives `/query` read access to the store."""
+    invoker_states: Callable[[], Mapping[bytes, InvocationState]] | None = None
+    """The invoker's in-memory attempt state per invocation id (`sys_invocation_state`)."""
+    metadata: MetadataStore | None = None
+    """Where subscriptions are kept (key ``subscriptions``)."""
 
 
 CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)

@@ -1,0 +1,134 @@
+"""Invocation management: cancel, kill, purge and resume, as ``PATCH /invocations/{id}/...``.
+
+Each action is a record appended to the invocation's partition log; the processor applies it and
+answers with a verdict (``ok``, ``not_found``, ``completed``, ``not_completed``), which is mapped
+here to upstream's statuses and messages. Nothing is acknowledged before the record is durable.
+The deprecated ``DELETE /invocations/{id}?mode=`` only waits for the append, as upstream does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from restate_server.admin import app as admin_app, errors
+from restate_server.ids import IdError, InvocationId
+from restate_server.log import records
+from restate_server.storage import status
+from restate_server.worker.api import WorkerHandle
+
+_MODE_SPELLINGS = frozenset({"Cancel", "cancel", "Kill", "kill", "Purge", "purge"})  # as upstream's serde
+
+
+def register(routes: admin_app.AdminRoutes) -> None:
+    """Add the invocation-management routes."""
+    routes.add("PATCH", "/invocations/{invocation_id}/cancel", cancel)
+    routes.add("PATCH", "/invocations/{invocation_id}/kill", kill)
+    routes.add("PATCH", "/invocations/{invocation_id}/purge", purge)
+    routes.add("PATCH", "/invocations/{invocation_id}/resume", resume)
+    routes.add("DELETE", "/invocations/{invocation_id}", delete)
+
+
+def _target(request: web.Request) -> tuple[WorkerHandle, InvocationId]:
+    try:
+        invocation_id = InvocationId.parse(request.match_info["invocation_id"])
+    except IdError as e:
+        raise errors.invalid_field("invocation_id", str(e)) from e
+    worker = admin_app.context(request).worker
+    if worker is None:
+        raise errors.AdminError(503, "Error when routing the request internally. Reason: no worker")
+    return worker, invocation_id
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _not_found(inv: InvocationId) -> errors.AdminError:
+    return errors.AdminError(404, f"The requested invocation '{inv}' does not exist")
+
+
+def _already_completed(inv: InvocationId) -> errors.AdminError:
+    return errors.AdminError(409, f"The invocation '{inv}' was already completed.")
+
+
+async def _submit(worker: WorkerHandle, inv: InvocationId, record: records.Record) -> str:
+    return (await worker.submit(inv.partition_key, record)).outcome
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """Graceful cancel: 200 if it ended at once (inboxed or scheduled), 202 if signalled."""
+    worker, inv = _target(request)
+    before = worker.read_status(inv)
+    outcome = await _submit(worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel",
+                                                           now=_now()))
+    _check_terminated(outcome, inv)
+    done_at_once = before is not None and before.status in (status.INBOXED, status.SCHEDULED)
+    return web.Response(status=200 if done_at_once else 202)
+
+
+async def kill(request: web.Request) -> web.StreamResponse:
+    """Immediate termination without compensation."""
+    worker, inv = _target(request)
+    outcome = await _submit(worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="kill", now=_now()))
+    _check_terminated(outcome, inv)
+    return web.Response(status=200)
+
+
+def _check_terminated(outcome: str, inv: InvocationId) -> None:
+    if outcome == "not_found":
+        raise _not_found(inv)
+    if outcome == "completed":
+        raise _already_completed(inv)
+
+
+async def purge(request: web.Request) -> web.StreamResponse:
+    """Forget a completed invocation: status, journal, and a workflow's state and promises."""
+    worker, inv = _target(request)
+    outcome = await _submit(worker, inv, records.Purge(invocation_ids=[inv.to_bytes()], now=_now()))
+    if outcome == "not_found":
+        raise _not_found(inv)
+    if outcome == "not_completed":
+        raise errors.AdminError(409, f"The invocation '{inv}' is not yet completed.")
+    return web.Response(status=200)
+
+
+async def resume(request: web.Request) -> web.StreamResponse:
+    """Resume a suspended or paused invocation now (a running one is left alone)."""
+    worker, inv = _target(request)
+    deployment = request.query.get("deployment")
+    if deployment not in (None, "keep"):
+        raise errors.AdminError(
+            400,
+            "The request query parameter 'deployment' is invalid. "
+            "Reason: changing the pinned deployment is not supported by this server",
+        )
+    outcome = await _submit(worker, inv, records.Resume(invocation_id=inv.to_bytes(), now=_now()))
+    if outcome == "not_found":
+        raise _not_found(inv)
+    if outcome == "completed":
+        raise errors.AdminError(409, f"The invocation '{inv}' is completed, cannot be resumed.")
+    if outcome == "not_completed":
+        raise errors.AdminError(425, f"The invocation '{inv}' is either inboxed or scheduled, cannot be resumed.")
+    return web.Response(status=200)
+
+
+async def delete(request: web.Request) -> web.StreamResponse:
+    """Deprecated ``DELETE``: append the termination or purge and answer 202 whatever it finds."""
+    raw_mode = request.query.get("mode", "Cancel")
+    if raw_mode not in _MODE_SPELLINGS:
+        raise errors.PlainTextError(
+            400,
+            f"Failed to deserialize query string: mode: unknown variant `{raw_mode}`, expected one of "
+            "`Cancel`, `cancel`, `Kill`, `kill`, `Purge`, `purge`",
+        )
+    worker, inv = _target(request)
+    mode = raw_mode.lower()
+    record: records.Record
+    if mode == "purge":
+        record = records.Purge(invocation_ids=[inv.to_bytes()], now=_now())
+    else:
+        record = records.Terminate(invocation_id=inv.to_bytes(), mode=mode, now=_now())
+    await _submit(worker, inv, record)
+    return web.Response(status=202)
