@@ -42,7 +42,7 @@ NS = "default"
 RSD = "services"
 ADMIN = f"http://restate.{CLUSTER}.svc.cluster.local:9070"
 INGRESS = f"http://restate.{CLUSTER}.svc.cluster.local:8080"
-SLEEP_MS = 6000
+SLEEP_MS = 10_000
 
 KAFKA_CONFIG = """
 [[ingress.kafka-clusters]]
@@ -297,7 +297,10 @@ def test_3_new_version_while_old_one_busy(world: World) -> None:
     )
     assert replicasets is not None
     assert len(replicasets["items"]) == 2
-    if "query" not in world.missing and sleeper.is_alive():  # see the pinning itself, when /query can
+    assert sleeper.is_alive(), (
+        f"v2 came only after the call on v1 ended ({result}); it must still be sleeping"
+    )
+    if "query" not in world.missing:  # see the pinning itself, when the server answers /query
         status, rows = http(
             "POST",
             ADMIN + "/query",
