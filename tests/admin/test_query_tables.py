@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from datafusion import SessionContext
-from restate_server.admin.query import engine, render, tables
+from restate_server.admin.query import engine, pushdown, render, tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.protocol import messages
 from restate_server.rocksdb import Database
@@ -189,3 +189,35 @@ def test_arrow_stream_round_trips() -> None:
     result = engine.execute("SELECT 1 AS one, 'a' AS s", _sources(None))
     table = pa.ipc.open_stream(render.arrow_stream(result)).read_all()
     assert table.to_pylist() == [{"one": 1, "s": "a"}]
+
+
+def _plan(sql: str):  # type: ignore[no-untyped-def]
+    return engine._context(_sources(None), set(), {}).sql(sql).optimized_logical_plan()
+
+
+A, B = (InvocationId.generate(partition_key_for(k)) for k in ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        (f"SELECT * FROM sys_journal sj WHERE sj.id = '{A}' ORDER BY index DESC LIMIT 10", {"sys_journal": {A}}),
+        (f"SELECT * FROM sys_invocation WHERE id IN ('{A}', '{B}') AND status != 'completed'",
+         {"sys_invocation_status": {A, B}, "sys_invocation_state": {A, B}}),
+        (f"SELECT * FROM sys_journal WHERE id = '{A}' OR index > 3", {}),
+        ("SELECT * FROM sys_journal", {}),
+        (f"SELECT * FROM sys_journal WHERE id = '{A}' UNION ALL SELECT * FROM sys_journal", {}),
+        ("SELECT * FROM sys_journal WHERE id = 'inv_1nope'", {"sys_journal": set()}),
+    ],
+    ids=["describe-journal", "in-list-view", "or-other-column", "no-filter", "one-scan-unfiltered", "malformed"],
+)
+def test_pushdown_pins_ids_only_when_safe(sql: str, expected: dict[str, set[InvocationId]]) -> None:
+    restrictions = pushdown.id_restrictions(_plan(sql))
+    assert restrictions == {table: frozenset(i.to_bytes() for i in ids) for table, ids in expected.items()}
+
+
+def test_point_reads_give_the_same_rows_as_a_scan(store: Database) -> None:
+    _put(store, A, _status(key="a"))
+    _put(store, B, _status(key="b"))
+    rows = _rows(f"SELECT id, target FROM sys_invocation WHERE id = '{A}'", _sources(store))
+    assert rows == [{"id": str(A), "target": "Counter/a/add"}]

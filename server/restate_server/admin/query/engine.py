@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext
 
-from restate_server.admin.query import tables
+from restate_server.admin.query import pushdown, tables
 
 SYS_INVOCATION_VIEW = """CREATE VIEW sys_invocation AS SELECT
     ss.id, ss.vqueue_id, ss.target, ss.target_service_name, ss.target_service_key, ss.target_handler_name,
@@ -80,6 +80,21 @@ def referenced_tables(sql: str) -> set[str]:
 
 def execute(sql: str, sources: tables.Sources) -> Result:
     """Plan and run ``sql``; blocking (call it from a worker thread)."""
+    try:
+        # planned first against empty tables: errors come out before any scan, and the optimised
+        # plan tells which invocation ids the query can read at all
+        plan = _context(sources, set(), {}).sql(sql).optimized_logical_plan()
+        ctx = _context(sources, referenced_tables(sql), pushdown.id_restrictions(plan))
+        df = ctx.sql(sql)
+        batches = df.collect()
+        schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
+    except Exception as e:
+        raise _translate(e) from e
+    return Result(schema=schema, batches=batches)
+
+
+def _context(sources: tables.Sources, wanted: set[str], only: dict[str, frozenset[bytes]]) -> SessionContext:
+    """A session with every table registered: the ``wanted`` ones filled, the others empty."""
     config = (
         SessionConfig()
         .with_information_schema(True)
@@ -87,19 +102,12 @@ def execute(sql: str, sources: tables.Sources) -> Result:
         .with_batch_size(_BATCH_ROWS)
     )
     ctx = SessionContext(config)
-    wanted = referenced_tables(sql)
     for name, table in tables.TABLES.items():
-        data = table.materialise(sources) if name in wanted else table.schema.empty_table()
+        data = table.materialise(sources, only.get(name)) if name in wanted else table.schema.empty_table()
         batches = data.to_batches(max_chunksize=_BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]
         ctx.register_record_batches(name, [batches])
     ctx.sql(SYS_INVOCATION_VIEW)
-    try:
-        df = ctx.sql(sql)
-        batches = df.collect()
-        schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
-    except Exception as e:
-        raise _translate(e) from e
-    return Result(schema=schema, batches=batches)
+    return ctx
 
 
 def _translate(error: Exception) -> QueryError:

@@ -64,7 +64,9 @@ class Sources:
 
 
 Rows = list[dict[str, Any]]
-Builder = Callable[[Sources], Rows]
+Only = frozenset[bytes] | None
+"""The invocation ids a query can read (see :mod:`.pushdown`); None: all of them."""
+Builder = Callable[[Sources, Only], Rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,9 @@ class Table:
     schema: pa.Schema
     build: Builder
 
-    def materialise(self, sources: Sources) -> pa.Table:
+    def materialise(self, sources: Sources, only: Only = None) -> pa.Table:
         """The table's rows as Arrow; absent keys in a row are nulls."""
-        return pa.Table.from_pylist(self.build(sources), schema=self.schema)
+        return pa.Table.from_pylist(self.build(sources, only), schema=self.schema)
 
 
 def _schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
@@ -151,14 +153,25 @@ def status_row(invocation_id: bytes, st: InvocationStatus) -> dict[str, Any]:
     return row
 
 
-def _statuses(src: Sources) -> Iterator[tuple[Transaction, int, bytes, InvocationStatus]]:
+def _statuses(src: Sources, only: Only) -> Iterator[tuple[Transaction, int, bytes, InvocationStatus]]:
+    if only is not None:  # point reads instead of a scan
+        if src.db is None:
+            return
+        txn = Transaction(src.db)
+        for invocation_id in sorted(only):
+            inv = InvocationId.from_bytes(invocation_id)
+            partition = partition_of(inv.partition_key, src.num_partitions)
+            st = status.get(txn, partition, invocation_id)
+            if st is not None:
+                yield txn, partition, invocation_id, st
+        return
     for txn, partition in src.partitions():
         for invocation_id, st in status.scan(txn, partition):
             yield txn, partition, invocation_id, st
 
 
-def _build_status(src: Sources) -> Rows:
-    return [status_row(inv, st) for _txn, _p, inv, st in _statuses(src)]
+def _build_status(src: Sources, only: Only) -> Rows:
+    return [status_row(inv, st) for _txn, _p, inv, st in _statuses(src, only)]
 
 
 # ------------------------------------------------------------------ invocation state (in memory)
@@ -174,10 +187,12 @@ INVOCATION_STATE = _schema(
 )
 
 
-def _build_state_of_invocations(src: Sources) -> Rows:
+def _build_state_of_invocations(src: Sources, only: Only) -> Rows:
     rows = []
     txn = Transaction(src.db) if src.db is not None else None
     for invocation_id, attempt in src.attempts.items():
+        if only is not None and invocation_id not in only:
+            continue
         inv = InvocationId.from_bytes(invocation_id)
         deployment = None
         if txn is not None:
@@ -202,7 +217,7 @@ DEPLOYMENT = _schema(
 )
 
 
-def _build_services(src: Sources) -> Rows:
+def _build_services(src: Sources, _only: Only) -> Rows:
     return [
         {"name": s.name, "revision": s.revision, "public": s.public, "ty": _SERVICE_TY[str(s.ty)],
          "deployment_id": s.deployment_id}
@@ -210,7 +225,7 @@ def _build_services(src: Sources) -> Rows:
     ]
 
 
-def _build_deployments(src: Sources) -> Rows:
+def _build_deployments(src: Sources, _only: Only) -> Rows:
     return [
         {"id": d.id, "ty": "http", "endpoint": d.uri, "created_at": d.created_at,
          "min_service_protocol_version": d.min_protocol_version,
@@ -255,7 +270,7 @@ def _utf8(data: bytes) -> str | None:
         return None
 
 
-def _build_state(src: Sources) -> Rows:
+def _build_state(src: Sources, _only: Only) -> Rows:
     rows = []
     for _txn, service, key, name, value in _keyed_rows(src, keys.STATE):
         rows.append({
@@ -266,7 +281,7 @@ def _build_state(src: Sources) -> Rows:
     return rows
 
 
-def _build_locks(src: Sources) -> Rows:
+def _build_locks(src: Sources, _only: Only) -> Rows:
     return [
         {"partition_key": partition_key_for(key), "service_name": service, "service_key": key,
          "invocation_id": str(InvocationId.from_bytes(value))}
@@ -274,7 +289,7 @@ def _build_locks(src: Sources) -> Rows:
     ]
 
 
-def _build_inbox(src: Sources) -> Rows:
+def _build_inbox(src: Sources, _only: Only) -> Rows:
     rows = []
     for txn, service, key, rest, value in _keyed_rows(src, keys.INBOX):
         inv = InvocationId.from_bytes(value)
@@ -286,7 +301,7 @@ def _build_inbox(src: Sources) -> Rows:
     return rows
 
 
-def _build_promises(src: Sources) -> Rows:
+def _build_promises(src: Sources, _only: Only) -> Rows:
     rows = []
     for _txn, service, key, rest, value in _keyed_rows(src, keys.PROMISE):
         name = rest.decode()
@@ -351,9 +366,9 @@ def _entry_details(type_: int, payload: bytes) -> dict[str, Any]:
     return row
 
 
-def _build_journal(src: Sources) -> Rows:
+def _build_journal(src: Sources, only: Only) -> Rows:
     rows = []
-    for txn, partition, invocation_id, _st in _statuses(src):
+    for txn, partition, invocation_id, _st in _statuses(src, only):
         inv = InvocationId.from_bytes(invocation_id)
         text = str(inv)
         for index, entry in enumerate(journal.read(txn, partition, invocation_id)):
@@ -365,7 +380,7 @@ def _build_journal(src: Sources) -> Rows:
     return rows
 
 
-def _empty(_src: Sources) -> Rows:
+def _empty(_src: Sources, _only: Only) -> Rows:
     return []
 
 
