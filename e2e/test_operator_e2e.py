@@ -13,7 +13,8 @@ faked.
    through the ingress works.
 3. A template change → a second version is registered while a Sleeper invocation started on the first
    keeps running there and finishes; (3b) the first version is then drained and removed.
-4. A Subscription → appears in the admin API with its ``sub_`` id in status.
+4. A Subscription → appears in the admin API with its ``sub_`` id in status. (4b) A config change rolls
+   the server pod; registrations and subscriptions survive (the PVC keeps the data).
 5. Deleting everything cleans up: objects, namespaces and processes.
 """
 
@@ -359,6 +360,41 @@ def test_4_subscription_in_admin_api(world: World) -> None:
     world.done.add("subscription")
 
 
+def test_4b_config_change_rolls_the_server_and_state_survives(world: World) -> None:
+    world.needs("deployment")
+    pod_path = f"/api/v1/namespaces/{CLUSTER}/pods/restate-0"
+    before = world.get(pod_path)
+    assert before is not None
+    rsc = world.get(f"/apis/restate.dev/v1/restateclusters/{CLUSTER}")
+    assert rsc is not None
+    config = rsc["spec"]["config"].replace("internal-queue-length = 1000", "internal-queue-length = 1001")
+    assert config != rsc["spec"]["config"], "the example's config changed: pick another setting to change"
+    world.cluster.kubectl(
+        "patch", "restatecluster", CLUSTER, "--type=merge", "-p", json.dumps({"spec": {"config": config}})
+    )
+
+    def rolled() -> bool:
+        pod = world.get(pod_path) or {}
+        return pod.get("metadata", {}).get("uid") not in (None, before["metadata"]["uid"]) and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
+
+    world.wait(rolled, 90, "restate-0 replaced by a pod of the new revision, Ready")
+    world.cluster.kubectl("wait", "--for=condition=Ready", "--timeout=60s", f"restatecluster/{CLUSTER}")
+    current = world.facts.get("v2", world.facts["v1"])
+    assert current in _deployment_ids(), "registrations survive the restart (the PVC keeps the data)"
+    _, answer = world.wait(
+        lambda: (r := http("POST", INGRESS + "/Greeter/greet", "again"))[0] == 200 and r,
+        60,
+        "ingress after the roll",
+    )
+    assert answer == "Hello again!"
+    if "subscription" in world.done:
+        _, body = http("GET", ADMIN + "/subscriptions")
+        assert world.facts["subscription"] in {s["id"] for s in body["subscriptions"]}
+
+
 def _pod_processes(prefix: str) -> list[int]:
     """Pids of live processes started by the kubelet with a pod IP under ``prefix``."""
     found = []
@@ -383,6 +419,8 @@ def test_5_deleting_everything_cleans_up(world: World) -> None:
     cluster.kubectl(
         "delete", "restatedeployment", RSD, "-n", NS, "--ignore-not-found", "--timeout=90s", timeout=120
     )
+    if "deployment" in world.done:  # the versions were deregistered on the way out
+        assert not _deployment_ids() & {world.facts.get("v1"), world.facts.get("v2")}
     # kopf polls a timer that is still running at deletion every settings.background.cancellation_polling
     # (60 s by default) before it releases the finalizer: the deletion may take that long
     cluster.kubectl("delete", "restatecluster", CLUSTER, "--ignore-not-found", "--timeout=120s", timeout=150)
