@@ -138,6 +138,11 @@ CLI_QUERIES = [
     "SELECT arrow_cast(1, 'UInt32') AS x FROM sys_inbox GROUP BY service_name, service_key",
     "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'sys_journal' AND column_name = 'entry_json'",
     "SELECT id FROM sys_invocation WHERE target_service_name IN (SELECT name FROM sys_service WHERE ty = 'virtual_object')",
+    # the operator's drain checks (operator/restate_operator/admin_client.py)
+    "SELECT pinned_deployment_id AS deployment_id, COUNT(*) AS n FROM sys_invocation_status "
+    "WHERE status != 'completed' AND pinned_deployment_id IS NOT NULL GROUP BY pinned_deployment_id",
+    "SELECT target_service_name AS service, COUNT(*) AS n FROM sys_invocation_status "
+    "WHERE status != 'completed' AND pinned_deployment_id IS NULL GROUP BY target_service_name",
 ]
 
 
