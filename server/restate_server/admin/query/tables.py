@@ -16,7 +16,7 @@ import msgpack
 import pyarrow as pa
 
 from restate_server.ids import InvocationId, partition_key_for, partition_of
-from restate_server.protocol import messages
+from restate_server.protocol import codec, messages
 from restate_server.rocksdb import Database
 from restate_server.schema import model
 from restate_server.storage import journal, keys, status
@@ -347,11 +347,9 @@ def entry_type_name(message_type: int) -> str:
 
 def _entry_details(type_: int, payload: bytes) -> dict[str, Any]:
     """Name, promise key and sleep wake-up time of a command (what the CLI shows)."""
-    from restate_server.protocol.codec import Frame, decode_frame
-
     try:
-        message = decode_frame(Frame(type_, 0, payload))
-    except Exception:
+        message = codec.decode_frame(codec.Frame(type_, 0, payload))
+    except Exception:  # an undecodable entry is still listed, without details (upstream logs it)
         return {}
     row: dict[str, Any] = {}
     name = getattr(message, "name", None)
