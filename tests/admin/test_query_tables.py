@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from datafusion import SessionContext
-from restate_server.admin.query import engine, pushdown, render, tables
+from restate_server.admin.query import engine, journal, pushdown, render, tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.protocol import messages
 from restate_server.rocksdb import Database
@@ -21,11 +21,21 @@ NUM_PARTITIONS = 4
 
 def _status(**overrides: object) -> InvocationStatus:
     fields: dict[str, object] = {
-        "status": status.INVOKED, "service": "Counter", "handler": "add", "key": "k1",
-        "service_ty": "VirtualObject", "handler_ty": "Exclusive", "created_at": 1_763_764_465_777,
-        "modified_at": 1_763_764_466_000, "source": ["ingress", None, None, None],
-        "deployment_id": "dp_14c9BKnu6yNaZscwg6B17yx", "protocol_version": 6, "journal_length": 2,
-        "commands": 2, "completion_retention": 86_400_000, "journal_retention": 86_400_000,
+        "status": status.INVOKED,
+        "service": "Counter",
+        "handler": "add",
+        "key": "k1",
+        "service_ty": "VirtualObject",
+        "handler_ty": "Exclusive",
+        "created_at": 1_763_764_465_777,
+        "modified_at": 1_763_764_466_000,
+        "source": ["ingress", None, None, None],
+        "deployment_id": "dp_14c9BKnu6yNaZscwg6B17yx",
+        "protocol_version": 6,
+        "journal_length": 2,
+        "commands": 2,
+        "completion_retention": 86_400_000,
+        "journal_retention": 86_400_000,
     }
     fields.update(overrides)
     return InvocationStatus(**fields)  # type: ignore[arg-type]
@@ -45,8 +55,9 @@ def _put(db: Database, inv: InvocationId, st: InvocationStatus) -> None:
 
 
 def _sources(db: Database | None, attempts: dict[bytes, tables.AttemptState] | None = None) -> tables.Sources:
-    return tables.Sources(db=db, num_partitions=NUM_PARTITIONS, deployments=[], services=[],
-                          attempts=attempts or {})
+    return tables.Sources(
+        db=db, num_partitions=NUM_PARTITIONS, deployments=[], services=[], attempts=attempts or {}
+    )
 
 
 def _rows(sql: str, sources: tables.Sources) -> list[dict[str, object]]:
@@ -61,21 +72,32 @@ def test_sys_invocation_maps_raw_status_like_upstream_view(store: Database) -> N
     _put(store, ready, _status())
     _put(store, inboxed, _status(status=status.INBOXED))
     _put(store, done, _status(status=status.COMPLETED, result=["failure", 409, "cancelled"], completed_at=5))
-    attempt = {"last_start_at": None, "next_retry_at": None, "last_failure": None, "last_failure_code": None,
-               "server": None}
+    attempt = {
+        "last_start_at": None,
+        "next_retry_at": None,
+        "last_failure": None,
+        "last_failure_code": None,
+        "server": None,
+    }
     attempts = {
         running.to_bytes(): tables.AttemptState(in_flight=True, retry_count=1, **attempt),
         backing_off.to_bytes(): tables.AttemptState(in_flight=False, retry_count=2, **attempt),
     }
-    rows = _rows("SELECT id, status, completion_result, completion_failure FROM sys_invocation",
-                 _sources(store, attempts))
+    rows = _rows(
+        "SELECT id, status, completion_result, completion_failure FROM sys_invocation",
+        _sources(store, attempts),
+    )
     by_id = {r["id"]: r for r in rows}
     assert by_id[str(running)]["status"] == "running"
     assert by_id[str(backing_off)]["status"] == "backing-off"
     assert by_id[str(ready)]["status"] == "ready"
     assert by_id[str(inboxed)]["status"] == "pending"
-    assert by_id[str(done)] == {"id": str(done), "status": "completed", "completion_result": "failure",
-                                "completion_failure": "[409] cancelled"}
+    assert by_id[str(done)] == {
+        "id": str(done),
+        "status": "completed",
+        "completion_result": "failure",
+        "completion_failure": "[409] cancelled",
+    }
 
 
 def test_status_row_renders_timestamps_and_durations_as_upstream_json(store: Database) -> None:
@@ -105,7 +127,9 @@ def test_state_lock_and_inbox_tables(store: Database) -> None:
     assert _rows("SELECT service_name, service_key, key, value_utf8, value FROM state", src) == [
         {"service_name": "Counter", "service_key": "k1", "key": "count", "value_utf8": "7", "value": "37"}
     ]
-    assert _rows("SELECT invocation_id FROM sys_keyed_service_status", src) == [{"invocation_id": str(holder)}]
+    assert _rows("SELECT invocation_id FROM sys_keyed_service_status", src) == [
+        {"invocation_id": str(holder)}
+    ]
     [row] = _rows("SELECT id, sequence_number, created_at FROM sys_inbox", src)
     assert row == {"id": str(queued), "sequence_number": 0, "created_at": "2025-11-21T22:34:25.777Z"}
 
@@ -113,18 +137,27 @@ def test_state_lock_and_inbox_tables(store: Database) -> None:
 def test_tables_without_a_store_are_empty_but_typed() -> None:
     src = _sources(None)
     assert _rows("SELECT * FROM sys_journal", src) == []
-    count = _rows("SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'sys_journal' "
-                  "AND column_name IN ('version', 'entry_json', 'appended_at')", src)
+    count = _rows(
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'sys_journal' "
+        "AND column_name IN ('version', 'entry_json', 'appended_at')",
+        src,
+    )
     assert count == [{"n": 3}]
 
 
 @pytest.mark.parametrize(
     ("sql", "status_code", "message"),
     [
-        ("SELECT nope FROM nowhere", 500,
-         "Datafusion error: Error during planning: table 'restate.public.nowhere' not found"),
-        ("SELEC 1", 400,
-         'Datafusion error: SQL error: ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1")'),
+        (
+            "SELECT nope FROM nowhere",
+            500,
+            "Datafusion error: Error during planning: table 'restate.public.nowhere' not found",
+        ),
+        (
+            "SELEC 1",
+            400,
+            'Datafusion error: SQL error: ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1")',
+        ),
         ("SELECT 1/0", 500, "Datafusion error: Arrow error: Divide by zero error"),
     ],
     ids=["unknown-table", "syntax", "execution"],
@@ -146,7 +179,9 @@ def test_unknown_column_message_has_no_suggestion() -> None:
 
 def test_referenced_tables_expand_the_view() -> None:
     assert engine.referenced_tables("select * from sys_invocation where id = 'x'") == {
-        "sys_invocation_status", "sys_invocation_state"}
+        "sys_invocation_status",
+        "sys_invocation_state",
+    }
     assert engine.referenced_tables("SELECT key, value FROM state") == {"state"}
 
 
@@ -162,20 +197,22 @@ def test_referenced_tables_expand_the_view() -> None:
     ids=["input", "eager-state", "sleep-completion", "call-id", "signal"],
 )
 def test_journal_entry_type_labels(message_type: int, label: str) -> None:
-    assert tables.entry_type_name(message_type) == label
+    assert journal.entry_type_name(message_type) == label
 
 
 def test_json_rendering_matches_arrow_json_writer(tmp_path: Path) -> None:
     """Our renderer against DataFusion's own (arrow-rs) JSON writer, which upstream uses."""
-    data = pa.table({
-        "ts": pa.array([1_763_764_465_777, 1_763_764_465_000, None], tables.TS),
-        "naive": pa.array([1_500, 0, None], pa.timestamp("ns")),
-        "d": pa.array([86_400_000, 1_500, None], tables.DURATION),
-        "b": pa.array([b"ab", None, b"\x00"], tables.BIN),
-        "l": pa.array([[1, 2], None, []], pa.list_(tables.U32)),
-        "u": pa.array([1, 2, None], tables.U64),
-        "s": pa.array(["x", None, "é"], tables.STR),
-    })
+    data = pa.table(
+        {
+            "ts": pa.array([1_763_764_465_777, 1_763_764_465_000, None], tables.TS),
+            "naive": pa.array([1_500, 0, None], pa.timestamp("ns")),
+            "d": pa.array([86_400_000, 1_500, None], tables.DURATION),
+            "b": pa.array([b"ab", None, b"\x00"], tables.BIN),
+            "l": pa.array([[1, 2], None, []], pa.list_(tables.U32)),
+            "u": pa.array([1, 2, None], tables.U64),
+            "s": pa.array(["x", None, "é"], tables.STR),
+        }
+    )
     ctx = SessionContext()
     ctx.register_record_batches("t", [data.to_batches()])
     out = tmp_path / "out.json"
@@ -201,15 +238,27 @@ A, B = (InvocationId.generate(partition_key_for(k)) for k in ("a", "b"))
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        (f"SELECT * FROM sys_journal sj WHERE sj.id = '{A}' ORDER BY index DESC LIMIT 10", {"sys_journal": {A}}),
-        (f"SELECT * FROM sys_invocation WHERE id IN ('{A}', '{B}') AND status != 'completed'",
-         {"sys_invocation_status": {A, B}, "sys_invocation_state": {A, B}}),
+        (
+            f"SELECT * FROM sys_journal sj WHERE sj.id = '{A}' ORDER BY index DESC LIMIT 10",
+            {"sys_journal": {A}},
+        ),
+        (
+            f"SELECT * FROM sys_invocation WHERE id IN ('{A}', '{B}') AND status != 'completed'",
+            {"sys_invocation_status": {A, B}, "sys_invocation_state": {A, B}},
+        ),
         (f"SELECT * FROM sys_journal WHERE id = '{A}' OR index > 3", {}),
         ("SELECT * FROM sys_journal", {}),
         (f"SELECT * FROM sys_journal WHERE id = '{A}' UNION ALL SELECT * FROM sys_journal", {}),
         ("SELECT * FROM sys_journal WHERE id = 'inv_1nope'", {"sys_journal": set()}),
     ],
-    ids=["describe-journal", "in-list-view", "or-other-column", "no-filter", "one-scan-unfiltered", "malformed"],
+    ids=[
+        "describe-journal",
+        "in-list-view",
+        "or-other-column",
+        "no-filter",
+        "one-scan-unfiltered",
+        "malformed",
+    ],
 )
 def test_pushdown_pins_ids_only_when_safe(sql: str, expected: dict[str, set[InvocationId]]) -> None:
     restrictions = pushdown.id_restrictions(_plan(sql))

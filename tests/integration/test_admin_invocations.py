@@ -23,8 +23,12 @@ def sleeping(server: Server) -> str:
 
 
 def status_of(server: Server, invocation_id: str) -> str | None:
-    resp = httpx.post(f"{server.admin}/query", headers={"accept": "application/json"},
-                      json={"query": f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'"}, timeout=30)
+    resp = httpx.post(
+        f"{server.admin}/query",
+        headers={"accept": "application/json"},
+        json={"query": f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'"},
+        timeout=30,
+    )
     rows = resp.json()["rows"]
     return str(rows[0]["status"]) if rows else None
 
@@ -37,8 +41,10 @@ def test_cancel_sleeping_invocation_then_purge(deployed: Server) -> None:
     invocation_id = sleeping(deployed)
     not_yet = patch(deployed, invocation_id, "purge")
     assert not_yet.status_code == 409
-    assert not_yet.json() == {"message": f"The invocation '{invocation_id}' is not yet completed.",
-                              "restate_code": None}
+    assert not_yet.json() == {
+        "message": f"The invocation '{invocation_id}' is not yet completed.",
+        "restate_code": None,
+    }
 
     cancelled = patch(deployed, invocation_id, "cancel")
     assert cancelled.status_code == 202
@@ -82,7 +88,9 @@ def test_deprecated_delete_appends_and_answers_202(deployed: Server) -> None:
     resp = httpx.delete(f"{deployed.admin}/invocations/{invocation_id}", params={"mode": "Kill"}, timeout=30)
     assert resp.status_code == 202
     assert attach(deployed, invocation_id).json()["message"] == "killed"
-    purge = httpx.delete(f"{deployed.admin}/invocations/{invocation_id}", params={"mode": "purge"}, timeout=30)
+    purge = httpx.delete(
+        f"{deployed.admin}/invocations/{invocation_id}", params={"mode": "purge"}, timeout=30
+    )
     assert purge.status_code == 202
     assert status_of(deployed, invocation_id) is None
     bad = httpx.delete(f"{deployed.admin}/invocations/{invocation_id}", params={"mode": "Nope"}, timeout=30)
@@ -94,20 +102,28 @@ def test_deprecated_delete_appends_and_answers_202(deployed: Server) -> None:
 def test_unknown_invocation_is_404(server: Server, action: str) -> None:
     resp = patch(server, UNKNOWN, action)
     assert resp.status_code == 404
-    assert resp.json() == {"message": f"The requested invocation '{UNKNOWN}' does not exist", "restate_code": None}
+    assert resp.json() == {
+        "message": f"The requested invocation '{UNKNOWN}' does not exist",
+        "restate_code": None,
+    }
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("inv_1nope", "bad length"), ("xyz", "bad format"),
-     ("dp_14c9BKnu6yNaZscwg6B17yx", "id doesn't match the expected type")],
+    [
+        ("inv_1nope", "bad length"),
+        ("xyz", "bad format"),
+        ("dp_14c9BKnu6yNaZscwg6B17yx", "id doesn't match the expected type"),
+    ],
     ids=["short", "no-prefix", "other-kind"],
 )
 def test_malformed_invocation_id_is_400(server: Server, raw: str, reason: str) -> None:
     resp = patch(server, raw, "cancel")
     assert resp.status_code == 400
-    assert resp.json() == {"message": f"The request field 'invocation_id' is invalid. Reason: {reason}",
-                           "restate_code": None}
+    assert resp.json() == {
+        "message": f"The request field 'invocation_id' is invalid. Reason: {reason}",
+        "restate_code": None,
+    }
 
 
 def test_scheduled_invocation_cannot_resume_and_cancels_at_once(deployed: Server) -> None:
@@ -118,6 +134,7 @@ def test_scheduled_invocation_cannot_resume_and_cancels_at_once(deployed: Server
     early = patch(deployed, invocation_id, "resume")
     assert early.status_code == 425
     assert early.json()["message"] == (
-        f"The invocation '{invocation_id}' is either inboxed or scheduled, cannot be resumed.")
+        f"The invocation '{invocation_id}' is either inboxed or scheduled, cannot be resumed."
+    )
     assert patch(deployed, invocation_id, "cancel").status_code == 200  # done at once: no attempt to signal
     assert attach(deployed, invocation_id).json()["message"] == "cancelled"

@@ -20,8 +20,12 @@ CLI = os.environ.get("TEST_RESTATE_CLI") or shutil.which("restate")
 
 
 def sql(server: Server, query: str, *, prefix: str = "") -> list[dict[str, Any]]:
-    resp = httpx.post(f"{server.admin}{prefix}/query", json={"query": query},
-                      headers={"accept": "application/json"}, timeout=30)
+    resp = httpx.post(
+        f"{server.admin}{prefix}/query",
+        json={"query": query},
+        headers={"accept": "application/json"},
+        timeout=30,
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     return list(resp.json()["rows"])
@@ -34,28 +38,50 @@ def populated(server: Server, sdk: Sdk) -> dict[str, str]:
     add = server.call("Counter/q1/add", 7)
     greet = server.call("Greeter/greet", "Ada")
     assert add.status_code == greet.status_code == 200
-    return {"deployment": deployment, "add": add.headers["x-restate-id"], "greet": greet.headers["x-restate-id"]}
+    return {
+        "deployment": deployment,
+        "add": add.headers["x-restate-id"],
+        "greet": greet.headers["x-restate-id"],
+    }
 
 
 def test_sys_invocation_lists_completed_calls(server: Server, populated: dict[str, str]) -> None:
-    rows = sql(server, "SELECT id, target, status, completion_result, pinned_deployment_id FROM sys_invocation "
-                       "ORDER BY created_at")
+    rows = sql(
+        server,
+        "SELECT id, target, status, completion_result, pinned_deployment_id FROM sys_invocation "
+        "ORDER BY created_at",
+    )
     assert rows == [
-        {"id": populated["add"], "target": "Counter/q1/add", "status": "completed", "completion_result": "success",
-         "pinned_deployment_id": populated["deployment"]},
-        {"id": populated["greet"], "target": "Greeter/greet", "status": "completed",
-         "completion_result": "success", "pinned_deployment_id": populated["deployment"]},
+        {
+            "id": populated["add"],
+            "target": "Counter/q1/add",
+            "status": "completed",
+            "completion_result": "success",
+            "pinned_deployment_id": populated["deployment"],
+        },
+        {
+            "id": populated["greet"],
+            "target": "Greeter/greet",
+            "status": "completed",
+            "completion_result": "success",
+            "pinned_deployment_id": populated["deployment"],
+        },
     ]
 
 
 def test_state_reads_object_state(server: Server, populated: dict[str, str]) -> None:
-    rows = sql(server, "SELECT service_name, service_key, key, value_utf8 FROM state WHERE service_key = 'q1'")
+    rows = sql(
+        server, "SELECT service_name, service_key, key, value_utf8 FROM state WHERE service_key = 'q1'"
+    )
     assert rows == [{"service_name": "Counter", "service_key": "q1", "key": "count", "value_utf8": "7"}]
 
 
 def test_journal_of_an_invocation(server: Server, populated: dict[str, str]) -> None:
-    rows = sql(server, f"SELECT index, entry_type, version FROM sys_journal WHERE id = '{populated['greet']}' "
-                       "ORDER BY index")
+    rows = sql(
+        server,
+        f"SELECT index, entry_type, version FROM sys_journal WHERE id = '{populated['greet']}' "
+        "ORDER BY index",
+    )
     assert rows == [
         {"index": 0, "entry_type": "Command: Input", "version": 2},
         {"index": 1, "entry_type": "Command: Output", "version": 2},
@@ -67,7 +93,9 @@ def test_running_invocation_shows_in_state_table(server: Server, sdk: Sdk) -> No
     sent = server.call("Durable/sleep_ms/send", 600_000).json()["invocationId"]
 
     def running() -> list[dict[str, Any]]:
-        return sql(server, f"SELECT status, retry_count, last_attempt_server FROM sys_invocation WHERE id = '{sent}'")
+        return sql(
+            server, f"SELECT status, retry_count, last_attempt_server FROM sys_invocation WHERE id = '{sent}'"
+        )
 
     [row] = wait_until(lambda: [r for r in running() if r["status"] in ("running", "suspended")])
     assert row["status"] in ("running", "suspended")
@@ -77,8 +105,10 @@ def test_running_invocation_shows_in_state_table(server: Server, sdk: Sdk) -> No
 
 
 def test_registry_tables(server: Server, populated: dict[str, str]) -> None:
-    services = sql(server, "SELECT name, ty, deployment_id FROM sys_service WHERE name IN ('Counter', 'Greeter') "
-                           "ORDER BY name")
+    services = sql(
+        server,
+        "SELECT name, ty, deployment_id FROM sys_service WHERE name IN ('Counter', 'Greeter') ORDER BY name",
+    )
     assert services == [
         {"name": "Counter", "ty": "virtual_object", "deployment_id": populated["deployment"]},
         {"name": "Greeter", "ty": "service", "deployment_id": populated["deployment"]},
@@ -89,8 +119,9 @@ def test_registry_tables(server: Server, populated: dict[str, str]) -> None:
 
 
 def test_arrow_stream_without_json_accept(server: Server, populated: dict[str, str]) -> None:
-    resp = httpx.post(f"{server.admin}/v4/query", json={"query": "SELECT id, created_at FROM sys_invocation"},
-                      timeout=30)
+    resp = httpx.post(
+        f"{server.admin}/v4/query", json={"query": "SELECT id, created_at FROM sys_invocation"}, timeout=30
+    )
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/vnd.apache.arrow.stream"
     table = pa.ipc.open_stream(resp.content).read_all()
@@ -101,10 +132,16 @@ def test_arrow_stream_without_json_accept(server: Server, populated: dict[str, s
 @pytest.mark.parametrize(
     ("query", "status", "message"),
     [
-        ("SELECT nope FROM nowhere", 500,
-         "Datafusion error: Error during planning: table 'restate.public.nowhere' not found"),
-        ("SELEC 1", 400,
-         'Datafusion error: SQL error: ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1")'),
+        (
+            "SELECT nope FROM nowhere",
+            500,
+            "Datafusion error: Error during planning: table 'restate.public.nowhere' not found",
+        ),
+        (
+            "SELEC 1",
+            400,
+            'Datafusion error: SQL error: ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1")',
+        ),
     ],
     ids=["unknown-table", "syntax"],
 )
@@ -156,8 +193,13 @@ def test_cli_queries_run(server: Server, populated: dict[str, str]) -> None:
 
 def _cli(server: Server, *args: str) -> str:
     assert CLI is not None
-    env = {**os.environ, "RESTATE_ADMIN_URL": server.admin, "RESTATE_INGRESS_URL": server.ingress,
-           "NO_COLOR": "1", "TERM": "dumb"}
+    env = {
+        **os.environ,
+        "RESTATE_ADMIN_URL": server.admin,
+        "RESTATE_INGRESS_URL": server.ingress,
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+    }
     done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout

@@ -27,8 +27,9 @@ brokers = ["PLAINTEXT://127.0.0.1:9"]
 def kafka_server(tmp_path: Path, sdk: Sdk) -> Iterator[Server]:
     config = tmp_path / "restate.toml"
     config.write_text(CONFIG)
-    server = Server(base_dir=tmp_path / "data", log_path=tmp_path / "server.log",
-                    env={"RESTATE_CONFIG": str(config)})
+    server = Server(
+        base_dir=tmp_path / "data", log_path=tmp_path / "server.log", env={"RESTATE_CONFIG": str(config)}
+    )
     server.start()
     server.register(sdk.uri)
     yield server
@@ -40,23 +41,44 @@ def create(server: Server, body: dict[str, Any]) -> httpx.Response:
 
 
 def test_create_fills_defaults_and_lists(kafka_server: Server) -> None:
-    resp = create(kafka_server, {"source": "kafka://my-cluster/orders", "sink": "service://Greeter/greet",
-                                 "options": {"auto.offset.reset": "earliest"}})
+    resp = create(
+        kafka_server,
+        {
+            "source": "kafka://my-cluster/orders",
+            "sink": "service://Greeter/greet",
+            "options": {"auto.offset.reset": "earliest"},
+        },
+    )
     assert resp.status_code == 201
     sub = resp.json()
     assert SUB_ID.match(sub["id"])
-    assert sub == {"id": sub["id"], "source": "kafka://my-cluster/orders", "sink": "service://Greeter/greet",
-                   "options": {"auto.offset.reset": "earliest", "group.id": sub["id"], "client.id": "restate"}}
-    other = create(kafka_server, {"source": "kafka://my-cluster/adds", "sink": "service://Counter/add",
-                                  "options": {"group.id": "g", "client.id": "c"}}).json()
+    assert sub == {
+        "id": sub["id"],
+        "source": "kafka://my-cluster/orders",
+        "sink": "service://Greeter/greet",
+        "options": {"auto.offset.reset": "earliest", "group.id": sub["id"], "client.id": "restate"},
+    }
+    other = create(
+        kafka_server,
+        {
+            "source": "kafka://my-cluster/adds",
+            "sink": "service://Counter/add",
+            "options": {"group.id": "g", "client.id": "c"},
+        },
+    ).json()
     assert other["options"] == {"group.id": "g", "client.id": "c"}
 
     listed = httpx.get(f"{kafka_server.admin}/v4/subscriptions", timeout=30).json()
     assert listed == {"subscriptions": [sub, other]}
-    by_sink = httpx.get(f"{kafka_server.admin}/subscriptions", params={"sink": "service://Counter/add"}, timeout=30)
+    by_sink = httpx.get(
+        f"{kafka_server.admin}/subscriptions", params={"sink": "service://Counter/add"}, timeout=30
+    )
     assert by_sink.json() == {"subscriptions": [other]}
-    by_both = httpx.get(f"{kafka_server.admin}/subscriptions",
-                        params={"sink": "service://Counter/add", "source": "kafka://my-cluster/orders"}, timeout=30)
+    by_both = httpx.get(
+        f"{kafka_server.admin}/subscriptions",
+        params={"sink": "service://Counter/add", "source": "kafka://my-cluster/orders"},
+        timeout=30,
+    )
     assert by_both.json() == {"subscriptions": []}
     assert httpx.get(f"{kafka_server.admin}/subscriptions/{sub['id']}", timeout=30).json() == sub
 
@@ -69,8 +91,10 @@ def test_delete_then_gone_and_kept_across_restart(kafka_server: Server) -> None:
     assert deleted.status_code == 202
     missing = httpx.get(f"{kafka_server.admin}/subscriptions/{first['id']}", timeout=30)
     assert missing.status_code == 404
-    assert missing.json() == {"message": f"The requested subscription '{first['id']}' does not exist",
-                              "restate_code": None}
+    assert missing.json() == {
+        "message": f"The requested subscription '{first['id']}' does not exist",
+        "restate_code": None,
+    }
     again = httpx.delete(f"{kafka_server.admin}/subscriptions/{first['id']}", timeout=30)
     assert again.status_code == 404
 
@@ -82,25 +106,46 @@ def test_delete_then_gone_and_kept_across_restart(kafka_server: Server) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message", "code"),
     [
-        ({"source": "kafka://other/t", "sink": "service://Greeter/greet"}, 400,
-         'Kafka cluster \'other\' not found. Available clusters: ["my-cluster"]', None),
-        ({"source": "kafka://my-cluster/t", "sink": "service://Nope/greet"}, 400,
-         "[META0009] invalid sink URI 'service://Nope/greet': cannot find service/handler specified in the "
-         "sink URI.", "META0009"),
-        ({"source": "kafka://my-cluster/t", "sink": "service://Greeter/nope"}, 400,
-         "[META0009] invalid sink URI 'service://Greeter/nope': cannot find service/handler specified in the "
-         "sink URI.", "META0009"),
-        ({"source": "http://x/y", "sink": "service://Greeter/greet"}, 400,
-         "[META0009] invalid source URI 'http://x/y': must have a scheme segment, with supported schemes: "
-         "[kafka].", "META0009"),
-        ({"source": "kafka://my-cluster/t", "sink": "svc://Greeter/greet"}, 400,
-         "[META0009] invalid sink URI 'svc://Greeter/greet': must have a scheme segment, with supported "
-         "schemes: [service].", "META0009"),
+        (
+            {"source": "kafka://other/t", "sink": "service://Greeter/greet"},
+            400,
+            "Kafka cluster 'other' not found. Available clusters: [\"my-cluster\"]",
+            None,
+        ),
+        (
+            {"source": "kafka://my-cluster/t", "sink": "service://Nope/greet"},
+            400,
+            "[META0009] invalid sink URI 'service://Nope/greet': cannot find service/handler specified in the "
+            "sink URI.",
+            "META0009",
+        ),
+        (
+            {"source": "kafka://my-cluster/t", "sink": "service://Greeter/nope"},
+            400,
+            "[META0009] invalid sink URI 'service://Greeter/nope': cannot find service/handler specified in the "
+            "sink URI.",
+            "META0009",
+        ),
+        (
+            {"source": "http://x/y", "sink": "service://Greeter/greet"},
+            400,
+            "[META0009] invalid source URI 'http://x/y': must have a scheme segment, with supported schemes: "
+            "[kafka].",
+            "META0009",
+        ),
+        (
+            {"source": "kafka://my-cluster/t", "sink": "svc://Greeter/greet"},
+            400,
+            "[META0009] invalid sink URI 'svc://Greeter/greet': must have a scheme segment, with supported "
+            "schemes: [service].",
+            "META0009",
+        ),
     ],
     ids=["unknown-cluster", "unknown-service", "unknown-handler", "bad-source-scheme", "bad-sink-scheme"],
 )
-def test_validation_errors(kafka_server: Server, body: dict[str, str], status: int, message: str,
-                           code: str | None) -> None:
+def test_validation_errors(
+    kafka_server: Server, body: dict[str, str], status: int, message: str, code: str | None
+) -> None:
     resp = create(kafka_server, body)
     assert resp.status_code == status
     assert resp.json() == {"message": message, "restate_code": code}

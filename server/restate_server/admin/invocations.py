@@ -61,8 +61,9 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     """Graceful cancel: 200 if it ended at once (inboxed or scheduled), 202 if signalled."""
     worker, inv = _target(request)
     before = worker.read_status(inv)
-    outcome = await _submit(worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel",
-                                                           now=_now()))
+    outcome = await _submit(
+        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel", now=_now())
+    )
     _check_terminated(outcome, inv)
     done_at_once = before is not None and before.status in (status.INBOXED, status.SCHEDULED)
     return web.Response(status=200 if done_at_once else 202)
@@ -71,7 +72,9 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 async def kill(request: web.Request) -> web.StreamResponse:
     """Immediate termination without compensation."""
     worker, inv = _target(request)
-    outcome = await _submit(worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="kill", now=_now()))
+    outcome = await _submit(
+        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="kill", now=_now())
+    )
     _check_terminated(outcome, inv)
     return web.Response(status=200)
 
@@ -110,7 +113,9 @@ async def resume(request: web.Request) -> web.StreamResponse:
     if outcome == "completed":
         raise errors.AdminError(409, f"The invocation '{inv}' is completed, cannot be resumed.")
     if outcome == "not_completed":
-        raise errors.AdminError(425, f"The invocation '{inv}' is either inboxed or scheduled, cannot be resumed.")
+        raise errors.AdminError(
+            425, f"The invocation '{inv}' is either inboxed or scheduled, cannot be resumed."
+        )
     return web.Response(status=200)
 
 

@@ -89,7 +89,9 @@ def _validate_source(request: web.Request, source: str) -> None:
     clusters = [c.name for c in getattr(config.ingress, "kafka_clusters", [])]
     if parts.netloc not in clusters:
         available = "[" + ", ".join(json.dumps(c) for c in clusters) + "]"
-        raise errors.AdminError(400, f"Kafka cluster '{parts.netloc}' not found. Available clusters: {available}")
+        raise errors.AdminError(
+            400, f"Kafka cluster '{parts.netloc}' not found. Available clusters: {available}"
+        )
 
 
 def _validate_sink(request: web.Request, sink: str) -> None:
@@ -117,9 +119,14 @@ async def create(request: web.Request) -> web.StreamResponse:
     _validate_sink(request, sink)
     sub_id = str(SubscriptionId.generate())
     subscription: Subscription = {
-        "id": sub_id, "source": source, "sink": sink,
-        "options": {**options, "group.id": options.get("group.id", sub_id),
-                    "client.id": options.get("client.id", "restate")},
+        "id": sub_id,
+        "source": source,
+        "sink": sink,
+        "options": {
+            **options,
+            "group.id": options.get("group.id", sub_id),
+            "client.id": options.get("client.id", "restate"),
+        },
     }
     await _update(_store(request), lambda current: [*current, subscription])
     return errors.json_response(subscription, status=201)
@@ -130,7 +137,8 @@ async def list_subscriptions(request: web.Request) -> web.StreamResponse:
     _, current = await _load(_store(request))
     sink, source = request.query.get("sink"), request.query.get("source")
     selected = [
-        s for s in current
+        s
+        for s in current
         if (sink is None or s["sink"] == sink) and (source is None or s["source"] == source)
     ]
     return errors.json_response({"subscriptions": selected})
@@ -141,7 +149,9 @@ def _parse_id(request: web.Request) -> str:
     try:
         return str(SubscriptionId.parse(raw))
     except IdError as e:
-        raise errors.PlainTextError(400, f"Invalid URL: Cannot parse `subscription` with value `{raw}`: {e}") from e
+        raise errors.PlainTextError(
+            400, f"Invalid URL: Cannot parse `subscription` with value `{raw}`: {e}"
+        ) from e
 
 
 async def get(request: web.Request) -> web.StreamResponse:

@@ -40,9 +40,12 @@ def sources(ctx: AdminContext) -> tables.Sources:
             live = state.attempt
             attempts[invocation_id] = tables.AttemptState(
                 # upstream counts attempts started; the invoker counts the failed ones
-                in_flight=state.in_flight, retry_count=state.attempts + (1 if state.in_flight else 0),
-                last_start_at=_ms(state.last_start_at), next_retry_at=_ms(state.next_retry_at),
-                last_failure=state.last_failure, last_failure_code=state.last_failure_code,
+                in_flight=state.in_flight,
+                retry_count=state.attempts + (1 if state.in_flight else 0),
+                last_start_at=_ms(state.last_start_at),
+                next_retry_at=_ms(state.next_retry_at),
+                last_failure=state.last_failure,
+                last_failure_code=state.last_failure_code,
                 server=state.server or (live.server_header if live is not None else None),
             )
     return tables.Sources(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext
 
-from restate_server.admin.query import pushdown, tables
+from restate_server.admin.query import catalog, pushdown, tables
 
 SYS_INVOCATION_VIEW = """CREATE VIEW sys_invocation AS SELECT
     ss.id, ss.vqueue_id, ss.target, ss.target_service_name, ss.target_service_key, ss.target_handler_name,
@@ -72,7 +72,7 @@ class Result:
 def referenced_tables(sql: str) -> set[str]:
     """Tables a query may read: any known table name appearing as a word (an over-approximation)."""
     words = {w.lower() for w in _WORD.findall(sql)}
-    named = {name for name in tables.TABLES if name in words}
+    named = {name for name in catalog.TABLES if name in words}
     if "sys_invocation" in words:
         named.update(_VIEW_NEEDS)
     return named
@@ -102,7 +102,7 @@ def _context(sources: tables.Sources, wanted: set[str], only: dict[str, frozense
         .with_batch_size(_BATCH_ROWS)
     )
     ctx = SessionContext(config)
-    for name, table in tables.TABLES.items():
+    for name, table in catalog.TABLES.items():
         data = table.materialise(sources, only.get(name)) if name in wanted else table.schema.empty_table()
         batches = data.to_batches(max_chunksize=_BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]
         ctx.register_record_batches(name, [batches])
