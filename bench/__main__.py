@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import aggregate, model, procs, report, runner
+from bench import aggregate, model, procs, profile, report, runner
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -112,6 +112,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ours-bin", type=Path, default=OURS_BIN)
     parser.add_argument("--service-port", type=int, default=9080)
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample our server with py-spy during each scenario into bench/.work/profiles (skews figures)",
+    )
+    parser.add_argument(
         "--no-idempotency-keys",
         action="store_true",
         help="send calls without idempotency-key (upstream still makes one up and retains every call)",
@@ -182,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=WORK,
         only=[w for w in args.only.split(",") if w] or None,
         idempotency_keys=not args.no_idempotency_keys,
+        profile_dir=WORK / "profiles" if args.profile else None,
     )
+    if args.profile and profile.available() is None:
+        log.error("--profile needs py-spy (bench/run.sh --profile installs it)")
+        return 2
     load_at_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     try:
         import uvloop
@@ -191,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         runs = asyncio.run(run_all(args, options))
     results = {name: aggregate.median_result(server_runs) for name, server_runs in runs.items()}
+    ours_versions = ", ".join(dict.fromkeys(r.version for r in runs.get(report.OURS, []))) or _ours_version()
     machine = report.machine_info(
-        upstream_version=_version([str(args.upstream_bin)]), ours_version=_ours_version()
+        upstream_version=_version([str(args.upstream_bin)]), ours_version=ours_versions
     )
     settings = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -200,10 +210,15 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": duration,
         "max_ops": args.max_ops,
         "repeat": args.repeat,
+        "profiled": args.profile,
         "idempotency_keys": not args.no_idempotency_keys,
         "loadavg_start": load_at_start,
         "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
+    if options.profile_dir is not None:
+        for directory in options.profile_dir.glob("*"):
+            profile.summarize(directory)
+        log.info("profiles: %s/*/summary.txt", options.profile_dir)
     text = report.render(results, machine, settings)
     print(text)
     if not args.no_write:

@@ -21,6 +21,9 @@ class Options:
     work_dir: Path
     only: list[str] | None = None
     idempotency_keys: bool = True
+    #: Where py-spy profiles go (``--profile``), and of which servers; None: no profiling.
+    profile_dir: Path | None = None
+    profile_servers: tuple[str, ...] = ("ours",)
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -253,6 +253,8 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         "is high, that scenario's figures are skewed.",
         "",
     ]
+    if settings.get("profiled"):
+        out += ["**This run was profiled with py-spy: our server's figures include the sampling cost.**", ""]
     out += ["## Status", "", *_status_lines(results), ""]
     out += ["## Server figures", ""]
     out += [*_table(["figure", "ours", "upstream", "ours/upstream", "target"], _server_rows(results)), ""]

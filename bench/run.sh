@@ -37,6 +37,9 @@ if [[ "${BENCH_IN_NETNS:-}" != "1" ]]; then
   if ! "$PY" -c 'import restate, hypercorn, uvloop' 2>/dev/null; then
     "$PY" -m pip install --quiet "$SDK_SPEC" hypercorn uvloop
   fi
+  if [[ " $* " == *" --profile "* ]] && [[ ! -x "$REPO/.venv/bin/py-spy" ]]; then
+    "$PY" -m pip install --quiet "py-spy==0.4.3"
+  fi
   if ! command -v ip >/dev/null; then
     apt-get update -qq && apt-get install -y -qq iproute2
   fi
