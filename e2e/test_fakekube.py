@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import KUBECTL, Cluster, wait_for
+from .conftest import KUBECTL, REPO, Cluster, wait_for
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -338,3 +338,18 @@ def _run_widget_operator(widgets: Cluster, operator: Path) -> None:
     assert runner.exit_code == 0, runner.output
     assert runner.exception is None
     assert "Handler 'delete_fn' succeeded" in runner.output
+
+
+def test_operator_manifests_and_examples_install(fakekube: Cluster) -> None:
+    """``kubectl apply -k manifests`` installs the operator; the examples validate against the CRDs."""
+    out = fakekube.kubectl("apply", "-k", str(REPO / "manifests"))
+    assert "deployment.apps/restate-operator created" in out
+    for crd in ("restateclusters", "restatedeployments", "subscriptions"):
+        fakekube.kubectl("wait", "--for=condition=established", "--timeout=10s", f"crd/{crd}.restate.dev")
+    out = fakekube.kubectl("apply", "-k", str(REPO / "manifests/examples"))
+    assert out.count(" created") == 3, out
+    rsd = fakekube.get("/apis/restate.dev/v1beta1/namespaces/default/restatedeployments/greeter")
+    assert rsd is not None
+    assert rsd["spec"]["deploymentMode"] == "replicaset"  # defaulted by the CRD's schema
+    fakekube.kubectl("delete", "-k", str(REPO / "manifests/examples"), "--wait=false")
+    fakekube.kubectl("delete", "-k", str(REPO / "manifests"), "--timeout=30s")
