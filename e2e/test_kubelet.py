@@ -105,6 +105,11 @@ def test_statefulset_pods_run_become_ready_and_roll(fakekube: Cluster, kubelet: 
     served = _http(f"http://{ip0}:8000/hello.txt")
     assert served.startswith("served from $(ignored) /")
     assert served.endswith("/web-0-" + pods["web-0"]["metadata"]["uid"][:8] + "/volumes/content")
+    # kubectl's columns, printed by fakekube
+    wide = fakekube.kubectl("get", "pods", "-n", NS, "-o", "wide")
+    assert wide.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    assert any(line.split()[:3] == ["web-0", "1/1", "Running"] and ip0 in line for line in wide.splitlines())
+    assert "2/2" in fakekube.kubectl("get", "statefulset", "web", "-n", NS)
     # kubectl logs, through fakekube to the kubelet's endpoint
     assert "GET /hello.txt" in fakekube.kubectl("logs", "-n", NS, "web-0")
     assert len(fakekube.kubectl("logs", "-n", NS, "web-0", "--tail=1").splitlines()) == 1

@@ -2,7 +2,8 @@
 
 kubectl asks for ``Accept: application/json;as=Table;…``; a custom resource's columns come from its
 CRD's ``additionalPrinterColumns`` (evaluated with the JSONPath subset CRDs use: fields, ``[*]``,
-``[N]`` and ``[?(@.key=="value")]`` filters), other types get NAME and AGE. Date columns are shown as
+``[N]`` and ``[?(@.key=="value")]`` filters), pods, workloads, Services, namespaces and PVCs get their usual
+columns (``printers``), other types NAME and AGE. Date columns are shown as
 ages, as the real server does.
 """
 
@@ -12,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from . import printers
 from .resources import ResourceType
 from .store import JsonObj, meta
 
@@ -75,6 +77,14 @@ def _age(timestamp: str) -> str:
 
 
 def columns(rt: ResourceType) -> list[JsonObj]:
+    if rt.crd is None and (rt.group, rt.kind) in printers.BUILTIN:
+        builtin = printers.BUILTIN[(rt.group, rt.kind)]
+        return [
+            _NAME,
+            *(c for c in builtin if not c["priority"]),
+            _AGE,
+            *(c for c in builtin if c["priority"]),
+        ]
     custom = [dict(c) for c in rt.printer_columns]
     for c in custom:
         c.setdefault("format", "")
@@ -86,6 +96,8 @@ def columns(rt: ResourceType) -> list[JsonObj]:
 def _cell(obj: JsonObj, column: JsonObj) -> Any:
     if column is _NAME:
         return meta(obj).get("name")
+    if "compute" in column:
+        return column["compute"](obj)
     values = jsonpath(obj, column["jsonPath"])
     if not values:
         return None
@@ -109,6 +121,6 @@ def table(rt: ResourceType, objs: list[JsonObj], resource_version: str) -> JsonO
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": [{k: v for k, v in c.items() if k != "jsonPath"} for c in cols],
+        "columnDefinitions": [{k: v for k, v in c.items() if k not in ("jsonPath", "compute")} for c in cols],
         "rows": rows,
     }
