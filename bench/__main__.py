@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import logging
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -85,13 +86,16 @@ class Services:
         return False
 
     def stop(self) -> None:
+        # SIGINT, not SIGTERM: the SDK replaces hypercorn's SIGTERM handler with its own, which only
+        # notifies open invocations, so SIGTERM alone never stops the process.
         for proc in self.procs:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)
         for proc in self.procs:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=5)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -177,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("non-loopback interfaces visible (%s): run through bench/run.sh (private netns)", others)
         return 2
     WORK.mkdir(exist_ok=True)
+    # On SIGTERM unwind like on Ctrl-C, so the finally blocks stop the servers and SDK processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     duration = args.duration if args.duration is not None else (2.0 if args.quick else 10.0)
     options = model.Options(
         duration_s=duration,
