@@ -111,6 +111,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-ops", type=int, default=100_000, help="operations per scenario at most")
     parser.add_argument("--only", default="", help="comma-separated substrings: run only matching scenarios")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "RESULTS.md")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite RESULTS.md from RESULTS.json (the last run) without running anything",
+    )
     parser.add_argument("--no-write", action="store_true", help="print the table, do not touch RESULTS.md")
     parser.add_argument("--upstream-bin", type=Path, default=UPSTREAM_BIN)
     parser.add_argument("--ours-bin", type=Path, default=OURS_BIN)
@@ -176,6 +181,12 @@ async def run_all(args: argparse.Namespace, options: model.Options) -> dict[str,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.render_only:
+        runs, machine, settings = report.read(args.results.with_suffix(".json"))
+        results = {name: aggregate.median_result(server_runs) for name, server_runs in runs.items()}
+        report.write(args.results, report.render(results, machine, settings), runs, machine, settings)
+        log.info("rewrote %s from %s", args.results, args.results.with_suffix(".json"))
+        return 0
     others = [name for name in _interfaces() if name != "lo"]
     if others and not args.allow_network:
         log.error("non-loopback interfaces visible (%s): run through bench/run.sh (private netns)", others)

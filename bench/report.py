@@ -208,6 +208,80 @@ def _status_lines(results: dict[str, ServerResult]) -> list[str]:
     return lines
 
 
+def _targets(results: dict[str, ServerResult]) -> list[str]:
+    """The issue's targets, each checked against this run: met, missed, or not measurable."""
+    ours, up = results.get(OURS), results.get(UPSTREAM)
+    if ours is None or up is None:
+        return ["(targets need both servers in the run)"]
+    met: list[str] = []
+    missed: list[str] = []
+    unknown: list[str] = []
+
+    def check(label: str, value: float | None, limit: float, *, at_most: bool, fmt: str = "{:.2f}x") -> None:
+        if value is None:
+            unknown.append(label)
+        elif (value <= limit) if at_most else (value >= limit):
+            met.append(f"{label} ({fmt.format(value)})")
+        else:
+            missed.append(f"{label} ({fmt.format(value)})")
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or b == 0 else a / b
+
+    mb = "{:.0f} MB"
+    check(
+        "idle RSS <= 100 MB",
+        None if ours.idle_rss is None else ours.idle_rss / 1e6,
+        100,
+        at_most=True,
+        fmt=mb,
+    )
+    check(
+        "peak RSS <= 300 MB",
+        None if ours.peak_rss is None else ours.peak_rss / 1e6,
+        300,
+        at_most=True,
+        fmt=mb,
+    )
+    check(
+        "fresh data dir <= 10 MB",
+        None if ours.disk_fresh is None else ours.disk_fresh / 1e6,
+        10,
+        at_most=True,
+        fmt="{:.1f} MB",
+    )
+    theirs = {s.name: s for s in up.scenarios}
+    for mine in ours.scenarios:
+        other = theirs.get(mine.name)
+        ran = mine.ops and other is not None and other.ops and mine.status == "ok"
+        a = mine if ran else None
+        b = other if ran else None
+        check(
+            f"{mine.name} throughput >= 1.0x",
+            ratio(a.throughput if a else None, b.throughput if b else None),
+            1.0,
+            at_most=False,
+        )
+        check(
+            f"{mine.name} server CPU/op <= 0.5x",
+            ratio(a.server_cpu_ms_per_op if a else None, b.server_cpu_ms_per_op if b else None),
+            0.5,
+            at_most=True,
+        )
+        if mine.name.startswith("greet-c1 "):
+            check(
+                f"{mine.name} p50 <= 1.0x",
+                ratio(a.p50_ms if a else None, b.p50_ms if b else None),
+                1.0,
+                at_most=True,
+            )
+    return [
+        f"- **met ({len(met)})**: " + ("; ".join(met) or "none"),
+        f"- **missed ({len(missed)})**: " + ("; ".join(missed) or "none"),
+        f"- **not measured ({len(unknown)})**: " + ("; ".join(unknown) or "none"),
+    ]
+
+
 def render(results: dict[str, ServerResult], machine: dict[str, str], settings: dict[str, Any]) -> str:
     """The generated part of RESULTS.md (also what the terminal shows)."""
     main_rows, cost_rows = _scenario_rows(results)
@@ -256,6 +330,7 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
     if settings.get("profiled"):
         out += ["**This run was profiled with py-spy: our server's figures include the sampling cost.**", ""]
     out += ["## Status", "", *_status_lines(results), ""]
+    out += ["## Targets (issue 4), ours against upstream in this run", "", *_targets(results), ""]
     out += ["## Server figures", ""]
     out += [*_table(["figure", "ours", "upstream", "ours/upstream", "target"], _server_rows(results)), ""]
     out += ["## Scenarios", ""]
@@ -305,3 +380,15 @@ def write(
         "runs": {name: [dataclasses.asdict(result) for result in results] for name, results in runs.items()},
     }
     path.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+
+def read(path: Path) -> tuple[dict[str, list[ServerResult]], dict[str, str], dict[str, Any]]:
+    """The runs, machine and settings of a JSON record written by ``write``."""
+    record = json.loads(path.read_text())
+    runs: dict[str, list[ServerResult]] = {}
+    for name, results in record["runs"].items():
+        for raw in results:
+            fields = dict(raw)
+            scenarios = [ScenarioResult(**s) for s in fields.pop("scenarios")]
+            runs.setdefault(name, []).append(ServerResult(**fields, scenarios=scenarios))
+    return runs, record["machine"], record["settings"]
