@@ -159,10 +159,12 @@ def server_specs(args: argparse.Namespace) -> dict[str, tuple[procs.ServerSpec, 
 
 
 async def run_all(args: argparse.Namespace, options: model.Options) -> dict[str, list[model.ServerResult]]:
-    """Each server in turn (``--repeat`` times, alternating), each with fresh SDK processes."""
+    """Each server in turn (``--repeat`` times, in ABBA order), each with fresh SDK processes."""
     results: dict[str, list[model.ServerResult]] = {}
+    specs = list(server_specs(args).items())
     for repetition in range(args.repeat):
-        for name, (spec, version) in server_specs(args).items():
+        # ABBA order: a drift in the machine's background load hits both servers alike.
+        for name, (spec, version) in specs if repetition % 2 == 0 else specs[::-1]:
             log.info("=== %s (%s), run %d/%d", name, version, repetition + 1, args.repeat)
             services = Services(args.service_port, sys.executable, tag=name)
             try:

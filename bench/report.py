@@ -299,7 +299,7 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
         f"per scenario at most {settings['duration_s']} s and {settings['max_ops']:,} operations "
         "(closed loop, every response checked)"
         + (
-            f"; the servers ran {settings['repeat']} times, alternating, and every figure is the median"
+            f"; the servers ran {settings['repeat']} times in ABBA order, and every figure is the median"
             if settings.get("repeat", 1) > 1
             else ""
         )
