@@ -54,6 +54,8 @@ class Node:
         config = self.config
         started = time.monotonic()
         data_dir = config.node_dir
+        # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
+        self.log_db = Database(data_dir / "log")
         self.db = Database(data_dir / "db")
         self.metadata = RocksDbMetadataStore.open(data_dir)
         signer = None
@@ -65,7 +67,7 @@ class Node:
             self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
         )
         num_partitions = self._num_partitions()
-        self.log = RocksDbLog(self.db)
+        self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
         processors = [
             PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service, _now_ms)
@@ -152,6 +154,7 @@ class Node:
         await self.log.close()
         await self.metadata.close()
         self.db.close()
+        self.log_db.close()
 
 
 def _now_ms() -> int:
