@@ -432,7 +432,13 @@ def test_5_deleting_everything_cleans_up(world: World) -> None:
             return listed is not None and not listed["items"]
 
         world.wait(empty, 60, f"{path} empty")
-    services = cluster.get(f"/api/v1/namespaces/{NS}/services")
-    assert services is not None
-    assert not [s for s in services["items"] if s["metadata"]["name"].startswith(RSD)]
+    for kind in ("services", "endpoints"):
+
+        def versioned_gone(k: str = kind) -> bool:
+            listed = cluster.get(f"/api/v1/namespaces/{NS}/{k}")
+            return listed is not None and not [
+                o for o in listed["items"] if o["metadata"]["name"].startswith(RSD)
+            ]
+
+        world.wait(versioned_gone, 30, f"versioned {kind} gone")
     world.wait(lambda: not _pod_processes(world.kubelet.pod_prefix), 30, "pod processes stopped")

@@ -1,7 +1,8 @@
 """The cluster network on loopback: pod IPs, Endpoints, ClusterIP proxies and the DNS hosts map.
 
 * Pod IPs come from ``127.0.R.2-254``, R chosen per kubelet among the /24s nothing listens on.
-* Each Service gets an Endpoints object listing its selected pods (ready ones in ``addresses``).
+* Each Service gets an Endpoints object listing its selected pods (ready ones in ``addresses``), deleted
+  with the Service.
 * Each Service with a ClusterIP (fakekube hands them out from ``127.1.S.0/24``) gets a TCP listener on
   ``clusterIP:port`` per port that forwards every connection to one ready endpoint (round robin) on
   the ``targetPort`` (numbers, or names looked up in the pod's container ports): kube-proxy's job.
@@ -129,8 +130,12 @@ class Network:
         self.write_hosts(entries)
         self._backends = backends
         await self._sync_listeners(set(backends))
-        for key in set(self._endpoints) - wanted_endpoints:
-            self._endpoints.pop(key, None)
+        for namespace, name in set(self._endpoints) - wanted_endpoints:  # the Service is gone: so are they
+            self._endpoints.pop((namespace, name), None)
+            try:
+                await self.api.delete(ENDPOINTS, namespace, name)
+            except ApiFailure as e:
+                logger.debug("endpoints %s/%s not deleted: %s", namespace, name, e)
 
     async def _write_endpoints(self, svc: JsonObj, selected: list[JsonObj], ready: list[JsonObj]) -> None:
         md = svc["metadata"]
