@@ -19,13 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
-import secrets
+import random
 import time
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Self
 
 import xxhash
+
+# Ids need uniqueness, not secrecy: a seeded PRNG avoids a getrandom syscall per invocation.
+_random = random.Random()
 
 __all__ = [
     "UNSCOPED_SERVICE_PARTITION_KEY_FANOUT",
@@ -144,7 +146,7 @@ def unscoped_service_partition_key(service: str, bucket: int) -> int:
 
 def random_unscoped_partition_key(service: str) -> int:
     """Random partition key for a call to an unkeyed service without idempotency key."""
-    return unscoped_service_partition_key(service, secrets.randbelow(UNSCOPED_SERVICE_PARTITION_KEY_FANOUT))
+    return unscoped_service_partition_key(service, _random.randrange(UNSCOPED_SERVICE_PARTITION_KEY_FANOUT))
 
 
 def idempotent_partition_key(service: str, idempotency_key: str, key: str | None = None) -> int:
@@ -177,7 +179,7 @@ def partition_key_range(partition_id: int, num_partitions: int) -> tuple[int, in
 
 def _ulid_bytes() -> bytes:
     """A ULID: 48-bit ms timestamp then 80 random bits (what upstream uses for random uuids)."""
-    return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + os.urandom(10)
+    return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + _random.randbytes(10)
 
 
 def _sha_uuid(*parts: str | bytes) -> bytes:

@@ -56,7 +56,9 @@ class Node:
         data_dir = config.node_dir
         # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
         self.log_db = Database(data_dir / "log")
-        self.db = Database(data_dir / "db")
+        # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
+        # replay the log from the last applied LSN that reached an SST file.
+        self.db = Database(data_dir / "db", wal=False)
         self.metadata = RocksDbMetadataStore.open(data_dir)
         signer = None
         if config.request_identity_private_key_pem_file is not None:
@@ -67,7 +69,7 @@ class Node:
             self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
         )
         num_partitions = self._num_partitions()
-        self.log = RocksDbLog(self.log_db)
+        self.log = RocksDbLog(self.log_db, inline_sync=bool(0))
         self.waiters = Waiters()
         processors = [
             PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service, _now_ms)
@@ -104,14 +106,14 @@ class Node:
 
     def _num_partitions(self) -> int:
         """Fixed at the first start, like upstream's provisioning; later config changes are ignored."""
-        stored = self.db.get(_NUM_PARTITIONS_KEY)
+        stored = self.log_db.get(_NUM_PARTITIONS_KEY)
         if stored is not None:
             return int(stored)
         from restate_server.rocksdb import new_batch
 
         batch = new_batch()
         batch.put(_NUM_PARTITIONS_KEY, str(self.config.default_num_partitions).encode())
-        self.db.write(batch, sync=True)
+        self.log_db.write(batch, sync=True)
         return self.config.default_num_partitions
 
     def _lookup_service(self, name: str) -> tuple[str, dict[str, str | None]] | None:

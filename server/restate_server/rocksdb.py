@@ -17,7 +17,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 class Database:
     """A raw-bytes RocksDB handle with the two write modes the node needs."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, wal: bool = True) -> None:
         path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
@@ -31,6 +31,8 @@ class Database:
         self._sync.sync = True
         self._nosync = WriteOptions()
         self._nosync.sync = False
+        # Without a WAL, unflushed writes are lost on a crash; only for stores the log can rebuild.
+        self._nosync.disable_wal = not wal
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)
@@ -67,6 +69,7 @@ class Database:
         self._db.flush()
 
     def close(self) -> None:
+        self._db.flush()
         self._db.close()
 
 

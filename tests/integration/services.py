@@ -24,6 +24,7 @@ def _record(name: str) -> str:
 @durable.handler()
 async def run_then_sleep(ctx: Context, name: str) -> str:
     value = await ctx.run_typed("side-effect", _record, name=name)
+    _record(f"journaled {name}")  # outside ctx.run: written again by every replay
     await ctx.sleep(timedelta(seconds=2))
     return value
 

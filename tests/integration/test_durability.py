@@ -19,13 +19,14 @@ def test_run_is_not_executed_again_after_sdk_crash(deployed: Server, sdk: Sdk, s
     sent = deployed.call("Durable/run_then_sleep/send", "once")
     assert sent.status_code == 202
     invocation_id = sent.json()["invocationId"]
-    wait_until(lambda: _lines(side_effects) == ["once"])
+    # the handler writes "journaled once" after ctx.run returned, i.e. after the server stored the result
+    wait_until(lambda: "journaled once" in _lines(side_effects))
     sdk.kill()  # mid-invocation: the run result is journaled, the 2 s sleep is pending
     sdk.start()
     result = httpx.get(f"{deployed.ingress}/restate/invocation/{invocation_id}/attach", timeout=60)
     assert result.status_code == 200
     assert result.json() == "effect-once"
-    assert _lines(side_effects) == ["once"]
+    assert _lines(side_effects).count("once") == 1
 
 
 def test_sleep_survives_server_sigkill(server: Server, sdk: Sdk, side_effects) -> None:
@@ -58,4 +59,6 @@ def test_sends_acknowledged_before_sigkill_all_complete(server: Server, sdk: Sdk
     for invocation_id in ids:
         resp = httpx.get(f"{server.ingress}/restate/invocation/{invocation_id}/attach", timeout=30)
         assert resp.status_code == 200
-    assert sorted(_lines(side_effects)) == sorted(f"s{i}" for i in range(20))
+    # every acknowledged send ran; one that was mid-flight at the kill may have run twice, since its
+    # side effect is not journaled (at-least-once outside ctx.run, as in upstream)
+    assert set(_lines(side_effects)) == {f"s{i}" for i in range(20)}

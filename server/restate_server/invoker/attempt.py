@@ -206,21 +206,32 @@ class Attempt:
         self._buffered.clear()
 
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
-        while True:
-            idle_for = time.monotonic() - self._last_activity
+        """Wait for the SDK's terminal message; on inactivity ask it to suspend, later abort."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            nonlocal handle
+            if self.done.done():
+                return
             limit = abort if self._input_closed else inactivity
-            try:
-                return await asyncio.wait_for(asyncio.shield(self.done), max(limit - idle_for, 0.01))
-            except TimeoutError:
-                if time.monotonic() - self._last_activity < limit:
-                    continue
+            idle_for = time.monotonic() - self._last_activity
+            if idle_for >= limit:
                 if self._input_closed:
-                    raise AttemptError("RT0001", "the invocation stream was aborted due to the abort timeout")
-                # inactivity: ask the SDK to suspend by closing our side, then allow abort_timeout
+                    self._fail(AttemptError("RT0001", "the invocation stream was aborted due to the abort timeout"))
+                    return
+                # inactivity: close our side so the SDK suspends, then allow abort_timeout
                 self._input_closed = True
                 self._last_activity = time.monotonic()
                 assert self.stream is not None
                 self.stream.end()
+                idle_for, limit = 0.0, abort
+            handle = loop.call_later(limit - idle_for, check)
+
+        handle = loop.call_later(inactivity, check)
+        try:
+            return await self.done
+        finally:
+            handle.cancel()
 
     async def _request_response(self, timeout: float) -> Outcome:
         host, port, path, rel = self._url()
