@@ -31,6 +31,8 @@ KUBECONFIG = SESSION_DIR / "kubeconfig"
 os.environ["KUBECONFIG"] = str(KUBECONFIG)
 os.environ.setdefault("KUBECACHEDIR", str(SESSION_DIR / "kubecache"))
 KUBECTL = os.environ.get("KUBECTL", "/usr/bin/kubectl")
+POD_PYTHONPATH = os.pathsep.join(str(REPO / d) for d in ("server", "operator", "."))
+"""Pods import this checkout's packages first (not whatever the virtualenv's editable install points at)."""
 
 JsonObj = dict[str, Any]
 
@@ -216,7 +218,7 @@ def kubelet(fakekube: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "--cwd",
         str(REPO),
         "--pythonpath",
-        str(REPO),
+        POD_PYTHONPATH,
     ]
     proc, info = start(argv, log, work / "ready", timeout=60)
     details = json.loads(info)
