@@ -417,12 +417,12 @@ def test_5_deleting_everything_cleans_up(world: World) -> None:
         _, body = http("GET", ADMIN + "/subscriptions")
         assert world.facts["subscription"] not in {s["id"] for s in (body or {}).get("subscriptions", [])}
     cluster.kubectl(
-        "delete", "restatedeployment", RSD, "-n", NS, "--ignore-not-found", "--timeout=90s", timeout=120
+        "delete", "restatedeployment", RSD, "-n", NS, "--ignore-not-found", "--timeout=150s", timeout=180
     )
     if "deployment" in world.done:  # the versions were deregistered on the way out
         assert not _deployment_ids() & {world.facts.get("v1"), world.facts.get("v2")}
     # kopf polls a timer that is still running at deletion every settings.background.cancellation_polling
-    # (60 s by default) before it releases the finalizer: the deletion may take that long
+    # (60 s by default) before it releases the finalizer: each deletion may take that long
     cluster.kubectl("delete", "restatecluster", CLUSTER, "--ignore-not-found", "--timeout=120s", timeout=150)
     world.wait(lambda: cluster.get(f"/api/v1/namespaces/{CLUSTER}") is None, 60, "namespace demo gone")
     for path in (f"/apis/apps/v1/namespaces/{NS}/replicasets", "/api/v1/pods", "/apis/apps/v1/statefulsets"):
