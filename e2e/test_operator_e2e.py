@@ -173,8 +173,8 @@ def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPath
         fakekube.kubectl("apply", "-f", str(crd))
     for name in ("restateclusters", "restatedeployments", "subscriptions"):
         fakekube.kubectl("wait", "--for=condition=established", "--timeout=10s", f"crd/{name}.restate.dev")
-    os.environ.setdefault("RESTATE_OPERATOR_RESYNC_SECONDS", "2")
-    os.environ.setdefault("RESTATE_OPERATOR_ADMIN_TIMEOUT_SECONDS", "10")
+    env = pytest.MonkeyPatch()
+    env.setenv("RESTATE_OPERATOR_RESYNC_SECONDS", os.environ.get("RESTATE_OPERATOR_RESYNC_SECONDS", "2"))
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
@@ -188,6 +188,8 @@ def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPath
         yield World(cluster=fakekube, kubelet=kubelet, operator_log=log_path)
     for logger in watched:
         logger.removeHandler(handler)
+    handler.close()
+    env.undo()
     assert runner.exception is None, f"operator crashed: {runner.exception!r}\n{runner.output[-3000:]}"
 
 
