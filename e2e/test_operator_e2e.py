@@ -43,7 +43,7 @@ NS = "default"
 RSD = "services"
 ADMIN = f"http://restate.{CLUSTER}.svc.cluster.local:9070"
 INGRESS = f"http://restate.{CLUSTER}.svc.cluster.local:8080"
-SLEEP_MS = 10_000
+SLEEP_MS = 15_000
 
 KAFKA_CONFIG = """
 [[ingress.kafka-clusters]]
