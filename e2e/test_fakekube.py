@@ -351,5 +351,9 @@ def test_operator_manifests_and_examples_install(fakekube: Cluster) -> None:
     rsd = fakekube.get("/apis/restate.dev/v1beta1/namespaces/default/restatedeployments/greeter")
     assert rsd is not None
     assert rsd["spec"]["deploymentMode"] == "replicaset"  # defaulted by the CRD's schema
+    refused = fakekube.kubectl(
+        "patch", "rsd", "greeter", "--type=merge", "-p", '{"spec":{"deploymentMode":"knative"}}', check=False
+    )
+    assert "deploymentMode is immutable" in refused
     fakekube.kubectl("delete", "-k", str(REPO / "manifests/examples"), "--wait=false")
-    fakekube.kubectl("delete", "-k", str(REPO / "manifests"), "--timeout=30s")
+    fakekube.kubectl("delete", "-k", str(REPO / "manifests"), "--ignore-not-found", "--timeout=30s")

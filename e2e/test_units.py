@@ -207,3 +207,27 @@ def test_schema_validation_checks_bounds_and_maps() -> None:
     assert schema.validate({"n": 2, "s": "ab", "l": ["x"], "m": {"k": "v"}}, bounded) == []
     problems = schema.validate({"n": 0, "s": "ABCD", "l": ["x", "y"], "m": {"k": 1}}, bounded)
     assert [p.split(":")[0] for p in problems] == ["n", "s", "s", "l", "m.k"]
+
+
+def test_immutability_rule_is_the_one_cel_rule_honoured() -> None:
+    immutable = {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "type": "object",
+                "properties": {
+                    "mode": {
+                        "type": "string",
+                        "x-kubernetes-validations": [
+                            {"rule": "self == oldSelf", "message": "mode is immutable"}
+                        ],
+                    },
+                    "other": {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() < 3"}]},
+                },
+            }
+        },
+    }
+    assert schema.immutability({"spec": {"mode": "a"}}, {"spec": {"mode": "b"}}, immutable) == [
+        "spec.mode: Invalid value: mode is immutable"
+    ]
+    assert schema.immutability({"spec": {}}, {"spec": {"mode": "b", "other": "long"}}, immutable) == []

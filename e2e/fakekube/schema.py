@@ -114,3 +114,25 @@ def validate(value: Any, schema: JsonObj | None, path: str = "") -> list[str]:
         for i, item in enumerate(value):
             errors.extend(validate(item, schema["items"], f"{path}[{i}]"))
     return errors
+
+
+_IMMUTABLE_RULES = ("self == oldSelf", "self==oldSelf", "oldSelf == self")
+
+
+def immutability(old: Any, new: Any, schema: JsonObj | None, path: str = "") -> list[str]:
+    """The one CEL transition rule honoured: ``self == oldSelf`` on a field present before and after.
+
+    Other ``x-kubernetes-validations`` rules are not evaluated (no CEL engine here).
+    """
+    if schema is None or old is None or new is None:
+        return []
+    errors = [
+        f"{path or '<root>'}: Invalid value: {rule.get('message') or 'field is immutable'}"
+        for rule in schema.get("x-kubernetes-validations") or []
+        if rule.get("rule", "").strip() in _IMMUTABLE_RULES and old != new
+    ]
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key != "metadata":
+                errors.extend(immutability(old.get(key), new.get(key), sub, f"{path}.{key}".lstrip(".")))
+    return errors

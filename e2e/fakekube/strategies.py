@@ -1,6 +1,7 @@
 """Per-kind behaviour of writes: defaults the real API server (or an instant controller) would set.
 
-* custom resources: defaulting, pruning and basic validation from the CRD's structural schema;
+* custom resources: defaulting, pruning and validation from the CRD's structural schema (of CEL, only
+  the ``self == oldSelf`` immutability rule);
 * Service: ``type``, a ``clusterIP`` from the server's loopback service range, port defaults;
 * Pod: ``phase: Pending``; workloads: ``replicas: 1`` and StatefulSet strategy defaults;
 * PersistentVolumeClaim: bound at once, with the requested capacity (a provisioner that never waits);
@@ -21,11 +22,12 @@ if TYPE_CHECKING:
     from .objects import Objects
 
 
-def _custom(rt: ResourceType, obj: JsonObj) -> JsonObj:
+def _custom(rt: ResourceType, obj: JsonObj, old: JsonObj | None = None) -> JsonObj:
     if rt.schema is None:
         return obj
     out: JsonObj = schema.default_and_prune(obj, rt.schema, root=True)
     problems = schema.validate({k: v for k, v in out.items() if k != "status"}, rt.schema)
+    problems += schema.immutability(old, out, rt.schema)
     if problems:
         raise errors.invalid(rt.kind, meta(obj).get("name", ""), "; ".join(problems), problems)
     return out
@@ -95,7 +97,7 @@ def on_create(objects: Objects, rt: ResourceType, obj: JsonObj) -> JsonObj:
 
 def on_update(objects: Objects, rt: ResourceType, old: JsonObj, new: JsonObj, *, sub: str | None) -> JsonObj:
     if rt.crd is not None:
-        return _custom(rt, new)
+        return _custom(rt, new, old)
     kind = (rt.group, rt.kind)
     if kind == ("", "Service") and sub is None:
         _service(objects, new, old)
