@@ -148,6 +148,18 @@ def test_server_side_apply_removes_dropped_fields(widgets: Cluster) -> None:
     assert cm["data"] == {"a": "1"}
 
 
+def test_server_dry_run_changes_nothing(widgets: Cluster) -> None:
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry}\ndata: {a: '1'}\n"
+    assert "created (server dry run)" in widgets.kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=manifest
+    )
+    assert widgets.get("/api/v1/namespaces/default/configmaps/dry") is None
+    before = widgets.get(f"{W}/w1")
+    assert before is not None
+    widgets.kubectl("patch", "widget", "w1", "--dry-run=server", "--type=merge", "-p", '{"spec":{"size":1}}')
+    assert widgets.get(f"{W}/w1") == before
+
+
 def test_watch_resumes_from_resource_version(widgets: Cluster) -> None:
     listed = widgets.get(W)
     assert listed is not None

@@ -9,10 +9,12 @@ layer only parses requests and renders answers. Per-kind behaviour (defaults, CR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import random
 import string
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,8 @@ class Objects:
         self.store = store
         self.service_prefix = service_prefix
         self.gc_wakeup = asyncio.Event()
+        self.dry_run = False
+        """Set while serving a ``dryRun=All`` request (requests are handled one at a time)."""
         self._last_applied: dict[tuple[TypeKey, str, str, str], JsonObj] = {}
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.registry.by_key(NAMESPACES), "", {"metadata": {"name": ns}})  # type: ignore[arg-type]
@@ -106,9 +110,7 @@ class Objects:
         if rt.status:
             obj.pop("status", None)
         obj = strategies.on_create(self, rt, obj)
-        stored = self.store.put(rt.key, obj, old=None)
-        strategies.after_write(self, rt, None, stored)
-        return stored
+        return self._write(rt, obj, None)
 
     def _generate_name(self, rt: ResourceType, namespace: str, prefix: str) -> str:
         alphabet = string.ascii_lowercase + string.digits
@@ -165,9 +167,7 @@ class Objects:
             and not md.get("deletionGracePeriodSeconds")
         ):
             return self._remove(rt, old)
-        stored = self.store.put(rt.key, new, old=old)
-        strategies.after_write(self, rt, old, stored)
-        return stored
+        return self._write(rt, new, old)
 
     def patch(
         self,
@@ -190,7 +190,8 @@ class Objects:
             if not isinstance(patch, dict):
                 raise errors.bad_request("an applied configuration must be an object")
             created = self.create(rt, namespace, patch | {"metadata": meta(patch) | {"name": name}})
-            self._last_applied[(rt.key, ns, name, field_manager)] = copy.deepcopy(patch)
+            if not self.dry_run:
+                self._last_applied[(rt.key, ns, name, field_manager)] = copy.deepcopy(patch)
             return created, True
         if content_type == "application/json-patch+json":
             new = patching.json_patch(old, patch)
@@ -207,7 +208,8 @@ class Objects:
                 raise errors.bad_request("an applied configuration must be an object")
             key = (rt.key, ns, name, field_manager)
             new = patching.server_side_apply(old, patch, self._last_applied.get(key))
-            self._last_applied[key] = copy.deepcopy(patch)
+            if not self.dry_run:
+                self._last_applied[key] = copy.deepcopy(patch)
         else:
             raise errors.ApiError(
                 415, "UnsupportedMediaType", f"the patch type {content_type!r} is not supported"
@@ -255,11 +257,29 @@ class Objects:
             return old
         md.setdefault("deletionTimestamp", now())
         md.setdefault("deletionGracePeriodSeconds", grace)
-        stored = self.store.put(rt.key, obj, old=old)
+        stored = self._write(rt, obj, old)
         self.gc_wakeup.set()
         return stored
 
+    def _write(self, rt: ResourceType, obj: JsonObj, old: JsonObj | None) -> JsonObj:
+        if self.dry_run:
+            return obj
+        stored = self.store.put(rt.key, obj, old=old)
+        strategies.after_write(self, rt, old, stored)
+        return stored
+
+    @contextlib.contextmanager
+    def dry(self, enabled: bool) -> Iterator[None]:
+        """``dryRun=All``: every check and default, nothing stored."""
+        self.dry_run = enabled
+        try:
+            yield
+        finally:
+            self.dry_run = False
+
     def _remove(self, rt: ResourceType, old: JsonObj) -> JsonObj:
+        if self.dry_run:
+            return old
         gone = self.store.remove(rt.key, old)
         md = meta(old)
         for key in [k for k in self._last_applied if k[:3] == (rt.key, md.get("namespace", ""), md["name"])]:

@@ -106,42 +106,93 @@ def _list(objects: Objects, rt: ResourceType, namespace: str | None, request: we
     }
 
 
-async def resource_handler(request: web.Request) -> web.StreamResponse:
-    objects = request.app[OBJECTS]
+def _not_found(request: web.Request) -> errors.ApiError:
+    return errors.ApiError(
+        404, "NotFound", f"the server could not find the requested resource ({request.path})"
+    )
+
+
+def _resolve(request: web.Request, objects: Objects) -> tuple[routing.Target, ResourceType] | None:
+    """The target and its type; None for non-resource URLs (discovery); 404 for unknown ones."""
     target = routing.parse(request.path)
     if target is None:
-        return await discovery_handler(request)
+        return None
     rt = objects.registry.lookup(target.group, target.version, target.plural)
     if rt is None or (target.namespace is not None and not rt.namespaced):
-        raise errors.ApiError(
-            404, "NotFound", f"the server could not find the requested resource ({request.path})"
-        )
-    if target.sub == "log" and rt.key == ("", "pods") and target.name and request.method == "GET":
-        return await podlogs.pod_log(request, objects, rt, target.namespace or "", target.name)
-    if target.sub not in (None, "status", "scale") or (target.sub == "scale" and rt.scale is None):
-        raise errors.ApiError(
-            404, "NotFound", f"the server could not find the requested resource ({request.path})"
-        )
-    if target.sub == "status" and not rt.status:
-        raise errors.ApiError(
-            404, "NotFound", f"the server could not find the requested resource ({request.path})"
-        )
-    ns = target.namespace or ""
-    name, method = target.name, request.method
+        raise _not_found(request)
+    allowed = {None, "status" if rt.status else None, "scale" if rt.scale else None}
+    if rt.key == ("", "pods"):
+        allowed.add("log")
+    if target.sub not in allowed or (target.sub is not None and target.name is None):
+        raise _not_found(request)
+    return target, rt
+
+
+async def resource_handler(request: web.Request) -> web.StreamResponse:
+    objects = request.app[OBJECTS]
+    resolved = _resolve(request, objects)
+    if resolved is None:
+        return await discovery_handler(request)
+    target, rt = resolved
+    if request.method == "GET":
+        return await _read(request, objects, target, rt)
+    body = await _body(request)  # the last await of a write: what follows runs atomically
+    with objects.dry(request.query.get("dryRun") == "All"):
+        return _write(request, objects, target, rt, body)
+
+
+async def _read(
+    request: web.Request, objects: Objects, target: routing.Target, rt: ResourceType
+) -> web.StreamResponse:
+    ns, name = target.namespace or "", target.name
+    table = tables.wants_table(request.headers.get("Accept", ""))
     if name is None:
-        return await _collection(request, objects, rt, target.namespace)
+        scope = target.namespace if rt.namespaced else None
+        if request.query.get("watch") not in ("1", "true"):
+            return _json(_list(objects, rt, scope, request))
+        label = label_selector(request.query.get("labelSelector"))
+        field = field_selector(request.query.get("fieldSelector"))
+        visible = watch.visibility(scope, label, field)
+
+        def present(o: JsonObj) -> JsonObj:
+            obj = objects.present(rt, o)
+            return tables.table(rt, [obj], meta(o)["resourceVersion"]) if table else obj
+
+        return await watch.serve(request, objects.store, rt, visible, present)
+    if target.sub == "log":
+        return await podlogs.pod_log(request, objects, rt, ns, name)
     if target.sub == "scale":
-        return await _scale(request, objects, rt, ns, name)
-    if method == "GET":
-        obj = objects.present(rt, objects.get(rt, ns, name))
-        if tables.wants_table(request.headers.get("Accept", "")) and target.sub is None:
-            return _json(tables.table(rt, [obj], meta(obj)["resourceVersion"]))
-        return _json(obj)
-    if method == "PUT":
-        body = await _body(request)
+        return _json(subresources.scale_of(rt, objects.get(rt, ns, name)))
+    obj = objects.present(rt, objects.get(rt, ns, name))
+    if table and target.sub is None:
+        return _json(tables.table(rt, [obj], meta(obj)["resourceVersion"]))
+    return _json(obj)
+
+
+def _write(
+    request: web.Request, objects: Objects, target: routing.Target, rt: ResourceType, body: Any
+) -> web.Response:
+    method, ns, name = request.method, target.namespace or "", target.name
+    if name is None:
+        if method == "POST":
+            if rt.namespaced and target.namespace is None:
+                raise errors.bad_request("a namespaced object must be created in a namespace")
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body must be an object")
+            return _json(objects.present(rt, objects.create(rt, ns, body)), 201)
+        if method == "DELETE":
+            listed = _list(objects, rt, target.namespace if rt.namespaced else None, request)
+            for item in listed["items"]:
+                md = meta(item)
+                objects.delete(rt, md.get("namespace", ""), md["name"])
+            return _json(listed)
+    elif target.sub == "scale" and method == "PUT":
+        return _json(subresources.write_scale(objects, rt, ns, name, body))
+    elif target.sub == "scale" and method == "PATCH":
+        return _json(subresources.patch_scale(objects, rt, ns, name, request.content_type, body))
+    elif target.sub in (None, "status") and method == "PUT":
         return _json(objects.present(rt, objects.update(rt, ns, name, body, sub=target.sub)))
-    if method == "PATCH":
-        body = await _body(request)
+    elif target.sub in (None, "status") and method == "PATCH":
         obj, created = objects.patch(
             rt,
             ns,
@@ -152,61 +203,12 @@ async def resource_handler(request: web.Request) -> web.StreamResponse:
             field_manager=request.query.get("fieldManager", ""),
         )
         return _json(objects.present(rt, obj), 201 if created else 200)
-    if method == "DELETE":
-        body = await _body(request)
+    elif target.sub is None and method == "DELETE":
         options = dict(body) if isinstance(body, dict) else {}
         if "propagationPolicy" in request.query:
             options["propagationPolicy"] = request.query["propagationPolicy"]
         return _json(objects.present(rt, objects.delete(rt, ns, name, options)))
     raise errors.method_not_allowed(f"{method} is not allowed on {request.path}")
-
-
-async def _collection(
-    request: web.Request, objects: Objects, rt: ResourceType, namespace: str | None
-) -> web.StreamResponse:
-    method = request.method
-    if method == "GET":
-        if request.query.get("watch") in ("1", "true"):
-            label = label_selector(request.query.get("labelSelector"))
-            field = field_selector(request.query.get("fieldSelector"))
-            visible = watch.visibility(namespace if rt.namespaced else None, label, field)
-            if tables.wants_table(request.headers.get("Accept", "")):
-                return await watch.serve(
-                    request,
-                    objects.store,
-                    rt,
-                    visible,
-                    lambda o: tables.table(rt, [objects.present(rt, o)], meta(o)["resourceVersion"]),
-                )
-            return await watch.serve(request, objects.store, rt, visible, lambda o: objects.present(rt, o))
-        return _json(_list(objects, rt, namespace if rt.namespaced else None, request))
-    if method == "POST":
-        if rt.namespaced and namespace is None:
-            raise errors.bad_request("a namespaced object must be created in a namespace")
-        body = await _body(request)
-        if not isinstance(body, dict):
-            raise errors.bad_request("the body must be an object")
-        return _json(objects.present(rt, objects.create(rt, namespace or "", body)), 201)
-    if method == "DELETE":
-        listed = _list(objects, rt, namespace if rt.namespaced else None, request)
-        for item in listed["items"]:
-            md = meta(item)
-            objects.delete(rt, md.get("namespace", ""), md["name"])
-        return _json(listed)
-    raise errors.method_not_allowed(f"{method} is not allowed on {request.path}")
-
-
-async def _scale(
-    request: web.Request, objects: Objects, rt: ResourceType, ns: str, name: str
-) -> web.Response:
-    if request.method == "GET":
-        return _json(subresources.scale_of(rt, objects.get(rt, ns, name)))
-    body = await _body(request)
-    if request.method == "PUT":
-        return _json(subresources.write_scale(objects, rt, ns, name, body))
-    if request.method == "PATCH":
-        return _json(subresources.patch_scale(objects, rt, ns, name, request.content_type, body))
-    raise errors.method_not_allowed(f"{request.method} is not allowed on {request.path}")
 
 
 def make_app(*, service_prefix: str) -> web.Application:
