@@ -105,6 +105,7 @@ def test_custom_resource_defaults_prunes_and_versions(widgets: Cluster) -> None:
 
 
 def test_scale_subresource_and_wait(widgets: Cluster) -> None:
+    widgets.apply(WIDGET)  # each test stands alone
     widgets.kubectl("scale", "widget/w1", "--replicas=4")
     scale = widgets.get(f"{W}/w1/scale")
     assert scale is not None
@@ -118,6 +119,7 @@ def test_scale_subresource_and_wait(widgets: Cluster) -> None:
 
 
 def test_conflicts_and_errors(widgets: Cluster) -> None:
+    widgets.apply(WIDGET)  # each test stands alone
     obj = widgets.get(f"{W}/w1")
     assert obj is not None
     stale = json.loads(json.dumps(obj))
@@ -149,6 +151,7 @@ def test_server_side_apply_removes_dropped_fields(widgets: Cluster) -> None:
 
 
 def test_server_dry_run_changes_nothing(widgets: Cluster) -> None:
+    widgets.apply(WIDGET)  # each test stands alone
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry}\ndata: {a: '1'}\n"
     assert "created (server dry run)" in widgets.kubectl(
         "apply", "--dry-run=server", "-f", "-", stdin=manifest
@@ -161,6 +164,7 @@ def test_server_dry_run_changes_nothing(widgets: Cluster) -> None:
 
 
 def test_watch_resumes_from_resource_version(widgets: Cluster) -> None:
+    widgets.apply(WIDGET)  # each test stands alone
     listed = widgets.get(W)
     assert listed is not None
     rv = listed["metadata"]["resourceVersion"]
@@ -178,20 +182,28 @@ def test_watch_resumes_from_resource_version(widgets: Cluster) -> None:
         second = json.loads(resp.readline())
     assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "w1")
     assert (second["type"], second["object"]["metadata"]["labels"]["color"]) == ("DELETED", "red")
-    # kubectl's own watch
+    # kubectl's own watch: the change arrives as a MODIFIED row
     watcher = subprocess.Popen(
-        [KUBECTL, "get", "wd", "-w", "--output-watch-events", "--request-timeout=3s"],
+        [KUBECTL, "get", "wd", "-w", "--output-watch-events", "--request-timeout=20s"],
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert watcher.stdout is not None
-    assert "NAME" in watcher.stdout.readline()
-    widgets.kubectl("label", "widget", "w1", "color=green", "--overwrite")
-    out, _ = watcher.communicate(timeout=15)
-    assert "MODIFIED" in out
+    try:
+        assert watcher.stdout is not None
+        assert "NAME" in watcher.stdout.readline()
+        widgets.kubectl("label", "widget", "w1", "color=green", "--overwrite")
+        seen: list[list[str]] = []
+        while ["MODIFIED", "w1"] not in seen and len(seen) < 20:  # initial ADDED rows first
+            seen.append(watcher.stdout.readline().split()[:2])
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert ["ADDED", "w1"] in seen
+    assert ["MODIFIED", "w1"] in seen
 
 
 def test_finalizers_and_garbage_collection(widgets: Cluster) -> None:
+    widgets.apply(WIDGET)  # each test stands alone
     owner = widgets.get(f"{W}/w1")
     assert owner is not None
     ref = {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w1", "uid": owner["metadata"]["uid"]}
