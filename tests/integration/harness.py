@@ -88,10 +88,14 @@ class Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "restate_server", "--base-dir", str(self.base_dir), "--node-name", "n1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=30)
-        wait_until(lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=30)
+        wait_until(
+            lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=30
+        )
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush anything."""
@@ -112,7 +116,9 @@ class Server:
         content = None if body is None else json.dumps(body)
         headers = {"content-type": "application/json"} if body is not None else {}
         headers.update(kwargs.pop("headers", {}))
-        return httpx.post(f"{self.ingress}/{path}", content=content, headers=headers, timeout=timeout, **kwargs)
+        return httpx.post(
+            f"{self.ingress}/{path}", content=content, headers=headers, timeout=timeout, **kwargs
+        )
 
 
 @dataclass
@@ -130,8 +136,12 @@ class Sdk:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([PYTHON, str(HERE / "serve.py"), str(self.port)],
-                                     env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [PYTHON, str(HERE / "serve.py"), str(self.port)],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         wait_until(lambda: httpx.get(f"{self.uri}/health", timeout=1).status_code == 200, timeout=30)
 
     def kill(self) -> None:
@@ -163,7 +173,9 @@ def side_effects(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def sdk(tmp_path: Path, side_effects: Path) -> Iterator[Sdk]:
-    service = Sdk(port=free_port(), env={"SIDE_EFFECTS_FILE": str(side_effects)}, log_path=tmp_path / "sdk.log")
+    service = Sdk(
+        port=free_port(), env={"SIDE_EFFECTS_FILE": str(side_effects)}, log_path=tmp_path / "sdk.log"
+    )
     service.start()
     yield service
     service.stop()

@@ -11,7 +11,7 @@ from hypercorn.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from services import app  # noqa: E402
+from services import app
 
 
 def main() -> None:

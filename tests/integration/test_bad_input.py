@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
-
 from harness import Sdk, Server, free_port
 
 
@@ -20,13 +18,27 @@ def _ok(server: Server) -> None:
     ("path", "status", "message"),
     [
         ("Nope/greet", 404, "service 'Nope' not found, make sure to register the service before calling it."),
-        ("Greeter/nope", 404, "the service 'Greeter' exists, but the handler 'nope' was not found, check that the "
-                              "handler exists in the latest registered service version."),
-        ("Counter/add", 400, "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler"),
-        ("Greeter/greet/extra", 400, "bad path, expected either /:service-name/:handler or "
-                                     "/:object-name/:object-key/:handler"),
-        ("Greeter/greet?delay=1s", 400, "cannot use the delay query parameter with calls. The delay is supported "
-                                        "only with sends"),
+        (
+            "Greeter/nope",
+            404,
+            "the service 'Greeter' exists, but the handler 'nope' was not found, check that the "
+            "handler exists in the latest registered service version.",
+        ),
+        (
+            "Counter/add",
+            400,
+            "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler",
+        ),
+        (
+            "Greeter/greet/extra",
+            400,
+            "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler",
+        ),
+        (
+            "Greeter/greet?delay=1s",
+            400,
+            "cannot use the delay query parameter with calls. The delay is supported only with sends",
+        ),
     ],
     ids=["unknown-service", "unknown-handler", "object-without-key", "trailing-segment", "delay-on-call"],
 )
@@ -42,16 +54,24 @@ def test_wrong_method_and_content_type(deployed: Server) -> None:
     resp = httpx.put(f"{deployed.ingress}/Greeter/greet", json="x")
     assert resp.status_code == 405
     assert resp.json()["message"] == "method not allowed"
-    resp = httpx.post(f"{deployed.ingress}/Greeter/greet", content=b"hello", headers={"content-type": "text/plain"})
+    resp = httpx.post(
+        f"{deployed.ingress}/Greeter/greet", content=b"hello", headers={"content-type": "text/plain"}
+    )
     assert resp.status_code == 400
-    assert resp.json()["message"] == "input validation error: Content-type 'text/plain' does not match " \
-                                      "'application/json'"
+    assert (
+        resp.json()["message"] == "input validation error: Content-type 'text/plain' does not match "
+        "'application/json'"
+    )
     _ok(deployed)
 
 
 def test_non_json_body_to_json_handler_fails_terminally(deployed: Server) -> None:
-    resp = httpx.post(f"{deployed.ingress}/Greeter/greet", content=b"{not json",
-                      headers={"content-type": "application/json"}, timeout=30)
+    resp = httpx.post(
+        f"{deployed.ingress}/Greeter/greet",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     # the ingress passes the bytes through; the SDK rejects them with a terminal error
     assert resp.status_code == 500
     assert resp.json()["source"] == "invocation"
@@ -71,7 +91,7 @@ def test_register_unreachable_uri(server: Server, sdk: Sdk) -> None:
 
 
 class _Html(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = b"<html>hello</html>"
         self.send_response(200)
         self.send_header("content-type", "text/html")
@@ -90,8 +110,9 @@ def test_register_non_sdk_http_server(server: Server, sdk: Sdk) -> None:
     try:
         uri = f"http://127.0.0.1:{httpd.server_address[1]}"
         for use_http_11 in (False, True):
-            resp = httpx.post(f"{server.admin}/deployments", json={"uri": uri, "use_http_11": use_http_11},
-                              timeout=60)
+            resp = httpx.post(
+                f"{server.admin}/deployments", json={"uri": uri, "use_http_11": use_http_11}, timeout=60
+            )
             assert resp.status_code >= 400
             assert resp.json()["restate_code"] in ("META0003", "META0013", "META0014")
         assert httpx.get(f"{server.admin}/deployments").json() == {"deployments": []}
@@ -100,5 +121,3 @@ def test_register_non_sdk_http_server(server: Server, sdk: Sdk) -> None:
     server.register(sdk.uri)
     _ok(server)
 
-
-_ = socket

@@ -25,7 +25,8 @@ def test_cli_registers_lists_and_is_idempotent(server: Server, sdk: Sdk) -> None
     listed = _cli(server, "deployments", "list")
     assert sdk.uri in listed.stdout
     services = _cli(server, "services", "list").stdout
-    assert "Counter" in services and "virtual object" in services
+    assert "Counter" in services
+    assert "virtual object" in services
     again = _cli(server, "deployments", "register", sdk.uri, "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(server.register(sdk.uri)) > 0

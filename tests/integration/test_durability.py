@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-
 from harness import Sdk, Server, wait_until
 
 

@@ -6,7 +6,6 @@ import concurrent.futures
 import re
 
 import httpx
-
 from harness import Server, wait_until
 
 INV_ID = re.compile(r"^inv_1[0-9a-zA-Z]{33}$")
@@ -90,7 +89,9 @@ def test_request_headers_reach_the_handler(deployed: Server) -> None:
 
 def test_awakeable_resolved_over_http(deployed: Server, side_effects) -> None:
     invocation_id = deployed.call("Durable/await_awakeable/send").json()["invocationId"]
-    line = wait_until(lambda: [x for x in side_effects.read_text().splitlines() if x.startswith("awakeable ")])
+    line = wait_until(
+        lambda: [x for x in side_effects.read_text().splitlines() if x.startswith("awakeable ")]
+    )
     awakeable_id = line[0].split()[1]
     resp = httpx.post(f"{deployed.ingress}/restate/awakeables/{awakeable_id}/resolve", json="yes")
     assert resp.status_code == 202

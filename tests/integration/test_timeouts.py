@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from harness import Sdk, Server, wait_until
 
 
@@ -21,7 +20,9 @@ def test_idle_invocation_suspends_and_resumes(short_inactivity: Server, sdk: Sdk
     server = short_inactivity
     server.register(sdk.uri)
     invocation_id = server.call("Durable/await_awakeable/send").json()["invocationId"]
-    line = wait_until(lambda: [x for x in side_effects.read_text().splitlines() if x.startswith("awakeable ")])
+    line = wait_until(
+        lambda: [x for x in side_effects.read_text().splitlines() if x.startswith("awakeable ")]
+    )
     awakeable_id = line[0].split()[1]
     # after the inactivity timeout the server closes its side and the SDK suspends: kill the SDK to
     # prove the resume needs no live attempt, then bring it back for the re-invocation

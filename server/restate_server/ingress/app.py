@@ -7,7 +7,6 @@ server's JSON shape.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import UTC, datetime
@@ -38,19 +37,27 @@ _COMMON = {
     "vary": "origin, access-control-request-method, access-control-request-headers",
     "access-control-allow-credentials": "true",
 }
-_SKIPPED_HEADERS = frozenset({"connection", "host", "idempotency-key", "idempotency-expires", "content-length",
-                              "transfer-encoding"})
+_SKIPPED_HEADERS = frozenset(
+    {"connection", "host", "idempotency-key", "idempotency-expires", "content-length", "transfer-encoding"}
+)
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
-                        content_type="application/json", headers={**_COMMON, **(headers or {})})
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers={**_COMMON, **(headers or {})},
+    )
 
 
 def _error(status: int, message: str, source: str, headers: dict[str, str] | None = None) -> web.Response:
     reason = "<none>" if status == 470 else None
-    resp = _json(status, {"code": status, "message": message, "source": source},
-                 {"x-restate-error-source": source, **(headers or {})})
+    resp = _json(
+        status,
+        {"code": status, "message": message, "source": source},
+        {"x-restate-error-source": source, **(headers or {})},
+    )
     if reason is not None:
         resp.set_status(status, reason)
     return resp
@@ -106,8 +113,10 @@ class Ingress:
         for name, value in request.query.items():
             if name.lower() == "delay":
                 if not route.send:
-                    raise BadRequest("cannot use the delay query parameter with calls. The delay is supported "
-                                     "only with sends")
+                    raise BadRequest(
+                        "cannot use the delay query parameter with calls. The delay is supported "
+                        "only with sends"
+                    )
                 try:
                     delay = parse_duration(value)
                 except ValueError as exc:
@@ -115,8 +124,10 @@ class Ingress:
         idempotency_key = request.headers.get("idempotency-key")
         workflow_run = handler.ty == HandlerType.WORKFLOW
         if idempotency_key is not None and workflow_run:
-            raise BadRequest("cannot use the idempotency key with workflow handlers. The handler invocation will "
-                             "already be idempotent by the workflow key itself.")
+            raise BadRequest(
+                "cannot use the idempotency key with workflow handlers. The handler invocation will "
+                "already be idempotent by the workflow key itself."
+            )
         body = await request.read()
         content_type = request.headers.get("content-type")
         problem = handler.input.validate(content_type, body)
@@ -131,8 +142,13 @@ class Ingress:
         else:
             inv = InvocationId.for_call(service.name, key)
         options = invocation_options(service, handler, self.config)
-        retention = options.workflow_completion_retention if workflow_run else \
-            options.idempotency_retention if idempotency_key is not None else 0.0
+        retention = (
+            options.workflow_completion_retention
+            if workflow_run
+            else options.idempotency_retention
+            if idempotency_key is not None
+            else 0.0
+        )
         now = int(time.time() * 1000)
         headers = [(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _SKIPPED_HEADERS]
         record = Invoke(
@@ -158,8 +174,9 @@ class Ingress:
             outcome = await self.worker.submit(inv.partition_key, record)
             body_json: dict[str, Any] = {"invocationId": str(inv)}
             if outcome.execute_at is not None and outcome.outcome == "accepted":
-                body_json["executionTime"] = datetime.fromtimestamp(outcome.execute_at / 1000, tz=UTC) \
-                    .strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+                body_json["executionTime"] = datetime.fromtimestamp(
+                    outcome.execute_at / 1000, tz=UTC
+                ).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
             body_json["status"] = "Accepted" if outcome.outcome == "accepted" else "PreviouslyAccepted"
             return _json(202, body_json, {"x-restate-id": str(inv)})
         waiter = self.worker.wait_completion(inv.to_bytes())
@@ -181,8 +198,9 @@ class Ingress:
             self.worker.drop_completion(inv.to_bytes(), waiter)
 
     @staticmethod
-    def _result(result: list[Any], content_type: str | None, set_if_empty: bool,
-                headers: dict[str, str]) -> web.Response:
+    def _result(
+        result: list[Any], content_type: str | None, set_if_empty: bool, headers: dict[str, str]
+    ) -> web.Response:
         if result[0] == "failure":
             code = int(result[1])
             status = code if 100 <= code <= 599 else 500
@@ -207,8 +225,11 @@ class Ingress:
             return InvocationId.for_workflow(route.service, route.key)
         if service is None:
             raise NotFound("invocation not found")
-        assert route.handler is not None and route.idempotency_key is not None
-        return InvocationId.for_idempotent_request(route.service, route.handler, route.idempotency_key, route.key)
+        assert route.handler is not None
+        assert route.idempotency_key is not None
+        return InvocationId.for_idempotent_request(
+            route.service, route.handler, route.idempotency_key, route.key
+        )
 
     def _output_rules(self, st: st_mod.InvocationStatus) -> tuple[str | None, bool]:
         service = self.registry.service(st.service)
@@ -256,12 +277,12 @@ class Ingress:
         except IdError as exc:
             raise BadRequest(f"bad awakeable id: {exc}") from exc
         body = await request.read()
-        result: list[Any] = ["value", body] if route.action == "resolve" else \
-            ["failure", 500, body.decode(errors="replace")]
-        record = NotifySignal(invocation_id=ref.invocation_id.to_bytes(), signal_index=ref.idx,
-                              signal_name=None, result=result)
+        result: list[Any] = (
+            ["value", body] if route.action == "resolve" else ["failure", 500, body.decode(errors="replace")]
+        )
+        record = NotifySignal(
+            invocation_id=ref.invocation_id.to_bytes(), signal_index=ref.idx, signal_name=None, result=result
+        )
         await self.worker.submit(ref.invocation_id.partition_key, record)
         return web.Response(status=202, headers=_COMMON)
 
-
-_ = asyncio

@@ -25,7 +25,9 @@ class NotFound(IngressError):
 
 class ServiceNotFound(NotFound):
     def __init__(self, service: str) -> None:
-        super().__init__(f"service '{service}' not found, make sure to register the service before calling it.")
+        super().__init__(
+            f"service '{service}' not found, make sure to register the service before calling it."
+        )
 
 
 class HandlerNotFound(NotFound):
@@ -41,8 +43,11 @@ class BadRequest(IngressError):
 
 
 class BadPath(BadRequest):
-    def __init__(self, message: str = "bad path, expected either /:service-name/:handler or "
-                 "/:object-name/:object-key/:handler") -> None:
+    def __init__(
+        self,
+        message: str = "bad path, expected either /:service-name/:handler or "
+        "/:object-name/:object-key/:handler",
+    ) -> None:
         super().__init__(message)
 
 

@@ -25,7 +25,6 @@ from restate_server.log.records import InvokerEffect, JournalEntry
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
 from restate_server.protocol.messages import MessageType as T, decode_suspension, is_command, is_custom
-from restate_server.protocol.notifications import completion_notification
 from restate_server.schema.model import Deployment, ProtocolType
 from restate_server.schema.options import InvocationOptions
 
@@ -63,7 +62,9 @@ class Outcome:
 class Transport:
     """Shared clients for all attempts of a node."""
 
-    def __init__(self, *, signer: Any, additional_headers: dict[str, str], connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, *, signer: Any, additional_headers: dict[str, str], connect_timeout: float = 10.0
+    ) -> None:
         self.h2 = H2Pool(connect_timeout)
         self.http1: aiohttp.ClientSession | None = None
         self.signer = signer
@@ -139,9 +140,10 @@ class Attempt:
         if journal_index < self.replayed or self._input_closed or self.done.done():
             return
         if ack_completion_id is not None and self.snap.protocol_version >= 7:
-            frame = encode_frame(T.PROPOSE_RUN_COMPLETION_ACK,
-                                 pb.ProposeRunCompletionAckMessage(completion_id=ack_completion_id)
-                                 .SerializeToString())
+            frame = encode_frame(
+                T.PROPOSE_RUN_COMPLETION_ACK,
+                pb.ProposeRunCompletionAckMessage(completion_id=ack_completion_id).SerializeToString(),
+            )
         else:
             frame = encode_frame(type_, payload)
         if self.stream is None:
@@ -178,13 +180,20 @@ class Attempt:
         base = parts.path.rstrip("/")
         rel = f"/invoke/{self.snap.service}/{self.snap.handler}"
         path = base + rel + (f"?{parts.query}" if parts.query else "")
-        return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80), path, rel
+        return (
+            parts.hostname or "127.0.0.1",
+            parts.port or (443 if parts.scheme == "https" else 80),
+            path,
+            rel,
+        )
 
     # ---- running
     async def run(self) -> Outcome:
         opts = self.snap.options
-        bidi = self.snap.deployment.protocol_type == ProtocolType.BIDI_STREAM and not \
-            self.snap.deployment.use_http_11
+        bidi = (
+            self.snap.deployment.protocol_type == ProtocolType.BIDI_STREAM
+            and not self.snap.deployment.use_http_11
+        )
         try:
             if bidi:
                 await self._open_bidi()
@@ -197,13 +206,16 @@ class Attempt:
     async def _open_bidi(self) -> None:
         host, port, path, rel = self._url()
         try:
-            self.stream = await self.transport.h2.open_stream(host, port, path, self._headers(rel), self)
+            stream = await self.transport.h2.open_stream(
+                host, port, path, self._headers(rel), self, replay_bytes(self.snap)
+            )
         except (TimeoutError, OSError) as exc:
             raise AttemptError("RT0010", f"cannot reach {self.snap.deployment.uri}: {exc}") from exc
-        self.stream.send(replay_bytes(self.snap))
-        for frame in self._buffered:
-            self.stream.send(frame)
-        self._buffered.clear()
+        # notifications that arrived while connecting go out after the replay, in order
+        self.stream = stream
+        if self._buffered:
+            stream.send(b"".join(self._buffered))
+            self._buffered.clear()
 
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
         """Wait for the SDK's terminal message; on inactivity ask it to suspend, later abort."""
@@ -217,7 +229,9 @@ class Attempt:
             idle_for = time.monotonic() - self._last_activity
             if idle_for >= limit:
                 if self._input_closed:
-                    self._fail(AttemptError("RT0001", "the invocation stream was aborted due to the abort timeout"))
+                    self._fail(
+                        AttemptError("RT0001", "the invocation stream was aborted due to the abort timeout")
+                    )
                     return
                 # inactivity: close our side so the SDK suspends, then allow abort_timeout
                 self._input_closed = True
@@ -233,7 +247,7 @@ class Attempt:
         finally:
             handle.cancel()
 
-    async def _request_response(self, timeout: float) -> Outcome:
+    async def _request_response(self, total_timeout: float) -> Outcome:
         host, port, path, rel = self._url()
         body = replay_bytes(self.snap)
         for frame in self._buffered:
@@ -242,7 +256,7 @@ class Attempt:
         url = f"http://{host}:{port}{path}"
         try:
             async with self.transport.http1_session().post(
-                url, data=body, headers=self._headers(rel), timeout=aiohttp.ClientTimeout(total=timeout)
+                url, data=body, headers=self._headers(rel), timeout=aiohttp.ClientTimeout(total=total_timeout)
             ) as resp:
                 self.on_headers(resp.status, {k.lower(): v for k, v in resp.headers.items()})
                 async for chunk in resp.content.iter_any():
@@ -258,11 +272,13 @@ class Attempt:
         self.server_header = headers.get("x-restate-server")
         if status != 200:
             retry_after = headers.get("retry-after")
-            self._fail(AttemptError(
-                "RT0006" if status not in (413,) else "RT0019",
-                f"unexpected status code {status} from the deployment",
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-            ))
+            self._fail(
+                AttemptError(
+                    "RT0006" if status not in (413,) else "RT0019",
+                    f"unexpected status code {status} from the deployment",
+                    retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                )
+            )
             return
         expected = f"application/vnd.restate.invocation.v{self.snap.protocol_version}"
         if headers.get("content-type", "") != expected:
@@ -312,7 +328,9 @@ class Attempt:
                 terminal = ["end"]
             elif t == T.SUSPENSION:
                 try:
-                    completions, signals, names, _ = decode_suspension(frame.payload, self.snap.protocol_version)
+                    completions, signals, names, _ = decode_suspension(
+                        frame.payload, self.snap.protocol_version
+                    )
                 except ValueError as exc:
                     error = AttemptError("RT0012", f"bad suspension: {exc}")
                 else:
@@ -331,14 +349,16 @@ class Attempt:
         pin = None if self.snap.pinned else (self.snap.deployment.id, self.snap.protocol_version)
         if entries or terminal is not None or pin is not None:
             self.snap.pinned = True
-            self.propose(InvokerEffect(
-                invocation_id=self.snap.invocation_id,
-                first_command_index=first,
-                entries=entries,
-                pin=pin,
-                terminal=terminal,
-                now=int(time.time() * 1000),
-            ))
+            self.propose(
+                InvokerEffect(
+                    invocation_id=self.snap.invocation_id,
+                    first_command_index=first,
+                    entries=entries,
+                    pin=pin,
+                    terminal=terminal,
+                    now=int(time.time() * 1000),
+                )
+            )
         if error is not None:
             self._fail(error)
         elif terminal is not None and not self.done.done():
@@ -346,5 +366,3 @@ class Attempt:
             if self.stream is not None and not self.stream.closed:
                 self.stream.end()
 
-
-_ = completion_notification

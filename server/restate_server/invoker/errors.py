@@ -6,8 +6,9 @@ from __future__ import annotations
 class AttemptError(Exception):
     """A failed attempt; retried according to the retry policy."""
 
-    def __init__(self, code: str, message: str, *, retry_after: float | None = None,
-                 behavior: int = 0) -> None:
+    def __init__(
+        self, code: str, message: str, *, retry_after: float | None = None, behavior: int = 0
+    ) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message

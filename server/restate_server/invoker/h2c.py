@@ -9,6 +9,7 @@ Connections are pooled per (host, port) and opened as streams run out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -65,6 +66,7 @@ class H2ClientConnection(asyncio.Protocol):
         # per stream: pending outgoing (data, end_stream) waiting for flow-control window
         self._pending: dict[int, list[tuple[bytes, bool]]] = {}
         self.closed = False
+        self._receiving = False  # inside data_received: flush once at the end instead of per send
         self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # ---- asyncio.Protocol
@@ -92,8 +94,12 @@ class H2ClientConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
-        for event in events:
-            self._dispatch(event)
+        self._receiving = True
+        try:
+            for event in events:
+                self._dispatch(event)
+        finally:
+            self._receiving = False
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,7 +133,7 @@ class H2ClientConnection(asyncio.Protocol):
                 stream.listener.on_error(
                     ConnectionLostError(f"stream reset by peer (code {event.error_code})")
                 )
-        elif isinstance(event, h2.events.WindowUpdated) or isinstance(event, h2.events.RemoteSettingsChanged):
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
             self._drain_pending()
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.closed = True
@@ -154,8 +160,14 @@ class H2ClientConnection(asyncio.Protocol):
 
     # ---- sending
     def open_stream(
-        self, path: str, authority: str, headers: Sequence[tuple[str, str]], listener: StreamListener
+        self,
+        path: str,
+        authority: str,
+        headers: Sequence[tuple[str, str]],
+        listener: StreamListener,
+        body: bytes = b"",
     ) -> H2Stream:
+        """Open a request stream; `body` goes out in the same write as the headers."""
         stream_id = self.h2.get_next_available_stream_id()
         request = [
             (b":method", b"POST"),
@@ -167,6 +179,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.h2.send_headers(stream_id, request, end_stream=False)
         stream = H2Stream(self, stream_id, listener)
         self.streams[stream_id] = stream
+        if body:
+            self._send_now(stream_id, body, False)
         self._flush()
         return stream
 
@@ -178,7 +192,8 @@ class H2ClientConnection(asyncio.Protocol):
             pending.append((data, end_stream))
             return
         self._send_now(stream_id, data, end_stream)
-        self._flush()
+        if not self._receiving:
+            self._flush()
 
     def _send_now(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         """Send as much as flow control allows; park the rest (in order) until a window update."""
@@ -209,10 +224,8 @@ class H2ClientConnection(asyncio.Protocol):
     def reset(self, stream_id: int) -> None:
         self.streams.pop(stream_id, None)
         self._pending.pop(stream_id, None)
-        try:
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             self.h2.reset_stream(stream_id)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
-            pass
         self._flush()
 
     def _flush(self) -> None:
@@ -246,10 +259,16 @@ class H2Pool:
         self._connect_timeout = connect_timeout
 
     async def open_stream(
-        self, host: str, port: int, path: str, headers: Sequence[tuple[str, str]], listener: StreamListener
+        self,
+        host: str,
+        port: int,
+        path: str,
+        headers: Sequence[tuple[str, str]],
+        listener: StreamListener,
+        body: bytes = b"",
     ) -> H2Stream:
         conn = await self._connection(host, port)
-        return conn.open_stream(path, f"{host}:{port}", headers, listener)
+        return conn.open_stream(path, f"{host}:{port}", headers, listener, body)
 
     async def _connection(self, host: str, port: int) -> H2ClientConnection:
         key = (host, port)

@@ -57,7 +57,9 @@ class InvocationState:
 
 
 class Invoker:
-    def __init__(self, host: InvokerHost, transport: Transport, *, concurrency_limit: int | None = None) -> None:
+    def __init__(
+        self, host: InvokerHost, transport: Transport, *, concurrency_limit: int | None = None
+    ) -> None:
         self.host = host
         self.transport = transport
         self.invocations: dict[bytes, InvocationState] = {}
@@ -74,8 +76,14 @@ class Invoker:
             self._run(invocation_id, state), name=f"invocation-{invocation_id.hex()[:12]}"
         )
 
-    def notify(self, invocation_id: bytes, journal_index: int, type_: int, payload: bytes,
-               ack_completion_id: int | None) -> None:
+    def notify(
+        self,
+        invocation_id: bytes,
+        journal_index: int,
+        type_: int,
+        payload: bytes,
+        ack_completion_id: int | None,
+    ) -> None:
         state = self.invocations.get(invocation_id)
         if state is not None and state.attempt is not None:
             state.attempt.push(journal_index, type_, payload, ack_completion_id)
@@ -142,15 +150,27 @@ class Invoker:
             await asyncio.sleep(delay)
             state.next_retry_at = None
 
-    def _give_up(self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError) -> None:
+    def _give_up(
+        self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError
+    ) -> None:
         pause = error.behavior == 1 or (snap.options.retry.on_max_attempts == "pause" and error.behavior != 2)
         terminal = ["pause", 500, error.message] if pause else ["kill", 500, error.message]
-        state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, InvokerEffect(
-            invocation_id=invocation_id, first_command_index=snap.commands, entries=[], terminal=terminal,
-            now=int(time.time() * 1000),
-        )))
+        state.last_proposal = asyncio.ensure_future(
+            self.host.propose(
+                snap.partition,
+                InvokerEffect(
+                    invocation_id=invocation_id,
+                    first_command_index=snap.commands,
+                    entries=[],
+                    terminal=terminal,
+                    now=int(time.time() * 1000),
+                ),
+            )
+        )
 
-    async def _one_attempt(self, invocation_id: bytes, state: InvocationState, snap: Snapshot) -> AttemptError | None:
+    async def _one_attempt(
+        self, invocation_id: bytes, state: InvocationState, snap: Snapshot
+    ) -> AttemptError | None:
         def propose(effect: InvokerEffect) -> None:
             state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, effect))
 

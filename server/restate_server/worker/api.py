@@ -21,7 +21,9 @@ from restate_server.worker.waiters import Waiters
 
 
 class WorkerHandle:
-    def __init__(self, *, db: Database, log_provider: LogProvider, waiters: Waiters, num_partitions: int) -> None:
+    def __init__(
+        self, *, db: Database, log_provider: LogProvider, waiters: Waiters, num_partitions: int
+    ) -> None:
         self.db = db
         self.log = log_provider
         self.waiters = waiters

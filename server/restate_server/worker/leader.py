@@ -34,9 +34,18 @@ log = logging.getLogger(__name__)
 
 
 class Leader:
-    def __init__(self, *, config: Config, db: Database, log_provider: LogProvider, registry: SchemaRegistry,
-                 processors: Sequence[PartitionProcessor], waiters: Waiters, transport: Transport,
-                 epoch: int) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        db: Database,
+        log_provider: LogProvider,
+        registry: SchemaRegistry,
+        processors: Sequence[PartitionProcessor],
+        waiters: Waiters,
+        transport: Transport,
+        epoch: int,
+    ) -> None:
         self.config = config
         self.db = db
         self.log = log_provider
@@ -44,8 +53,9 @@ class Leader:
         self.processors = processors
         self.waiters = waiters
         self.epoch = epoch
-        self.invoker = Invoker(self, transport,
-                               concurrency_limit=config.worker.invoker.concurrent_invocations_limit)
+        self.invoker = Invoker(
+            self, transport, concurrency_limit=config.worker.invoker.concurrent_invocations_limit
+        )
         self.timers = TimerService(self._propose_record)
         self._shuffle_queues: dict[int, list[tuple[int, int, bytes]]] = {}
         self._shuffle_tasks: dict[int, asyncio.Task[None]] = {}
@@ -83,8 +93,13 @@ class Leader:
                 case act.StartAttempt():
                     self.invoker.start(action.partition, action.invocation_id)
                 case act.ForwardNotification():
-                    self.invoker.notify(action.invocation_id, action.journal_index, action.type, action.payload,
-                                        action.ack_completion_id)
+                    self.invoker.notify(
+                        action.invocation_id,
+                        action.journal_index,
+                        action.type,
+                        action.payload,
+                        action.ack_completion_id,
+                    )
                 case act.SubmitOutcome():
                     self.waiters.submitted(action)
                 case act.InvocationCompleted():
@@ -124,7 +139,9 @@ class Leader:
         service = deployment.services.get(st.service)
         handler = service.handlers.get(st.handler) if service is not None else None
         if service is None or handler is None:
-            return AttemptError("RT0011", f"deployment {deployment.id} has no handler {st.service}/{st.handler}")
+            return AttemptError(
+                "RT0011", f"deployment {deployment.id} has no handler {st.service}/{st.handler}"
+            )
         options = invocation_options(service, handler, self.config)
         version = st.protocol_version or min(deployment.max_protocol_version, self._protocol_cap)
         keyed = service.ty != ServiceType.SERVICE
@@ -186,7 +203,10 @@ class Leader:
         now = int(time.time() * 1000)
         for processor in self.processors:
             txn = Transaction(self.db)
-            expired = [inv for inv, st in status.scan(txn, processor.partition)
-                       if st.status == status.COMPLETED and st.expires_at is not None and st.expires_at <= now]
+            expired = [
+                inv
+                for inv, st in status.scan(txn, processor.partition)
+                if st.status == status.COMPLETED and st.expires_at is not None and st.expires_at <= now
+            ]
             if expired:
                 self._propose_record(processor.partition, Purge(invocation_ids=expired, now=now))

@@ -31,8 +31,15 @@ LeadershipStarted = Callable[[int], None]
 
 
 class PartitionProcessor:
-    def __init__(self, partition: int, num_partitions: int, db: Database, log_provider: LogProvider,
-                 lookup_service: ServiceLookup, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        partition: int,
+        num_partitions: int,
+        db: Database,
+        log_provider: LogProvider,
+        lookup_service: ServiceLookup,
+        clock: Callable[[], int],
+    ) -> None:
         self.partition = partition
         self.num_partitions = num_partitions
         self.db = db
@@ -83,8 +90,10 @@ class PartitionProcessor:
             actions = self._apply(batch)
             if actions and self.on_actions is not None:
                 self.on_actions(self.partition, actions)
-            if any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch) \
-                    and self.on_leadership is not None:
+            if (
+                any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch)
+                and self.on_leadership is not None
+            ):
                 self.on_leadership(self.partition)
             self._release_waiters()
 

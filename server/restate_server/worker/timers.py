@@ -8,6 +8,7 @@ machine already deleted (a cancelled sleep) is a no-op when applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections.abc import Callable
@@ -49,7 +50,5 @@ class TimerService:
                 self._propose(partition, TimerFired(timer_key=key, now=now))
             self._changed.clear()
             timeout = (self._heap[0][0] - now) / 1000 if self._heap else None
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
-            except TimeoutError:
-                pass

@@ -84,7 +84,9 @@ class RocksDbLog:
                     if self._inline:
                         self._db.write(batch, sync=True)
                     else:
-                        await loop.run_in_executor(self._executor, lambda b=batch: self._db.write(b, sync=True))
+                        await loop.run_in_executor(
+                            self._executor, lambda b=batch: self._db.write(b, sync=True)
+                        )
                 except Exception as exc:  # a failed fsync leaves the log in an unknown state
                     log.critical("log write failed: %s", exc)
                     for *_, future in pending:

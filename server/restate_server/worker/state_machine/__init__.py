@@ -18,7 +18,7 @@ from restate_server.protocol.notifications import (
     completion_notification,
     signal_notification,
 )
-from restate_server.storage import fsm, inbox, state, status, timers
+from restate_server.storage import fsm, state, status, timers
 from restate_server.storage.status import InvocationStatus
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import lifecycle
@@ -235,4 +235,3 @@ def _patch_state(ctx: Context, record: rec.PatchState) -> None:
     state.clear_all(ctx.txn, ctx.partition, record.service, record.key)
     for name, value in record.new_state.items():
         state.put(ctx.txn, ctx.partition, record.service, record.key, name, value)
-    _ = inbox  # the object's lock is not taken: upstream applies state edits between invocations

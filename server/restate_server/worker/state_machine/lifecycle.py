@@ -85,10 +85,7 @@ def _on_duplicate(ctx: Context, record: Invoke, st: InvocationStatus) -> None:
             ctx.save(inv, st)
     if record.submit_request is None:
         return
-    if workflow_run and record.is_call:
-        outcome = "conflict"
-    else:
-        outcome = "previously_accepted"
+    outcome = "conflict" if workflow_run and record.is_call else "previously_accepted"
     ctx.emit(
         act.SubmitOutcome(
             record.submit_request,
@@ -179,7 +176,8 @@ def cancel(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     if st.status == status.COMPLETED:
         return False
     if st.status == status.INBOXED:
-        assert st.key is not None and st.inbox_seq is not None
+        assert st.key is not None
+        assert st.inbox_seq is not None
         inbox.remove(ctx.txn, ctx.partition, st.service, st.key, st.inbox_seq)
         complete(ctx, inv, st, CANCELLED)
     elif st.status == status.SCHEDULED:
@@ -203,7 +201,8 @@ def kill(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     if st.status == status.COMPLETED:
         return False
     if st.status == status.INBOXED:
-        assert st.key is not None and st.inbox_seq is not None
+        assert st.key is not None
+        assert st.inbox_seq is not None
         inbox.remove(ctx.txn, ctx.partition, st.service, st.key, st.inbox_seq)
     elif st.status == status.SCHEDULED:
         _drop_schedule_timer(ctx, inv, st)
