@@ -37,7 +37,13 @@ POD_PYTHONPATH = os.pathsep.join(str(REPO / d) for d in ("server", "operator", "
 JsonObj = dict[str, Any]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    diagnostics: Callable[[], str] | None = None,
+) -> Any:
     """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -49,10 +55,10 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         except Exception as e:  # the condition may raise while the world converges
             last_error = e
         time.sleep(interval)
-    pytest.fail(
-        f"timed out after {timeout}s waiting for {what}"
-        + (f" (last error: {last_error!r})" if last_error else "")
-    )
+    message = f"timed out after {timeout}s waiting for {what}"
+    if last_error is not None:
+        message += f" (last error: {last_error!r})"
+    pytest.fail(message + (f"\n{diagnostics()}" if diagnostics else ""))
 
 
 def start(

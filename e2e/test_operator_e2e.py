@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import REPO, Cluster, Kubelet, tail
+from .conftest import REPO, Cluster, Kubelet, tail, wait_for
 from .kubelet import dns
 
 CLUSTER = "demo"
@@ -133,19 +133,8 @@ class World:
             ]
         )
 
-    def wait(self, condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                if result := condition():
-                    return result
-            except Exception as e:  # converging: the condition may raise until it holds
-                last = e
-            time.sleep(interval)
-        pytest.fail(
-            f"timed out after {timeout}s waiting for {what} (last error: {last!r})\n{self.diagnostics()}"
-        )
+    def wait(self, condition: Callable[[], Any], timeout: float, what: str) -> Any:
+        return wait_for(condition, timeout, what, interval=0.25, diagnostics=self.diagnostics)
 
     def needs(self, *steps: str) -> None:
         for step in steps:
