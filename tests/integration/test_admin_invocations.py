@@ -138,3 +138,17 @@ def test_scheduled_invocation_cannot_resume_and_cancels_at_once(deployed: Server
     )
     assert patch(deployed, invocation_id, "cancel").status_code == 200  # done at once: no attempt to signal
     assert attach(deployed, invocation_id).json()["message"] == "cancelled"
+
+
+def test_pause_then_resume_completes(deployed: Server) -> None:
+    resp = deployed.call("Durable/sleep_ms/send", 1500)
+    invocation_id = str(resp.json()["invocationId"])
+    wait_until(lambda: status_of(deployed, invocation_id) in ("running", "suspended"))
+    assert patch(deployed, invocation_id, "pause").status_code == 202
+    assert status_of(deployed, invocation_id) == "paused"
+    assert patch(deployed, invocation_id, "pause").status_code == 200
+    assert patch(deployed, invocation_id, "resume").status_code == 200
+    assert attach(deployed, invocation_id).json() == 1500
+    late = patch(deployed, invocation_id, "pause")
+    assert late.status_code == 409
+    assert late.json()["message"] == f"The invocation '{invocation_id}' is not running, cannot be paused."

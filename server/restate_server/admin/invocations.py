@@ -27,6 +27,7 @@ def register(routes: admin_app.AdminRoutes) -> None:
     routes.add("PATCH", "/invocations/{invocation_id}/kill", kill)
     routes.add("PATCH", "/invocations/{invocation_id}/purge", purge)
     routes.add("PATCH", "/invocations/{invocation_id}/resume", resume)
+    routes.add("PATCH", "/invocations/{invocation_id}/pause", pause)
     routes.add("DELETE", "/invocations/{invocation_id}", delete)
 
 
@@ -117,6 +118,17 @@ async def resume(request: web.Request) -> web.StreamResponse:
             425, f"The invocation '{inv}' is either inboxed or scheduled, cannot be resumed."
         )
     return web.Response(status=200)
+
+
+async def pause(request: web.Request) -> web.StreamResponse:
+    """Pause a running or suspended invocation: 202 when paused now, 200 if it already was."""
+    worker, inv = _target(request)
+    outcome = await _submit(worker, inv, records.Pause(invocation_id=inv.to_bytes(), now=_now()))
+    if outcome == "not_found":
+        raise _not_found(inv)
+    if outcome == "not_running":
+        raise errors.AdminError(409, f"The invocation '{inv}' is not running, cannot be paused.")
+    return web.Response(status=200 if outcome == "already_paused" else 202)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

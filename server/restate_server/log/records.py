@@ -32,6 +32,7 @@ class RecordKind(IntEnum):
     TERMINATE = 8
     PATCH_STATE = 9
     RESUME = 10
+    PAUSE = 11
 
 
 Dedup = tuple[int, int] | None
@@ -262,6 +263,19 @@ class Resume(Record):
         return [self.invocation_id, self.now, self.submit_request]
 
 
+@dataclass(slots=True, kw_only=True)
+class Pause(Record):
+    """Pause a running invocation (admin): its attempt stops, nothing runs until a resume."""
+
+    kind: ClassVar[RecordKind] = RecordKind.PAUSE
+    invocation_id: bytes
+    now: int = 0
+    submit_request: int | None = None
+
+    def fields(self) -> list[Any]:
+        return [self.invocation_id, self.now, self.submit_request]
+
+
 def encode(record: Record) -> bytes:
     """Record to its on-disk bytes."""
     return msgpack.packb([record.kind, record.epoch, record.dedup, *record.fields()], use_bin_type=True)
@@ -348,4 +362,6 @@ def decode(data: bytes) -> Record:
             )
         case RecordKind.RESUME:
             return Resume(epoch=epoch, dedup=dedup, invocation_id=f[0], now=f[1], submit_request=f[2])
+        case RecordKind.PAUSE:
+            return Pause(epoch=epoch, dedup=dedup, invocation_id=f[0], now=f[1], submit_request=f[2])
     raise ValueError(f"unknown record kind {kind}")

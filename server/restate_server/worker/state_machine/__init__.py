@@ -60,6 +60,8 @@ def apply(ctx: Context, record: rec.Record) -> None:
             _purge(ctx, record)
         case rec.Resume():
             _resume(ctx, record)
+        case rec.Pause():
+            _pause(ctx, record)
         case rec.PatchState():
             _patch_state(ctx, record)
 
@@ -221,6 +223,24 @@ def _resume(ctx: Context, record: rec.Resume) -> None:
             outcome = "ok"
         else:
             outcome = "completed" if st.status == status.COMPLETED else "not_completed"
+    if record.submit_request is not None:
+        ctx.emit(act.SubmitOutcome(record.submit_request, outcome, record.invocation_id))
+
+
+def _pause(ctx: Context, record: rec.Pause) -> None:
+    st = ctx.status(record.invocation_id)
+    if st is None:
+        outcome = "not_found"
+    elif st.status == status.PAUSED:
+        outcome = "already_paused"
+    elif st.status in (status.INVOKED, status.SUSPENDED):
+        st.status = status.PAUSED
+        st.waiting = None
+        ctx.save(record.invocation_id, st)
+        ctx.emit(act.AbortAttempt(record.invocation_id))
+        outcome = "ok"
+    else:
+        outcome = "not_running"
     if record.submit_request is not None:
         ctx.emit(act.SubmitOutcome(record.submit_request, outcome, record.invocation_id))
 
