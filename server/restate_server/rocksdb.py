@@ -32,7 +32,7 @@ class Database:
         self._nosync = WriteOptions()
         self._nosync.sync = False
         # Without a WAL, unflushed writes are lost on a crash; only for stores the log can rebuild.
-        self._nosync.disable_wal = not wal
+        self._nosync.disable_wal = not wal  # type: ignore[method-assign,assignment]  # a property at runtime
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self._db.get(key)

@@ -220,6 +220,7 @@ class Attempt:
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
         """Wait for the SDK's terminal message; on inactivity ask it to suspend, later abort."""
         loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
 
         def check() -> None:
             nonlocal handle
@@ -245,7 +246,8 @@ class Attempt:
         try:
             return await self.done
         finally:
-            handle.cancel()
+            if handle is not None:
+                handle.cancel()
 
     async def _request_response(self, total_timeout: float) -> Outcome:
         host, port, path, rel = self._url()

@@ -278,7 +278,10 @@ class Pause(Record):
 
 def encode(record: Record) -> bytes:
     """Record to its on-disk bytes."""
-    return msgpack.packb([record.kind, record.epoch, record.dedup, *record.fields()], use_bin_type=True)
+    data: bytes = msgpack.packb(
+        [record.kind, record.epoch, record.dedup, *record.fields()], use_bin_type=True
+    )
+    return data
 
 
 def _dedup(w: Any) -> Dedup:

@@ -76,7 +76,8 @@ class InvocationStatus:
         return self.completed_at + max(self.completion_retention, self.journal_retention)
 
     def encode(self) -> bytes:
-        return msgpack.packb([getattr(self, name) for name in _FIELDS], use_bin_type=True)
+        data: bytes = msgpack.packb([getattr(self, name) for name in _FIELDS], use_bin_type=True)
+        return data
 
     @classmethod
     def decode(cls, data: bytes) -> InvocationStatus:

@@ -11,6 +11,7 @@ Key layout: b"L" + partition (u16 BE) + lsn (u64 BE) -> encoded record.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from collections.abc import Iterator, Sequence
@@ -85,7 +86,7 @@ class RocksDbLog:
                         self._db.write(batch, sync=True)
                     else:
                         await loop.run_in_executor(
-                            self._executor, lambda b=batch: self._db.write(b, sync=True)
+                            self._executor, functools.partial(self._db.write, batch, sync=True)
                         )
                 except Exception as exc:  # a failed fsync leaves the log in an unknown state
                     log.critical("log write failed: %s", exc)
