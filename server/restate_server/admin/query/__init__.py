@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from restate_server.admin import app as admin_app, errors
-from restate_server.admin.query import engine, render, tables
 
 if TYPE_CHECKING:
     from restate_server.admin.app import AdminContext
+    from restate_server.admin.query import tables
+
+# engine, render and tables import datafusion and pyarrow (~45 MB resident): they are loaded on
+# the first query, not at start-up, so an idle server stays small.
 
 ARROW_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
 CONCURRENT_QUERIES = 4  # each query holds a snapshot of the tables it names in memory
@@ -33,6 +36,8 @@ def register(routes: admin_app.AdminRoutes) -> None:
 
 def sources(ctx: AdminContext) -> tables.Sources:
     """A snapshot of the in-memory inputs, taken on the event loop; the store is read later."""
+    from restate_server.admin.query import tables
+
     worker = ctx.worker
     attempts = {}
     if ctx.invoker_states is not None:
@@ -63,6 +68,8 @@ def _ms(seconds: float | None) -> int | None:
 
 async def query(request: web.Request) -> web.StreamResponse:
     """Run the query and answer JSON or Arrow."""
+    from restate_server.admin.query import engine, render
+
     body = await admin_app.read_json(request)
     sql = body.get("query")
     if not isinstance(sql, str):
