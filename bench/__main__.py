@@ -166,14 +166,14 @@ async def run_all(args: argparse.Namespace, options: model.Options) -> dict[str,
         # ABBA order: a drift in the machine's background load hits both servers alike.
         for name, (spec, version) in specs if repetition % 2 == 0 else specs[::-1]:
             log.info("=== %s (%s), run %d/%d", name, version, repetition + 1, args.repeat)
-            services = Services(args.service_port, sys.executable, tag=name)
+            services = Services(args.service_port, sys.executable, tag=f"{name}-run{repetition + 1}")
             try:
                 if not await asyncio.to_thread(services.wait_ready):
                     raise SystemExit(
                         f"SDK service processes did not come up; see {WORK}/services-{name}-*.log"
                     )
                 pids = [p.pid for p in services.procs]
-                result = await runner.ServerBench(spec, version, pids, options).run()
+                result = await runner.ServerBench(spec, version, pids, options, repetition + 1).run()
                 results.setdefault(name, []).append(result)
             finally:
                 services.stop()

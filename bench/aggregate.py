@@ -2,8 +2,9 @@
 
 On a shared 2-core machine a single 10-second window can be skewed by whatever else runs at that
 moment; ``--repeat N`` alternates the servers N times and reports the median per figure, which a
-single disturbed window cannot move. Counts of errors add up, and any non-ok status wins, so a
-problem seen in one repetition is never hidden by the others.
+single disturbed window cannot move. Figures are medians over the repetitions that completed
+operations; errors add up, and a repetition that failed or erred marks the merged scenario as
+"errors" with the failing runs named, so a problem seen once is never hidden by the others.
 """
 
 from __future__ import annotations
@@ -48,8 +49,15 @@ def _scenarios(runs: list[list[ScenarioResult]]) -> list[ScenarioResult]:
                 continue
             setattr(merged, field.name, _median([getattr(s, field.name) for s in ran]))
         merged.errors = sum(s.errors for s in same)
-        merged.status = max((s.status for s in same), key=lambda st: _STATUS_RANK.get(st, 3))
-        merged.reason = " | ".join(dict.fromkeys(s.reason for s in same if s.reason))
+        worst = max((s.status for s in same), key=lambda st: _STATUS_RANK.get(st, 3))
+        partial = any(s.ops for s in same) and worst != "ok"
+        # Figures from the runs that worked are still shown; the failed runs are named in the reason.
+        merged.status = "errors" if partial else worst
+        merged.reason = " | ".join(
+            dict.fromkeys(
+                f"run {n + 1}: {s.status}: {s.reason}" for n, s in enumerate(same) if s.status != "ok"
+            )
+        )
         merged.error_samples = [e for s in same for e in s.error_samples][:5]
         merged.extra = _merge_extra([s.extra for s in ran])
         if len(same) > 1:

@@ -53,7 +53,12 @@ class ServerBench:
     """Runs the whole sequence against one server; see the module docstring."""
 
     def __init__(
-        self, spec: procs.ServerSpec, version: str, service_pids: list[int], options: Options
+        self,
+        spec: procs.ServerSpec,
+        version: str,
+        service_pids: list[int],
+        options: Options,
+        repetition: int = 1,
     ) -> None:
         self.spec = spec
         self.options = options
@@ -61,7 +66,7 @@ class ServerBench:
         self.result = ServerResult(name=spec.name, version=version)
         self.admin = Admin(spec.ports)
         self.base_dir = options.work_dir / f"data-{spec.name}"
-        self.log_path = options.work_dir / f"{spec.name}.log"
+        self.log_path = options.work_dir / f"{spec.name}-run{repetition}.log"
         self.server: procs.Running | None = None
         self.sampler: procs.Sampler | None = None
         self._kept_ids: dict[str, str] = {}
@@ -146,6 +151,8 @@ class ServerBench:
         t0 = time.monotonic()
         first = await self.admin.wait_first_call(30.0)
         result.first_call_s = None if first is None else time.monotonic() - t0
+        if first is None:
+            result.notes.append("no successful Greeter/greet (h2c deployment) within 30 s of registration")
         await self._retention()
         for kind, headers in (("unkeyed", None), ("keyed", {"idempotency-key": f"retention-{time.time()}"})):
             try:
