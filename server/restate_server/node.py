@@ -69,7 +69,7 @@ class Node:
             self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
         )
         num_partitions = self._num_partitions()
-        self.log = RocksDbLog(self.log_db, inline_sync=bool(0))
+        self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
         processors = [
             PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service, _now_ms)

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,7 @@ from restate_server.rocksdb import Database, new_batch
 log = logging.getLogger(__name__)
 
 _KEY = struct.Struct(">cHQ")
+INLINE_SYNC_BELOW = 0.001  # seconds: fsyncs faster than this run on the event loop
 
 
 def _key(partition: int, lsn: int) -> bytes:
@@ -31,11 +33,13 @@ def _key(partition: int, lsn: int) -> bytes:
 
 
 class RocksDbLog:
-    def __init__(self, db: Database, *, inline_sync: bool = False) -> None:
+    def __init__(self, db: Database, *, inline_below: float = INLINE_SYNC_BELOW) -> None:
         self._db = db
-        # inline: fsync on the event loop (no thread hand-off per batch, but the loop waits for the
-        # disk); otherwise in a writer thread so the loop keeps serving during the fsync
-        self._inline = inline_sync
+        # A fast disk is fsynced on the event loop (a thread hand-off costs more CPU than the wait);
+        # a slow one in a writer thread, so the loop keeps serving meanwhile. Decided per batch
+        # from the previous fsync's duration.
+        self._inline_below = inline_below
+        self._inline = False
         self._next: dict[int, int] = {}
         self._pending: list[tuple[int, int, Sequence[Record], list[bytes], asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -82,12 +86,14 @@ class RocksDbLog:
                     for offset, payload in enumerate(payloads):
                         batch.put(_key(partition, first + offset), payload)
                 try:
+                    started = time.perf_counter()
                     if self._inline:
                         self._db.write(batch, sync=True)
                     else:
                         await loop.run_in_executor(
                             self._executor, functools.partial(self._db.write, batch, sync=True)
                         )
+                    self._inline = time.perf_counter() - started < self._inline_below
                 except Exception as exc:  # a failed fsync leaves the log in an unknown state
                     log.critical("log write failed: %s", exc)
                     for *_, future in pending:
