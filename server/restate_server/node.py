@@ -27,7 +27,6 @@ from restate_server.log.records import AnnounceLeader, Record
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.observability import metrics
 from restate_server.rocksdb import Database
-from restate_server.schema.model import ServiceType
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.leader import Leader
@@ -37,6 +36,7 @@ from restate_server.worker.waiters import Waiters
 log = logging.getLogger(__name__)
 
 _NUM_PARTITIONS_KEY = b"#num_partitions"
+LOG_TRIM_INTERVAL = 60.0  # seconds between store flushes that let the log be trimmed
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -72,7 +72,7 @@ class Node:
         self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
         processors = [
-            PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service, _now_ms)
+            PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
             for p in range(num_partitions)
         ]
         self.processors = processors
@@ -80,29 +80,53 @@ class Node:
         replayed = sum(p.replay() for p in processors)
         epoch = max(p.leader_epoch for p in processors) + 1
         self.leader = Leader(
-            config=config, db=self.db, log_provider=self.log, registry=self.registry, processors=processors,
-            waiters=self.waiters, transport=Transport(signer=signer, additional_headers=headers), epoch=epoch,
+            config=config,
+            db=self.db,
+            log_provider=self.log,
+            registry=self.registry,
+            processors=processors,
+            waiters=self.waiters,
+            transport=Transport(signer=signer, additional_headers=headers),
+            epoch=epoch,
         )
         for p in processors:
             p.on_actions = self.leader.handle
             p.on_leadership = self.leader.on_leadership
-        self.tasks = [asyncio.get_running_loop().create_task(p.run(), name=f"partition-{p.partition}")
-                      for p in processors]
+        self.tasks = [
+            asyncio.get_running_loop().create_task(p.run(), name=f"partition-{p.partition}")
+            for p in processors
+        ]
         self.leader.start()
-        await asyncio.gather(*(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)])
-                               for p in processors))
-        worker = WorkerHandle(db=self.db, log_provider=self.log, waiters=self.waiters,
-                              num_partitions=num_partitions)
+        self.tasks.append(asyncio.get_running_loop().create_task(self._trim_logs(), name="log-trimmer"))
+        await asyncio.gather(
+            *(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)]) for p in processors)
+        )
+        worker = WorkerHandle(
+            db=self.db, log_provider=self.log, waiters=self.waiters, num_partitions=num_partitions
+        )
         ingress = Ingress(config, self.registry, worker)
-        admin_ctx = AdminContext(registry=self.registry, config=config, ingress_endpoint=self._ingress_endpoint,
-                                 worker=worker, metadata=self.metadata,
-                                 invoker_states=lambda: self.leader.invoker.invocations)
+        admin_ctx = AdminContext(
+            registry=self.registry,
+            config=config,
+            ingress_endpoint=self._ingress_endpoint,
+            worker=worker,
+            metadata=self.metadata,
+            invoker_states=lambda: self.leader.invoker.invocations,
+        )
         await self._serve("ingress", ingress.app(), config.ingress.bind_address)
-        admin_app = create_admin_app(admin_ctx, extra=[query.register, invocations.register, subscriptions.register])
+        admin_app = create_admin_app(
+            admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
+        )
         await self._serve("admin", admin_app, config.admin.bind_address)
         await self._serve("node", metrics.node_app(), config.bind_address)
-        log.info("node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
-                 config.node_name, time.monotonic() - started, num_partitions, replayed, epoch)
+        log.info(
+            "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
+            config.node_name,
+            time.monotonic() - started,
+            num_partitions,
+            replayed,
+            epoch,
+        )
 
     def _num_partitions(self) -> int:
         """Fixed at the first start, like upstream's provisioning; later config changes are ignored."""
@@ -120,8 +144,9 @@ class Node:
         service = self.registry.service(name)
         if service is None:
             return None
-        return str(service.ty), {h.name: (str(h.ty) if h.ty is not None else None)
-                                 for h in service.handlers.values()}
+        return str(service.ty), {
+            h.name: (str(h.ty) if h.ty is not None else None) for h in service.handlers.values()
+        }
 
     def _on_append(self, partition: int, first_lsn: int, records: Sequence[Record]) -> None:
         self.processors[partition].on_append(first_lsn, records)
@@ -146,6 +171,20 @@ class Node:
         self.runners.append(runner)
         self.bound[name] = (host, port)
 
+    async def _trim_logs(self) -> None:
+        """Drop log records the partition store has made durable, so the log stays small.
+
+        The store is written without a WAL, so "durable" means flushed to SST files: snapshot the
+        applied LSNs, flush, then trim up to the snapshot.
+        """
+        while True:
+            await asyncio.sleep(LOG_TRIM_INTERVAL)
+            applied = [(p.partition, p.applied_lsn) for p in self.processors]
+            await asyncio.to_thread(self.db.flush)
+            for partition, lsn in applied:
+                if lsn > 0:
+                    self.log.trim(partition, lsn)
+
     async def stop(self) -> None:
         for runner in reversed(self.runners):
             await runner.cleanup()
@@ -157,13 +196,6 @@ class Node:
         await self.metadata.close()
         self.db.close()
         self.log_db.close()
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-_ = ServiceType
 
 
 async def run(config: Config) -> None:

@@ -7,6 +7,7 @@ from restate_server.storage.transaction import Transaction
 
 APPLIED_LSN = b"applied_lsn"
 LEADER_EPOCH = b"leader_epoch"
+LAST_NOW = b"last_now"  # the newest record timestamp applied: the state machine's clock
 
 
 def get_int(txn: Transaction, partition: int, name: bytes, default: int = 0) -> int:

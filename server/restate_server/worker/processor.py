@@ -38,15 +38,14 @@ class PartitionProcessor:
         db: Database,
         log_provider: LogProvider,
         lookup_service: ServiceLookup,
-        clock: Callable[[], int],
     ) -> None:
         self.partition = partition
         self.num_partitions = num_partitions
         self.db = db
         self.log = log_provider
         self.lookup_service = lookup_service
-        self.clock = clock
         self.applied_lsn = 0
+        self.last_now = 0
         self.leader_epoch = 0
         self._queue: deque[tuple[int, Record]] = deque()
         self._wakeup = asyncio.Event()
@@ -64,6 +63,7 @@ class PartitionProcessor:
         """Apply what the log has beyond the store; returns the number of records replayed."""
         txn = Transaction(self.db)
         self.applied_lsn = fsm.get_int(txn, self.partition, fsm.APPLIED_LSN)
+        self.last_now = fsm.get_int(txn, self.partition, fsm.LAST_NOW)
         self.leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)
         replayed = 0
         batch: list[tuple[int, Record]] = []
@@ -99,14 +99,17 @@ class PartitionProcessor:
 
     def _apply(self, batch: list[tuple[int, Record]]) -> list[act.Action]:
         txn = Transaction(self.db)
-        ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.clock())
+        # time only moves with the records' own timestamps, so a replay sees the same clock
+        ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)
         for _lsn, record in batch:
             apply(ctx, record)
             if isinstance(record, AnnounceLeader):
                 self.leader_epoch = record.leader_epoch
         ctx.flush()
         self.applied_lsn = batch[-1][0]
+        self.last_now = ctx.now
         fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, self.applied_lsn)
+        fsm.set_int(txn, self.partition, fsm.LAST_NOW, self.last_now)
         txn.commit()
         return ctx.actions
 

@@ -113,6 +113,10 @@ class RocksDbLog:
             yield _KEY.unpack(key)[2], decode(value)
 
     def trim(self, partition: int, up_to_lsn: int) -> None:
+        # The last record always stays: it is where the next LSN is read from after a restart.
+        up_to_lsn = min(up_to_lsn, self.tail(partition) - 2)
+        if up_to_lsn < 1:
+            return
         batch = new_batch()
         batch.delete_range(_key(partition, 0), _key(partition, up_to_lsn + 1))
         self._db.write(batch, sync=False)

@@ -259,7 +259,9 @@ def _get_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, pay
 def _peek_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.PeekPromiseCommandMessage.FromString(payload)
     entry = promises.get(ctx.txn, ctx.partition, *_object(st), msg.key)
-    note = _promise_note(T.PEEK_PROMISE_COMPLETION, msg.result_completion_id, entry["result"] if entry else None)
+    note = _promise_note(
+        T.PEEK_PROMISE_COMPLETION, msg.result_completion_id, entry["result"] if entry else None
+    )
     ctx.notify(inv, st, T.PEEK_PROMISE_COMPLETION, note, completion_id=msg.result_completion_id)
 
 
