@@ -14,7 +14,8 @@ redelivery after a crash is applied once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import Any, ClassVar
 
@@ -40,14 +41,15 @@ Dedup = tuple[int, int] | None
 
 @dataclass(slots=True, kw_only=True)
 class Record:
-    """Base of all records; `epoch` and `dedup` are the envelope."""
+    """Base of all records; `epoch` and `dedup` are the envelope, the rest is the body.
+
+    The body is encoded as the dataclass fields in declaration order; fields needing more than
+    msgpack's types are converted through `_TO_WIRE` / `_FROM_WIRE`.
+    """
 
     kind: ClassVar[RecordKind]
     epoch: int = 0
     dedup: Dedup = None
-
-    def fields(self) -> list[Any]:
-        raise NotImplementedError
 
 
 @dataclass(slots=True, kw_only=True)
@@ -56,9 +58,6 @@ class AnnounceLeader(Record):
 
     kind: ClassVar[RecordKind] = RecordKind.ANNOUNCE_LEADER
     leader_epoch: int
-
-    def fields(self) -> list[Any]:
-        return [self.leader_epoch]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -104,27 +103,6 @@ class Invoke(Record):
     # True when the submitter waits for the result (a call, not a send)
     is_call: bool = False
 
-    def fields(self) -> list[Any]:
-        return [
-            self.invocation_id,
-            self.service,
-            self.handler,
-            self.key,
-            self.service_ty,
-            self.handler_ty,
-            self.headers,
-            self.body,
-            self.created_at,
-            self.source.to_wire(),
-            self.response_to,
-            self.idempotency_key,
-            self.execute_at,
-            self.completion_retention,
-            self.journal_retention,
-            self.submit_request,
-            self.is_call,
-        ]
-
 
 @dataclass(slots=True, kw_only=True)
 class JournalEntry:
@@ -141,7 +119,7 @@ class InvokerEffect(Record):
 
     `first_command_index` lets the processor drop commands it has already journaled (a retried
     attempt re-sends what a previous one proposed). `terminal` is one of
-    `["end"]`, `["suspend", [completion ids], [signal ids], [signal names], future_bytes|None]`,
+    `["end"]`, `["suspend", [completion ids], [signal ids], [signal names]]`,
     `["kill", code, message]`, `["pause", code, message]`.
     """
 
@@ -153,16 +131,6 @@ class InvokerEffect(Record):
     terminal: list[Any] | None = None
     now: int = 0
 
-    def fields(self) -> list[Any]:
-        return [
-            self.invocation_id,
-            self.first_command_index,
-            self.entries,
-            self.pin,
-            self.terminal,
-            self.now,
-        ]
-
 
 @dataclass(slots=True, kw_only=True)
 class TimerFired(Record):
@@ -171,9 +139,6 @@ class TimerFired(Record):
     kind: ClassVar[RecordKind] = RecordKind.TIMER_FIRED
     timer_key: bytes
     now: int = 0
-
-    def fields(self) -> list[Any]:
-        return [self.timer_key, self.now]
 
 
 # A completion result on the wire: ["value", bytes] | ["failure", code, message] | ["void"]
@@ -190,9 +155,6 @@ class InvocationResponse(Record):
     result: Result
     notification_type: int = 0x800D  # CallCompletionNotification unless attach/get-output
 
-    def fields(self) -> list[Any]:
-        return [self.invocation_id, self.completion_id, self.result, self.notification_type]
-
 
 @dataclass(slots=True, kw_only=True)
 class NotifySignal(Record):
@@ -205,9 +167,6 @@ class NotifySignal(Record):
     result: Result
     submit_request: int | None = None
 
-    def fields(self) -> list[Any]:
-        return [self.invocation_id, self.signal_index, self.signal_name, self.result, self.submit_request]
-
 
 @dataclass(slots=True, kw_only=True)
 class Purge(Record):
@@ -217,9 +176,6 @@ class Purge(Record):
     invocation_ids: list[bytes]
     now: int = 0
     submit_request: int | None = None
-
-    def fields(self) -> list[Any]:
-        return [self.invocation_ids, self.now, self.submit_request]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -232,9 +188,6 @@ class Terminate(Record):
     now: int = 0
     submit_request: int | None = None
 
-    def fields(self) -> list[Any]:
-        return [self.invocation_id, self.mode, self.now, self.submit_request]
-
 
 @dataclass(slots=True, kw_only=True)
 class PatchState(Record):
@@ -246,9 +199,6 @@ class PatchState(Record):
     new_state: dict[bytes, bytes]
     expected_version: str | None = None
 
-    def fields(self) -> list[Any]:
-        return [self.service, self.key, self.new_state, self.expected_version]
-
 
 @dataclass(slots=True, kw_only=True)
 class Resume(Record):
@@ -258,9 +208,6 @@ class Resume(Record):
     invocation_id: bytes
     now: int = 0
     submit_request: int | None = None
-
-    def fields(self) -> list[Any]:
-        return [self.invocation_id, self.now, self.submit_request]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -272,99 +219,61 @@ class Pause(Record):
     now: int = 0
     submit_request: int | None = None
 
-    def fields(self) -> list[Any]:
-        return [self.invocation_id, self.now, self.submit_request]
 
-
-def encode(record: Record) -> bytes:
-    """Record to its on-disk bytes."""
-    data: bytes = msgpack.packb(
-        [record.kind, record.epoch, record.dedup, *record.fields()], use_bin_type=True
+_CLASSES: dict[RecordKind, type[Record]] = {
+    cls.kind: cls
+    for cls in (
+        AnnounceLeader,
+        Invoke,
+        InvokerEffect,
+        TimerFired,
+        InvocationResponse,
+        NotifySignal,
+        Purge,
+        Terminate,
+        PatchState,
+        Resume,
+        Pause,
     )
-    return data
-
-
-def _dedup(w: Any) -> Dedup:
-    return None if w is None else (w[0], w[1])
+}
+_ENVELOPE = {"epoch", "dedup"}
+_BODY: dict[RecordKind, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(cls) if f.name not in _ENVELOPE) for kind, cls in _CLASSES.items()
+}
 
 
 def _pair(w: Any) -> Any:
     return None if w is None else (w[0], w[1])
 
 
+# msgpack turns tuples into lists and cannot carry a Source: these fields are converted.
+_TO_WIRE: dict[str, Callable[[Any], Any]] = {"source": lambda s: s.to_wire()}
+_FROM_WIRE: dict[str, Callable[[Any], Any]] = {
+    "source": Source.from_wire,
+    "response_to": _pair,
+    "pin": _pair,
+    "headers": lambda hs: [(h[0], h[1]) for h in hs],
+    "entries": lambda es: [(e[0], e[1], e[2]) for e in es],
+}
+
+
+def encode(record: Record) -> bytes:
+    """Record to its on-disk bytes."""
+    body = []
+    for name in _BODY[record.kind]:
+        value = getattr(record, name)
+        convert = _TO_WIRE.get(name)
+        body.append(value if convert is None else convert(value))
+    data: bytes = msgpack.packb([record.kind, record.epoch, record.dedup, *body], use_bin_type=True)
+    return data
+
+
 def decode(data: bytes) -> Record:
     """On-disk bytes to a record; raises ValueError on an unknown kind."""
-    w = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    kind, epoch, dedup, f = RecordKind(w[0]), w[1], _dedup(w[2]), w[3:]
-    match kind:
-        case RecordKind.ANNOUNCE_LEADER:
-            return AnnounceLeader(epoch=epoch, dedup=dedup, leader_epoch=f[0])
-        case RecordKind.INVOKE:
-            return Invoke(
-                epoch=epoch,
-                dedup=dedup,
-                invocation_id=f[0],
-                service=f[1],
-                handler=f[2],
-                key=f[3],
-                service_ty=f[4],
-                handler_ty=f[5],
-                headers=[(h[0], h[1]) for h in f[6]],
-                body=f[7],
-                created_at=f[8],
-                source=Source.from_wire(f[9]),
-                response_to=_pair(f[10]),
-                idempotency_key=f[11],
-                execute_at=f[12],
-                completion_retention=f[13],
-                journal_retention=f[14],
-                submit_request=f[15],
-                is_call=f[16],
-            )
-        case RecordKind.INVOKER_EFFECT:
-            return InvokerEffect(
-                epoch=epoch,
-                dedup=dedup,
-                invocation_id=f[0],
-                first_command_index=f[1],
-                entries=[(e[0], e[1], e[2]) for e in f[2]],
-                pin=_pair(f[3]),
-                terminal=f[4],
-                now=f[5],
-            )
-        case RecordKind.TIMER_FIRED:
-            return TimerFired(epoch=epoch, dedup=dedup, timer_key=f[0], now=f[1])
-        case RecordKind.INVOCATION_RESPONSE:
-            return InvocationResponse(
-                epoch=epoch,
-                dedup=dedup,
-                invocation_id=f[0],
-                completion_id=f[1],
-                result=f[2],
-                notification_type=f[3],
-            )
-        case RecordKind.NOTIFY_SIGNAL:
-            return NotifySignal(
-                epoch=epoch,
-                dedup=dedup,
-                invocation_id=f[0],
-                signal_index=f[1],
-                signal_name=f[2],
-                result=f[3],
-                submit_request=f[4],
-            )
-        case RecordKind.PURGE:
-            return Purge(epoch=epoch, dedup=dedup, invocation_ids=f[0], now=f[1], submit_request=f[2])
-        case RecordKind.TERMINATE:
-            return Terminate(
-                epoch=epoch, dedup=dedup, invocation_id=f[0], mode=f[1], now=f[2], submit_request=f[3]
-            )
-        case RecordKind.PATCH_STATE:
-            return PatchState(
-                epoch=epoch, dedup=dedup, service=f[0], key=f[1], new_state=f[2], expected_version=f[3]
-            )
-        case RecordKind.RESUME:
-            return Resume(epoch=epoch, dedup=dedup, invocation_id=f[0], now=f[1], submit_request=f[2])
-        case RecordKind.PAUSE:
-            return Pause(epoch=epoch, dedup=dedup, invocation_id=f[0], now=f[1], submit_request=f[2])
-    raise ValueError(f"unknown record kind {kind}")
+    wire = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    kind = RecordKind(wire[0])
+    values: dict[str, Any] = {}
+    for name, value in zip(_BODY[kind], wire[3:], strict=False):
+        convert = _FROM_WIRE.get(name)
+        values[name] = value if convert is None or value is None else convert(value)
+    return _CLASSES[kind](epoch=wire[1], dedup=_pair(wire[2]), **values)
