@@ -29,9 +29,18 @@ def enqueue(txn: Transaction, partition: int, service: str, key: str, invocation
 
 
 def pop(txn: Transaction, partition: int, service: str, key: str) -> bytes | None:
-    """Remove and return the oldest queued invocation of the key."""
-    for row_key, invocation_id in txn.scan_prefix(keys.inbox_prefix(partition, service, key)):
+    """Remove and return the oldest queued invocation of the key.
+
+    The scan starts at the last popped position: an LSM store keeps deleted rows as tombstones
+    for a while, and a hot key's inbox would otherwise be re-read past all of them on every pop.
+    """
+    head_key = keys.inbox_head(partition, service, key)
+    head = txn.get(head_key)
+    start = keys.inbox(partition, service, key, keys.read_u64(head) if head else 0)
+    prefix = keys.inbox_prefix(partition, service, key)
+    for row_key, invocation_id in txn.scan_from(start, prefix):
         txn.delete(row_key)
+        txn.put(head_key, keys.u64(keys.inbox_seq(row_key) + 1))
         return invocation_id
     return None
 

@@ -18,6 +18,7 @@ TIMER = b"M"
 OUTBOX = b"O"
 FSM = b"F"
 PROMISE = b"P"
+INBOX_HEAD = b"H"
 
 _PART = struct.Struct(">cH")
 _U32 = struct.Struct(">I")
@@ -79,6 +80,15 @@ def inbox_prefix(partition: int, service: str, key: str) -> bytes:
 
 def inbox(partition: int, service: str, key: str, seq: int) -> bytes:
     return inbox_prefix(partition, service, key) + _U64.pack(seq)
+
+
+def inbox_head(partition: int, service: str, key: str) -> bytes:
+    """Where the next pop of this key's inbox starts (see inbox.pop)."""
+    return table(INBOX_HEAD, partition) + service_key(service, key)
+
+
+def inbox_seq(row_key: bytes) -> int:
+    return int(_U64.unpack_from(row_key, len(row_key) - 8)[0])
 
 
 def timer(partition: int, fire_at: int, kind: int, ident: bytes) -> bytes:

@@ -32,14 +32,17 @@ class Transaction:
 
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Rows whose key starts with prefix, in key order, including uncommitted writes."""
+        return self.scan_from(prefix, prefix)
+
+    def scan_from(self, start: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Rows with key >= start that still start with prefix, in key order, with uncommitted writes."""
         end = prefix_end(prefix)
-        pending = sorted((k, v) for k, v in self._writes.items() if prefix <= k < end)
+        pending = {k: v for k, v in self._writes.items() if start <= k < end}
         if not pending:
-            yield from self._db.scan(prefix, end)
+            yield from self._db.scan(start, end)
             return
-        overlay = dict(pending)
-        merged: dict[bytes, bytes | None] = dict(self._db.scan(prefix, end))
-        merged.update(overlay)
+        merged: dict[bytes, bytes | None] = dict(self._db.scan(start, end))
+        merged.update(pending)
         for key in sorted(merged):
             value = merged[key]
             if value is not None:
