@@ -9,6 +9,7 @@ next attempt starts only after the previous one's effects were applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -123,18 +124,20 @@ class Invoker:
                 await self.host.wait_applied(state.partition, await state.last_proposal)
                 state.last_proposal = None
             state.restart = False
-            snap = self.host.snapshot(state.partition, invocation_id)
-            if snap is None:
-                return
-            if isinstance(snap, AttemptError):
-                error: AttemptError | None = snap
-            else:
-                snap.retry_count = state.attempts
-                error = await self._one_attempt(invocation_id, state, snap)
-                if error is None:
-                    if state.restart:
-                        continue
+            # the slot is taken before the snapshot: a backlog waits as ids, not as loaded journals
+            async with self._slots if self._slots is not None else contextlib.nullcontext():
+                snap = self.host.snapshot(state.partition, invocation_id)
+                if snap is None:
                     return
+                if isinstance(snap, AttemptError):
+                    error: AttemptError | None = snap
+                else:
+                    snap.retry_count = state.attempts
+                    error = await self._one_attempt(invocation_id, state, snap)
+            if error is None:
+                if state.restart:
+                    continue
+                return
             assert error is not None
             state.attempts += 1
             state.last_failure, state.last_failure_code = error.message, error.code
@@ -179,11 +182,7 @@ class Invoker:
         state.in_flight = True
         state.last_start_at = time.time()
         try:
-            if self._slots is not None:
-                async with self._slots:
-                    await attempt.run()
-            else:
-                await attempt.run()
+            await attempt.run()
             return None
         except AttemptError as exc:
             return exc
