@@ -55,7 +55,9 @@ class Node:
         started = time.monotonic()
         data_dir = config.node_dir
         # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
-        self.log_db = Database(data_dir / "log")
+        self.log_db = Database(
+            data_dir / "log", cache_bytes=2 * 1024 * 1024, write_buffer_bytes=4 * 1024 * 1024
+        )
         # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
         # replay the log from the last applied LSN that reached an SST file.
         self.db = Database(data_dir / "db", wal=False)

@@ -11,18 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
 
 
 class Database:
     """A raw-bytes RocksDB handle with the two write modes the node needs."""
 
-    def __init__(self, path: Path, *, wal: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        wal: bool = True,
+        cache_bytes: int = 8 * 1024 * 1024,
+        write_buffer_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         # Small footprint: the defaults are tuned for servers with gigabytes to spare.
-        opts.set_write_buffer_size(8 * 1024 * 1024)
+        opts.set_write_buffer_size(write_buffer_bytes)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(cache_bytes))  # RocksDB's default is 32 MiB per database
+        opts.set_block_based_table_factory(table)
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)
         opts.set_max_log_file_size(1024 * 1024)
