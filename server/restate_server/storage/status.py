@@ -101,6 +101,25 @@ def delete(txn: Transaction, partition: int, invocation_id: bytes) -> None:
     txn.delete(keys.status(partition, invocation_id))
 
 
+def peek_status(data: bytes) -> str:
+    """The status field of an encoded row, without decoding the rest (it is the first field)."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(data)
+    unpacker.read_array_header()
+    value: str = unpacker.unpack()
+    return value
+
+
+def scan_with_status(txn: Transaction, partition: int, wanted: str) -> list[tuple[bytes, InvocationStatus]]:
+    """Rows in the given status; others are skipped without being decoded (a restart scans them all)."""
+    prefix = keys.table(keys.STATUS, partition)
+    return [
+        (k[len(prefix) :], InvocationStatus.decode(v))
+        for k, v in txn.scan_prefix(prefix)
+        if peek_status(v) == wanted
+    ]
+
+
 def scan(txn: Transaction, partition: int) -> list[tuple[bytes, InvocationStatus]]:
     prefix = keys.table(keys.STATUS, partition)
     return [(k[len(prefix) :], InvocationStatus.decode(v)) for k, v in txn.scan_prefix(prefix)]

@@ -77,9 +77,8 @@ class Leader:
     def on_leadership(self, partition: int) -> None:
         """Resume what was in flight when the previous leader stopped."""
         txn = Transaction(self.db)
-        for inv, st in status.scan(txn, partition):
-            if st.status == status.INVOKED:
-                self.invoker.start(partition, inv)
+        for inv, _st in status.scan_with_status(txn, partition, status.INVOKED):
+            self.invoker.start(partition, inv)
         for key in timers.all_timers(txn, partition):
             fire_at, *_ = timers.parse(key)
             self.timers.add(partition, key, fire_at)
@@ -205,8 +204,8 @@ class Leader:
             txn = Transaction(self.db)
             expired = [
                 inv
-                for inv, st in status.scan(txn, processor.partition)
-                if st.status == status.COMPLETED and st.expires_at is not None and st.expires_at <= now
+                for inv, st in status.scan_with_status(txn, processor.partition, status.COMPLETED)
+                if st.expires_at is not None and st.expires_at <= now
             ]
             if expired:
                 self._propose_record(processor.partition, Purge(invocation_ids=expired, now=now))
