@@ -84,7 +84,9 @@ def execute(sql: str, sources: tables.Sources) -> Result:
         # planned first against empty tables: errors come out before any scan, and the optimised
         # plan tells which invocation ids the query can read at all
         plan = _context(sources, set(), {}).sql(sql).optimized_logical_plan()
-        ctx = _context(sources, referenced_tables(sql), pushdown.id_restrictions(plan))
+        ctx = _context(
+            sources, referenced_tables(sql), pushdown.id_restrictions(plan), pushdown.projections(plan)
+        )
         df = ctx.sql(sql)
         batches = df.collect()
         schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
@@ -93,7 +95,12 @@ def execute(sql: str, sources: tables.Sources) -> Result:
     return Result(schema=schema, batches=batches)
 
 
-def _context(sources: tables.Sources, wanted: set[str], only: dict[str, frozenset[bytes]]) -> SessionContext:
+def _context(
+    sources: tables.Sources,
+    wanted: set[str],
+    only: dict[str, frozenset[bytes]],
+    columns: dict[str, frozenset[str]] | None = None,
+) -> SessionContext:
     """A session with every table registered: the ``wanted`` ones filled, the others empty."""
     config = (
         SessionConfig()
@@ -103,7 +110,11 @@ def _context(sources: tables.Sources, wanted: set[str], only: dict[str, frozense
     )
     ctx = SessionContext(config)
     for name, table in catalog.TABLES.items():
-        data = table.materialise(sources, only.get(name)) if name in wanted else table.schema.empty_table()
+        data = (
+            table.materialise(sources, only.get(name), (columns or {}).get(name))
+            if name in wanted
+            else table.schema.empty_table()
+        )
         batches = data.to_batches(max_chunksize=_BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]
         ctx.register_record_batches(name, [batches])
     ctx.sql(SYS_INVOCATION_VIEW)

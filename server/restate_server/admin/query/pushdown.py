@@ -34,6 +34,30 @@ def id_restrictions(plan: LogicalPlan) -> dict[str, Ids]:
     return {table: ids for table, ids in found.items() if ids is not None}
 
 
+def projections(plan: LogicalPlan) -> dict[str, frozenset[str]]:
+    """Per table: the columns its scans read (tables with an unprojected scan are left out).
+
+    Building a column of Python values for every retained invocation is most of a query's cost,
+    so columns no scan reads are materialised as nulls.
+    """
+    found: dict[str, frozenset[str] | None] = {}
+    for table, columns in _projected(plan):
+        previous = found.get(table, frozenset())
+        found[table] = None if columns is None or previous is None else previous | columns
+    return {table: columns for table, columns in found.items() if columns is not None}
+
+
+def _projected(plan: LogicalPlan) -> Iterator[tuple[str, frozenset[str] | None]]:
+    variant = plan.to_variant()
+    if type(variant).__name__ == "TableScan":
+        table = str(variant.table_name()).rsplit(".", 1)[-1]
+        projection = variant.projection()
+        yield table, None if projection is None else frozenset(name for _index, name in projection)
+        return
+    for child in plan.inputs():
+        yield from _projected(child)
+
+
 def _scans(plan: LogicalPlan, parent_filter: Expr | None) -> Iterator[tuple[str, Ids | None]]:
     variant = plan.to_variant()
     kind = type(variant).__name__

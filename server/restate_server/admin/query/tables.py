@@ -73,9 +73,20 @@ class Table:
     schema: pa.Schema
     build: Builder
 
-    def materialise(self, sources: Sources, only: Only = None) -> pa.Table:
-        """The table's rows as Arrow; absent keys in a row are nulls."""
-        return pa.Table.from_pylist(self.build(sources, only), schema=self.schema)
+    def materialise(
+        self, sources: Sources, only: Only = None, columns: frozenset[str] | None = None
+    ) -> pa.Table:
+        """The table's rows as Arrow; absent keys in a row are nulls, and so are unread `columns`."""
+        rows = self.build(sources, only)
+        if columns is None:
+            return pa.Table.from_pylist(rows, schema=self.schema)
+        read = pa.schema([f for f in self.schema if f.name in columns])
+        built = pa.Table.from_pylist(rows, schema=read) if len(read) else None
+        arrays = [
+            built.column(f.name) if built is not None and f.name in columns else pa.nulls(len(rows), f.type)
+            for f in self.schema
+        ]
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def schema_of(*columns: tuple[str, pa.DataType]) -> pa.Schema:
