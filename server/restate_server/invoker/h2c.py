@@ -58,7 +58,11 @@ class H2Stream:
 class H2ClientConnection(asyncio.Protocol):
     def __init__(self) -> None:
         config = h2.config.H2Configuration(
-            client_side=True, header_encoding=None, validate_inbound_headers=False
+            client_side=True,
+            header_encoding=None,
+            validate_inbound_headers=False,
+            validate_outbound_headers=False,  # we build the headers; validation costs more than the I/O
+            normalize_outbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config=config)
         self.transport: asyncio.Transport | None = None
@@ -67,6 +71,8 @@ class H2ClientConnection(asyncio.Protocol):
         self._pending: dict[int, list[tuple[bytes, bool]]] = {}
         self.closed = False
         self._receiving = False  # inside data_received: flush once at the end instead of per send
+        # set whenever a stream ends: the pool waits on it when the peer's stream limit is reached
+        self.capacity = asyncio.Event()
         self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # ---- asyncio.Protocol
@@ -126,6 +132,7 @@ class H2ClientConnection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamEnded):
             self._finish(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
+            self.capacity.set()
             stream = self.streams.pop(event.stream_id, None)
             self._pending.pop(event.stream_id, None)
             if stream is not None:
@@ -142,6 +149,7 @@ class H2ClientConnection(asyncio.Protocol):
             )
 
     def _finish(self, stream_id: int) -> None:
+        self.capacity.set()
         stream = self.streams.pop(stream_id, None)
         self._pending.pop(stream_id, None)
         if stream is not None:
@@ -150,6 +158,7 @@ class H2ClientConnection(asyncio.Protocol):
 
     def _fail_all(self, error: Exception, above: int | None = None) -> None:
         self.closed = True
+        self.capacity.set()
         for stream_id in list(self.streams):
             if above is not None and stream_id <= above:
                 continue
@@ -222,6 +231,7 @@ class H2ClientConnection(asyncio.Protocol):
                     break
 
     def reset(self, stream_id: int) -> None:
+        self.capacity.set()
         self.streams.pop(stream_id, None)
         self._pending.pop(stream_id, None)
         with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
@@ -274,9 +284,16 @@ class H2Pool:
         key = (host, port)
         conns = self._conns.setdefault(key, [])
         conns[:] = [c for c in conns if not c.closed]
-        for conn in conns:
+        while conns:
+            # One connection per endpoint, as upstream's client: at the peer's concurrent-stream
+            # limit new attempts wait for a stream to end rather than opening more connections
+            # (an SDK handles a bounded number of invocations better than an unbounded one).
+            conn = conns[0]
             if conn.available:
                 return conn
+            conn.capacity.clear()
+            await conn.capacity.wait()
+            conns[:] = [c for c in conns if not c.closed]
         pending = self._connecting.get(key)
         if pending is not None:
             conn = await asyncio.shield(pending)
