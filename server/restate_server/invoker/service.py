@@ -9,9 +9,9 @@ next attempt starts only after the previous one's effects were applied.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -64,18 +64,40 @@ class Invoker:
         self.host = host
         self.transport = transport
         self.invocations: dict[bytes, InvocationState] = {}
-        self._slots = asyncio.Semaphore(concurrency_limit) if concurrency_limit else None
+        # At most `limit` invocations have a task (running, or waiting to retry); the rest wait
+        # here as ids, so a backlog of thousands costs a deque entry each, not a task and a journal.
+        self._limit = concurrency_limit or 2**31
+        self._active = 0
+        self._queue: deque[bytes] = deque()
 
     def start(self, partition: int, invocation_id: bytes) -> None:
         state = self.invocations.get(invocation_id)
         if state is not None:
             state.restart = True  # the running task starts another attempt when this one ends
             return
-        state = InvocationState(partition)
-        self.invocations[invocation_id] = state
+        self.invocations[invocation_id] = InvocationState(partition)
+        if self._active < self._limit:
+            self._spawn(invocation_id)
+        else:
+            self._queue.append(invocation_id)
+
+    def _spawn(self, invocation_id: bytes) -> None:
+        state = self.invocations[invocation_id]
+        self._active += 1
         state.task = asyncio.get_running_loop().create_task(
             self._run(invocation_id, state), name=f"invocation-{invocation_id.hex()[:12]}"
         )
+        # a done callback, not a finally: a task cancelled before its first step never runs its body
+        state.task.add_done_callback(lambda _task: self._done(invocation_id, state))
+
+    def _done(self, invocation_id: bytes, state: InvocationState) -> None:
+        if self.invocations.get(invocation_id) is state:
+            del self.invocations[invocation_id]
+        self._active -= 1
+        while self._queue and self._active < self._limit:
+            invocation_id = self._queue.popleft()
+            if invocation_id in self.invocations:  # not aborted meanwhile
+                self._spawn(invocation_id)
 
     def notify(
         self,
@@ -114,9 +136,6 @@ class Invoker:
             raise
         except Exception:
             log.exception("invocation task crashed")
-        finally:
-            if self.invocations.get(invocation_id) is state:
-                del self.invocations[invocation_id]
 
     async def _attempts(self, invocation_id: bytes, state: InvocationState) -> None:
         while not state.killed:
@@ -124,16 +143,14 @@ class Invoker:
                 await self.host.wait_applied(state.partition, await state.last_proposal)
                 state.last_proposal = None
             state.restart = False
-            # the slot is taken before the snapshot: a backlog waits as ids, not as loaded journals
-            async with self._slots if self._slots is not None else contextlib.nullcontext():
-                snap = self.host.snapshot(state.partition, invocation_id)
-                if snap is None:
-                    return
-                if isinstance(snap, AttemptError):
-                    error: AttemptError | None = snap
-                else:
-                    snap.retry_count = state.attempts
-                    error = await self._one_attempt(invocation_id, state, snap)
+            snap = self.host.snapshot(state.partition, invocation_id)
+            if snap is None:
+                return
+            if isinstance(snap, AttemptError):
+                error: AttemptError | None = snap
+            else:
+                snap.retry_count = state.attempts
+                error = await self._one_attempt(invocation_id, state, snap)
             if error is None:
                 if state.restart:
                     continue
