@@ -24,5 +24,8 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="restate.dev")
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # A resync timer running when a resource is deleted would hold its finalizer for kopf's default
+    # 60 s cancellation polling; a second is enough for our timers, which only call the admin API.
+    settings.background.cancellation_polling = 1.0
     load_config()
     logger.info("restate-operator configured")
