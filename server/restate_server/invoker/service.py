@@ -55,6 +55,8 @@ class InvocationState:
     server: str | None = None
     killed: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # set while waiting to retry: no task (and no concurrency slot) is held meanwhile
+    retry_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class Invoker:
@@ -73,13 +75,26 @@ class Invoker:
     def start(self, partition: int, invocation_id: bytes) -> None:
         state = self.invocations.get(invocation_id)
         if state is not None:
-            state.restart = True  # the running task starts another attempt when this one ends
+            if state.retry_timer is not None:  # backing off: a new reason to run retries now
+                state.retry_timer.cancel()
+                self._retry(invocation_id, state)
+            else:
+                state.restart = True  # the running task starts another attempt when this one ends
             return
         self.invocations[invocation_id] = InvocationState(partition)
+        self._schedule(invocation_id)
+
+    def _schedule(self, invocation_id: bytes) -> None:
         if self._active < self._limit:
             self._spawn(invocation_id)
         else:
             self._queue.append(invocation_id)
+
+    def _retry(self, invocation_id: bytes, state: InvocationState) -> None:
+        state.retry_timer = None
+        state.next_retry_at = None
+        if self.invocations.get(invocation_id) is state:  # not aborted meanwhile
+            self._schedule(invocation_id)
 
     def _spawn(self, invocation_id: bytes) -> None:
         state = self.invocations[invocation_id]
@@ -91,7 +106,8 @@ class Invoker:
         state.task.add_done_callback(lambda _task: self._done(invocation_id, state))
 
     def _done(self, invocation_id: bytes, state: InvocationState) -> None:
-        if self.invocations.get(invocation_id) is state:
+        state.task = None
+        if self.invocations.get(invocation_id) is state and state.retry_timer is None:
             del self.invocations[invocation_id]
         self._active -= 1
         while self._queue and self._active < self._limit:
@@ -116,12 +132,17 @@ class Invoker:
         if state is None:
             return
         state.killed = True
+        if state.retry_timer is not None:
+            state.retry_timer.cancel()
         if state.attempt is not None:
             state.attempt.abort()
         if state.task is not None:
             state.task.cancel()
 
     async def close(self) -> None:
+        for state in self.invocations.values():
+            if state.retry_timer is not None:
+                state.retry_timer.cancel()
         tasks = [s.task for s in self.invocations.values() if s.task is not None]
         for task in tasks:
             task.cancel()
@@ -131,13 +152,21 @@ class Invoker:
 
     async def _run(self, invocation_id: bytes, state: InvocationState) -> None:
         try:
-            await self._attempts(invocation_id, state)
+            delay = await self._attempts(invocation_id, state)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("invocation task crashed")
+            return
+        if delay is not None and not state.killed:
+            # the task ends (freeing its slot for other invocations) and a timer brings it back
+            state.next_retry_at = time.time() + delay
+            state.retry_timer = asyncio.get_running_loop().call_later(
+                delay, self._retry, invocation_id, state
+            )
 
-    async def _attempts(self, invocation_id: bytes, state: InvocationState) -> None:
+    async def _attempts(self, invocation_id: bytes, state: InvocationState) -> float | None:
+        """Attempts until the invocation ends or suspends (None) or must back off (the delay)."""
         while not state.killed:
             if state.last_proposal is not None:
                 await self.host.wait_applied(state.partition, await state.last_proposal)
@@ -145,7 +174,7 @@ class Invoker:
             state.restart = False
             snap = self.host.snapshot(state.partition, invocation_id)
             if snap is None:
-                return
+                return None
             if isinstance(snap, AttemptError):
                 error: AttemptError | None = snap
             else:
@@ -154,7 +183,7 @@ class Invoker:
             if error is None:
                 if state.restart:
                     continue
-                return
+                return None
             assert error is not None
             state.attempts += 1
             state.last_failure, state.last_failure_code = error.message, error.code
@@ -166,9 +195,8 @@ class Invoker:
                     continue  # once the terminal effect is applied the snapshot is None: stop
             else:
                 delay = 1.0
-            state.next_retry_at = time.time() + delay
-            await asyncio.sleep(delay)
-            state.next_retry_at = None
+            return delay
+        return None
 
     def _give_up(
         self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError
