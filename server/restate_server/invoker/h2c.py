@@ -22,6 +22,11 @@ import h2.settings
 
 log = logging.getLogger(__name__)
 
+# Streams per connection, whatever the peer advertises: hypercorn (the Python SDK's usual server)
+# advertises any number but drops the whole connection past 1,000 open streams (its priority tree's
+# limit). More invocations open more connections; the invoker's concurrency limit bounds them.
+MAX_STREAMS_PER_CONNECTION = 128
+
 # Large receive windows: journals and state can be megabytes, and window updates cost round trips.
 _WINDOW = 16 * 1024 * 1024
 
@@ -71,8 +76,6 @@ class H2ClientConnection(asyncio.Protocol):
         self._pending: dict[int, list[tuple[bytes, bool]]] = {}
         self.closed = False
         self._receiving = False  # inside data_received: flush once at the end instead of per send
-        # set whenever a stream ends: the pool waits on it when the peer's stream limit is reached
-        self.capacity = asyncio.Event()
         self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # ---- asyncio.Protocol
@@ -132,7 +135,6 @@ class H2ClientConnection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamEnded):
             self._finish(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
-            self.capacity.set()
             stream = self.streams.pop(event.stream_id, None)
             self._pending.pop(event.stream_id, None)
             if stream is not None:
@@ -149,7 +151,6 @@ class H2ClientConnection(asyncio.Protocol):
             )
 
     def _finish(self, stream_id: int) -> None:
-        self.capacity.set()
         stream = self.streams.pop(stream_id, None)
         self._pending.pop(stream_id, None)
         if stream is not None:
@@ -158,7 +159,6 @@ class H2ClientConnection(asyncio.Protocol):
 
     def _fail_all(self, error: Exception, above: int | None = None) -> None:
         self.closed = True
-        self.capacity.set()
         for stream_id in list(self.streams):
             if above is not None and stream_id <= above:
                 continue
@@ -231,7 +231,6 @@ class H2ClientConnection(asyncio.Protocol):
                     break
 
     def reset(self, stream_id: int) -> None:
-        self.capacity.set()
         self.streams.pop(stream_id, None)
         self._pending.pop(stream_id, None)
         with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
@@ -247,7 +246,8 @@ class H2ClientConnection(asyncio.Protocol):
     def available(self) -> bool:
         if self.closed or self.transport is None or self.transport.is_closing():
             return False
-        return len(self.streams) < self.h2.remote_settings.max_concurrent_streams
+        limit = min(self.h2.remote_settings.max_concurrent_streams, MAX_STREAMS_PER_CONNECTION)
+        return len(self.streams) < limit
 
     def close(self) -> None:
         self.closed = True
@@ -284,16 +284,9 @@ class H2Pool:
         key = (host, port)
         conns = self._conns.setdefault(key, [])
         conns[:] = [c for c in conns if not c.closed]
-        while conns:
-            # One connection per endpoint, as upstream's client: at the peer's concurrent-stream
-            # limit new attempts wait for a stream to end rather than opening more connections
-            # (an SDK handles a bounded number of invocations better than an unbounded one).
-            conn = conns[0]
+        for conn in conns:
             if conn.available:
                 return conn
-            conn.capacity.clear()
-            await conn.capacity.wait()
-            conns[:] = [c for c in conns if not c.closed]
         pending = self._connecting.get(key)
         if pending is not None:
             conn = await asyncio.shield(pending)
