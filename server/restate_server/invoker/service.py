@@ -107,13 +107,17 @@ class Invoker:
 
     def _done(self, invocation_id: bytes, state: InvocationState) -> None:
         state.task = None
-        if self.invocations.get(invocation_id) is state and state.retry_timer is None:
-            del self.invocations[invocation_id]
         self._active -= 1
+        if self.invocations.get(invocation_id) is state:
+            if state.restart and not state.killed:
+                # a start arrived between the task's last check and its end: run again
+                self._schedule(invocation_id)
+            elif state.retry_timer is None:
+                del self.invocations[invocation_id]
         while self._queue and self._active < self._limit:
-            invocation_id = self._queue.popleft()
-            if invocation_id in self.invocations:  # not aborted meanwhile
-                self._spawn(invocation_id)
+            queued = self._queue.popleft()
+            if queued in self.invocations:  # not aborted meanwhile
+                self._spawn(queued)
 
     def notify(
         self,
