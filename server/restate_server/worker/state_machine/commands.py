@@ -110,17 +110,16 @@ def _invoke_child(
     inv: bytes,
     st: InvocationStatus,
     index: int,
+    msg: pb.CallCommandMessage | pb.OneWayCallCommandMessage,
     *,
-    service: str,
-    handler: str,
-    key: str,
-    parameter: bytes,
-    headers: list[tuple[str, str]],
-    idempotency_key: str | None,
-    notification_idx: int,
     response_completion: int | None,
     execute_at: int | None,
 ) -> None:
+    """Call and one-way call alike: create the child invocation and tell the caller its id."""
+    service, handler, key, parameter = msg.service_name, msg.handler_name, msg.key, msg.parameter
+    headers = [(h.key, h.value) for h in msg.headers]
+    idempotency_key = msg.idempotency_key if msg.HasField("idempotency_key") else None
+    notification_idx = msg.invocation_id_notification_idx
     looked_up = ctx.lookup_service(service)
     service_ty, handlers = looked_up if looked_up is not None else ("Service", {})
     handler_ty = handlers.get(handler)
@@ -155,40 +154,12 @@ def _invoke_child(
 
 def _call(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.CallCommandMessage.FromString(payload)
-    _invoke_child(
-        ctx,
-        inv,
-        st,
-        index,
-        service=msg.service_name,
-        handler=msg.handler_name,
-        key=msg.key,
-        parameter=msg.parameter,
-        headers=[(h.key, h.value) for h in msg.headers],
-        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
-        notification_idx=msg.invocation_id_notification_idx,
-        response_completion=msg.result_completion_id,
-        execute_at=None,
-    )
+    _invoke_child(ctx, inv, st, index, msg, response_completion=msg.result_completion_id, execute_at=None)
 
 
 def _one_way_call(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.OneWayCallCommandMessage.FromString(payload)
-    _invoke_child(
-        ctx,
-        inv,
-        st,
-        index,
-        service=msg.service_name,
-        handler=msg.handler_name,
-        key=msg.key,
-        parameter=msg.parameter,
-        headers=[(h.key, h.value) for h in msg.headers],
-        idempotency_key=msg.idempotency_key if msg.HasField("idempotency_key") else None,
-        notification_idx=msg.invocation_id_notification_idx,
-        response_completion=None,
-        execute_at=msg.invoke_time,
-    )
+    _invoke_child(ctx, inv, st, index, msg, response_completion=None, execute_at=msg.invoke_time)
 
 
 def _result_of(msg: pb.SendSignalCommandMessage | pb.CompleteAwakeableCommandMessage) -> list[object]:
