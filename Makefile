@@ -1,9 +1,9 @@
-# Every target CI runs is here; .ci/run calls `make install test`.
+# Every target CI runs is here; .ci/run calls `make install check`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit test-integration test-e2e lint fmt typecheck proto bench check run
+.PHONY: install test test-unit test-integration test-e2e lint imports fmt typecheck proto bench check run
 
 install:
 	python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ fmt:
 typecheck:
 	$(VENV)/bin/mypy server/restate_server operator/restate_operator
 
+# Layer contracts of pyproject.toml's [tool.importlinter] (kopf's .importlinter idea)
+imports:
+	$(VENV)/bin/lint-imports
+
 # Regenerate the protobuf classes after editing protocol.proto
 proto:
 	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server server/restate_server/protocol/protocol.proto
@@ -43,4 +47,4 @@ bench:
 run:
 	$(VENV)/bin/restate-py-server
 
-check: lint typecheck test
+check: lint imports typecheck test

@@ -144,7 +144,7 @@ class World:
     def needs_feature(self, *features: str) -> None:
         for feature in features:
             if feature in self.missing:
-                pytest.skip(f"server feature missing: {self.missing[feature]}")
+                pytest.fail(f"server feature missing: {self.missing[feature]}")
 
     def get(self, path: str) -> dict[str, Any] | None:
         return self.cluster.get(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
@@ -142,9 +141,6 @@ def _wait_for_port(port: int, proc: subprocess.Popen[str], deadline: float) -> b
     return False
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("restate_server.node") is None, reason="restate_server.node not written yet"
-)
 def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
     admin, ingress, node = _free_port(), _free_port(), _free_port()
     env = _env(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 from typing import Any, Protocol
 
-from restate_server.durations import format_duration
+from restate_server.config.units import format_duration
 from restate_server.protocol import discovery
 from restate_server.schema import model
 from restate_server.schema.options import ServerDefaults, resolve_retry_policy

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from restate_server.admin import app as admin_app, errors, meta, model
 from restate_server.admin.errors import json_response
-from restate_server.durations import parse_duration
+from restate_server.config.units import parse_duration
 from restate_server.schema.registry import ServiceChanges
 
 _DURATION_FIELDS = (

@@ -21,12 +21,13 @@ import aiohttp
 from restate_server.ids import InvocationId
 from restate_server.invoker.errors import AttemptError, SdkError
 from restate_server.invoker.h2c import H2Pool, H2Stream
-from restate_server.log.records import InvokerEffect, JournalEntry
+from restate_server.log.records import InvokerEffect
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
 from restate_server.protocol.messages import MessageType as T, decode_suspension, is_command, is_custom
 from restate_server.schema.model import Deployment, ProtocolType
 from restate_server.schema.options import InvocationOptions
+from restate_server.storage.journal import JournalEntry
 
 log = logging.getLogger(__name__)
 
@@ -367,4 +368,3 @@ class Attempt:
             self.done.set_result(Outcome(terminal[0]))
             if self.stream is not None and not self.stream.closed:
                 self.stream.end()
-

@@ -105,15 +105,6 @@ class Invoke(Record):
 
 
 @dataclass(slots=True, kw_only=True)
-class JournalEntry:
-    """One service-protocol message as stored: type, flags and raw protobuf payload."""
-
-    type: int
-    flags: int
-    payload: bytes
-
-
-@dataclass(slots=True, kw_only=True)
 class InvokerEffect(Record):
     """What one read from an attempt's stream produced: journal entries and maybe a terminal.
 

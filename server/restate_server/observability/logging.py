@@ -16,10 +16,20 @@ import datetime
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, ClassVar, TextIO
+from typing import ClassVar, Protocol, TextIO
 
-if TYPE_CHECKING:
-    from restate_server.config import Config
+
+class LogSettings(Protocol):
+    """The three logging keys (`restate_server.config.Config` has them); a protocol keeps this
+    module below the configuration package."""
+
+    @property
+    def log_filter(self) -> str: ...
+    @property
+    def log_format(self) -> str: ...
+    @property
+    def log_disable_ansi_codes(self) -> bool: ...
+
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -167,7 +177,9 @@ class _Below(logging.Filter):
         return record.levelno < self._level
 
 
-def configure_logging(config: Config, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+def configure_logging(
+    config: LogSettings, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> None:
     """Install handlers and levels on the root logger from the configuration (idempotent)."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr

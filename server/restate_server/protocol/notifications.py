@@ -91,7 +91,8 @@ def completion_notification(
     for name, present in zip(_RESULT_FIELDS, given, strict=True):
         if present and name not in fields:
             raise ValueError(f"{cls.__name__} has no {name!r} result")
-    msg = cls(completion_id=completion_id)
+    msg = cls()
+    msg.completion_id = completion_id  # type: ignore[attr-defined]
     if void:
         msg.void.CopyFrom(_EMPTY_VOID)  # type: ignore[attr-defined]
     elif value is not None:

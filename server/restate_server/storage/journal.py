@@ -7,12 +7,21 @@ re-encodes what an SDK sent; replay sends the stored bytes back.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
-from restate_server.log.records import JournalEntry
 from restate_server.storage import keys
 from restate_server.storage.transaction import Transaction
 
 _HEAD = struct.Struct(">HH")
+
+
+@dataclass(slots=True, kw_only=True)
+class JournalEntry:
+    """One service-protocol message as stored: type, flags and raw protobuf payload."""
+
+    type: int
+    flags: int
+    payload: bytes
 
 
 def append(

@@ -1,6 +1,6 @@
 """The catalogue of configuration keys upstream `restate-server` 1.7 knows.
 
-It stands apart from `config.py` because it is data, not logic: the key names of upstream's configuration
+It stands apart from the loader because it is data, not logic: the key names of upstream's configuration
 schema (`restate-server-configuration-schema.json` in restatedev/docs-restate, Restate 1.7.0) plus the
 keys upstream's structs accept but leave out of the schema (deprecated aliases, experimental flags, TLS,
 private tuning knobs; `crates/types/src/config/*.rs` at 1.7.x). The loader uses it to tell "a key

@@ -4,7 +4,7 @@ Upstream's flags are `RestateArguments` (`server/src/main.rs`: `--config-file`, 
 `--production`, `--no-logo`, `--metadata-migration-mode`) plus `CommonOptionCliOverride`
 (`crates/types/src/config/cli_option_overrides.rs`), whose flags are configuration keys of the same name
 that override every other source. This module only declares them and turns the given ones into a
-configuration layer; `config.py` decides what they mean.
+configuration layer; `loader.py` decides what they mean.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from restate_server import config_toml
+from restate_server.config import layers
 
 
 def _version() -> str:
@@ -149,21 +149,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cli_layers(args: argparse.Namespace) -> list[config_toml.Layer]:
+def cli_layers(args: argparse.Namespace) -> list[layers.Layer]:
     """One layer per given flag, so an invalid value names its flag."""
-    layers = []
+    found = []
     for override in _OVERRIDES:
         value = getattr(args, _dest(override))
         if value is not None:
-            layer = config_toml.Layer(f"command-line flag {override.flags[0]}")
+            layer = layers.Layer(f"command-line flag {override.flags[0]}")
             layer.values[override.key] = value
             if isinstance(value, str):
                 layer.raw[override.key] = value
-            layers.append(layer)
+            found.append(layer)
     if args.roles:
-        layer = config_toml.Layer("command-line flag --roles")
+        layer = layers.Layer("command-line flag --roles")
         layer.values["roles"] = [
             role.strip() for item in args.roles for role in item.split(",") if role.strip()
         ]
-        layers.append(layer)
-    return layers
+        found.append(layer)
+    return found

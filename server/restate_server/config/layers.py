@@ -1,6 +1,6 @@
 """Key-value plumbing for the configuration loader: layers, typed reads, and TOML output.
 
-Kept apart from `config.py` so that file holds only what the options are. Every source (file,
+Kept apart from the section modules so they hold only what the options are. Every source (file,
 environment, flags) becomes a `Layer` of dotted keys to leaf values; `merge` keeps, for each key, the
 value of the last layer that set it and the name of that layer, so a bad value can be reported with
 where it came from. `Reader` turns settings into typed values, raising the caller's error type.
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from restate_server import config_keys
-from restate_server.durations import parse_bytes, parse_duration
+from restate_server.config import keys
+from restate_server.config.units import parse_bytes, parse_duration
 
 T = TypeVar("T")
 S = TypeVar("S", bound=str)
@@ -47,7 +47,7 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, ob
     """Dotted leaf keys of a nested table; open maps (headers, librdkafka settings) stay whole."""
     for key, value in data.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and path not in config_keys.OPEN_KEYS:
+        if isinstance(value, dict) and path not in keys.OPEN_KEYS:
             yield from flatten(value, path + ".")  # an empty table sets nothing
         else:
             yield path, value
@@ -105,7 +105,7 @@ def _open_owner(path: str) -> str | None:
     parts = path.split(".")
     for depth in range(len(parts) - 1, 0, -1):
         prefix = ".".join(parts[:depth])
-        if prefix in config_keys.OPEN_KEYS:
+        if prefix in keys.OPEN_KEYS:
             return prefix
     return None
 
@@ -186,6 +186,18 @@ class Reader:
         if result < 1:
             raise self._fail(path, "expected a positive integer or 'unlimited'")
         return result
+
+    def listener_address(self, prefix: str, default_port: int, bind_ip: str | None) -> str:
+        """A listener's `bind-address`, else `bind-ip` (inherited from the node's) and `bind-port`.
+
+        As upstream's `ListenerOptions`: admin and ingress inherit the node's `bind-ip`, never its port.
+        """
+        explicit = self.optional_str(prefix + "bind-address")
+        if explicit is not None:
+            return explicit
+        port = self.integer(prefix + "bind-port", default_port, minimum=0, maximum=65535)
+        host = bind_ip or "0.0.0.0"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def headers(self, path: str) -> dict[str, str]:
         return self._convert(path, {}, _as_str_map)

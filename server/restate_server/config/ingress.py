@@ -1,0 +1,58 @@
+"""`[ingress]` options: the HTTP ingress and the Kafka clusters it consumes (upstream `config/ingress.rs`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from restate_server.config.layers import Reader
+
+USED_KEYS = (
+    "ingress.bind-address",
+    "ingress.bind-ip",
+    "ingress.bind-port",
+    "ingress.advertised-address",
+    "ingress.advertised-ingress-endpoint",
+    "ingress.kafka-clusters",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaClusterOptions:
+    """One `[[ingress.kafka-clusters]]` entry: a name, brokers, and any librdkafka property."""
+
+    name: str
+    brokers: list[str]
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressOptions:
+    """`[ingress]`: the HTTP ingress (`config/ingress.rs`)."""
+
+    bind_address: str = "0.0.0.0:8080"
+    """`bind-address` (`RESTATE_INGRESS__BIND_ADDRESS`), else `bind-ip` (inherited) and `bind-port`."""
+    advertised_ingress_endpoint: str | None = None
+    """`advertised-ingress-endpoint` (or the listener's `advertised-address`): the URL `/version`
+    reports to the CLI and UI; None means derive it from the bind address."""
+    kafka_clusters: list[KafkaClusterOptions] = field(default_factory=list)
+    """`kafka-clusters`: brokers that subscriptions may name."""
+
+
+def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
+    return IngressOptions(
+        bind_address=get.listener_address("ingress.", 8080, node_bind_ip),
+        advertised_ingress_endpoint=get.optional_str("ingress.advertised-ingress-endpoint")
+        or get.optional_str("ingress.advertised-address"),
+        kafka_clusters=get.kafka_clusters("ingress.kafka-clusters", KafkaClusterOptions),
+    )
+
+
+def dump(ingress: IngressOptions) -> dict[str, object]:
+    table: dict[str, object] = {"bind-address": ingress.bind_address}
+    if ingress.advertised_ingress_endpoint is not None:
+        table["advertised-ingress-endpoint"] = ingress.advertised_ingress_endpoint
+    if ingress.kafka_clusters:
+        table["kafka-clusters"] = [
+            {"name": c.name, "brokers": list(c.brokers), **c.properties} for c in ingress.kafka_clusters
+        ]
+    return table
