@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -222,6 +221,15 @@ def test_1_cluster_becomes_ready(world: World) -> None:
     world.probe("subscriptions", "GET", "/subscriptions")
 
 
+def _sleeping_on_v1() -> bool:
+    query = {
+        "query": "SELECT j.id FROM sys_journal j JOIN sys_invocation i ON j.id = i.id"
+        " WHERE i.target_handler_name = 'nap' AND j.entry_type = 'Command: Sleep'"
+    }
+    status, body = http("POST", ADMIN + "/query", query)
+    return status == 200 and bool(body["rows"])
+
+
 def _deployment_ids() -> set[str]:
     status, body = http("GET", ADMIN + "/deployments")
     assert status == 200, body
@@ -265,7 +273,7 @@ def test_3_new_version_while_old_one_busy(world: World) -> None:
 
     sleeper = threading.Thread(target=call_sleeper, name="sleeper-call")
     sleeper.start()
-    time.sleep(1.0)  # the invocation starts on v1 (the latest) and sleeps
+    world.wait(_sleeping_on_v1, 60, "the call journaled its sleep")  # it runs on v1 (the latest)
     assert sleeper.is_alive(), result
     world.cluster.kubectl(
         "patch",

@@ -112,6 +112,22 @@ class Server:
         assert resp.status_code in (200, 201), resp.text
         return dict(resp.json())
 
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of a `POST /query` answer (JSON)."""
+        resp = httpx.post(
+            f"{self.admin}/query", json={"query": sql}, headers={"accept": "application/json"}, timeout=30
+        )
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["rows"])
+
+    def journaled(self, handler: str, entry_type: str) -> bool:
+        """True once an invocation of `handler` has an entry of `entry_type` (e.g. `Command: Sleep`)."""
+        rows = self.query(
+            "SELECT j.id FROM sys_journal j JOIN sys_invocation i ON j.id = i.id"
+            f" WHERE i.target_handler_name = '{handler}' AND j.entry_type = '{entry_type}'"
+        )
+        return bool(rows)
+
     def call(self, path: str, body: Any = None, *, timeout: float = 30, **kwargs: Any) -> httpx.Response:
         content = None if body is None else json.dumps(body)
         headers = {"content-type": "application/json"} if body is not None else {}

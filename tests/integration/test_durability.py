@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import time
 
 import httpx
 import pytest
@@ -35,7 +34,7 @@ def test_sleep_survives_server_sigkill(server: Server, sdk: Sdk, side_effects) -
     key = {"idempotency-key": "sleep-across-crash"}
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(lambda: server.call("Durable/sleep_ms", 2000, headers=key, timeout=10))
-        time.sleep(0.5)  # the call is in its sleep (no outcome depends on this pause)
+        wait_until(lambda: server.journaled("sleep_ms", "Command: Sleep"))  # the sleep is durable
         server.kill()
         with pytest.raises(httpx.HTTPError):
             pending.result()
