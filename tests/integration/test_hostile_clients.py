@@ -4,7 +4,10 @@ serving real SDK calls throughout."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ HEADER_READ_TIMEOUT = 2.0  # seconds, set through the environment below
 STALLED = 300
 CLOSE_DEADLINE = 60.0  # seconds for every stalled connection to be closed; a bound, not a measurement
 SIZE_LIMIT = 4096
+CLI = os.environ.get("TEST_RESTATE_CLI") or shutil.which("restate")
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +137,23 @@ def test_unknown_admin_routes_answer_json(hostile: Server, path: str) -> None:
         "message": f"The requested route 'GET {path}' does not exist",
         "restate_code": None,
     }
+
+
+@pytest.mark.skipif(CLI is None, reason="the restate CLI is not installed (set TEST_RESTATE_CLI)")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["kafka-clusters", "list"], "The requested route 'GET /v4/kafka-clusters' does not exist"),
+        (["sql", "COPY (SELECT 1) TO '/tmp/restate-cli-copy.csv'"], "DML not supported: COPY"),
+    ],
+    ids=["unknown-route", "refused-sql"],
+)
+def test_real_cli_prints_the_error_message(hostile: Server, args: list[str], message: str) -> None:
+    assert CLI is not None
+    env = {**os.environ, "RESTATE_ADMIN_URL": hostile.admin, "NO_COLOR": "1", "TERM": "dumb"}
+    done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(
