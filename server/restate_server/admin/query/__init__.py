@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -138,11 +138,13 @@ async def run_query(request: web.Request, gate: QueryGate, limits: engine.Limits
     return await _stream(request, iter([data]), ARROW_CONTENT_TYPE)
 
 
-async def _stream(request: web.Request, chunks: Iterable[bytes], content_type: str) -> web.StreamResponse:
+async def _stream(request: web.Request, chunks: Iterator[bytes], content_type: str) -> web.StreamResponse:
+    """Write ``chunks`` as they are made; each is made in a worker thread (a batch of JSON rows can
+    take long to render, and the event loop serves the ingress too)."""
     response = web.StreamResponse(headers={"content-type": content_type, "vary": "accept-encoding"})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    for chunk in chunks:
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
         await response.write(chunk)
     await response.write_eof()
     return response
