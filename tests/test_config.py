@@ -266,14 +266,14 @@ def test_known_but_unused_keys_are_listed(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         'roles = ["worker", "admin"]\n[bifrost]\ndefault-provider = "local"\n'
-        '[worker.storage]\nrocksdb-memory-budget = "1 GiB"\n[admin.query-engine]\nmemory-size = "1 GiB"\n'
+        '[worker.storage]\nrocksdb-memory-budget = "1 GiB"\n[admin]\ndisable-web-ui = true\n'
         '[tracing-headers]\nauthorization = "Bearer x"\n',
     )
     loaded, _ = load_config(
         ["-c", str(path), "--auto-provision", "false"], {"RESTATE_BIFROST__SEAL_RETRY_INTERVAL": "1s"}
     )
     assert loaded.unused_keys == [
-        "admin.query-engine.memory-size",
+        "admin.disable-web-ui",
         "auto-provision",
         "bifrost.default-provider",
         "bifrost.seal-retry-interval",

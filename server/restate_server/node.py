@@ -28,6 +28,7 @@ from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
+from restate_server.web import serving
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.leader import Leader
 from restate_server.worker.processor import PartitionProcessor
@@ -115,11 +116,13 @@ class Node:
             metadata=self.metadata,
             invoker_states=lambda: self.leader.invoker.invocations,
         )
-        await self._serve("ingress", ingress.app(), config.ingress.bind_address)
+        await self._serve(
+            "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
+        )
         admin_app = create_admin_app(
             admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
         )
-        await self._serve("admin", admin_app, config.admin.bind_address)
+        await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         await self._serve("node", metrics.node_app(), config.bind_address)
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
@@ -161,13 +164,16 @@ class Node:
             host = "127.0.0.1"
         return f"http://{host}:{port}/"
 
-    async def _serve(self, name: str, app: web.Application, address: str) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
+    async def _serve(
+        self,
+        name: str,
+        app: web.Application,
+        address: str,
+        limits: serving.ListenerLimits = serving.DEFAULT_LIMITS,
+    ) -> None:
         host, port = _split_address(address)
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
         try:
-            await site.start()
+            runner = await serving.serve(app, name, host, port, limits)
         except OSError as exc:
             raise RuntimeError(f"[RT0004] could not bind {name} to {address}: {exc}") from exc
         self.runners.append(runner)

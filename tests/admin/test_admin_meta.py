@@ -49,6 +49,18 @@ async def test_meta_root_redirects_to_ui(admin: Client) -> None:
     assert (response.status, response.headers["location"]) == (308, "/ui/")
 
 
-async def test_meta_unknown_route_is_empty_404(admin: Client) -> None:
-    response = await admin.get("/nope")
-    assert (response.status, await response.read()) == (404, b"")
+async def test_meta_unknown_route_is_a_json_404(admin: Client) -> None:
+    # upstream's axum answers an empty 404, which the CLI reports as a JSON parse error
+    response = await admin.get("/v4/nope")
+    assert response.status == 404
+    assert await response.json() == {
+        "message": "The requested route 'GET /v4/nope' does not exist",
+        "restate_code": None,
+    }
+
+
+async def test_meta_wrong_method_is_a_json_405(admin: Client) -> None:
+    response = await admin.put("/health")
+    assert response.status == 405
+    assert response.headers["allow"] == "GET"
+    assert (await response.json())["message"] == "Method PUT is not allowed on '/health'; allowed: GET"

@@ -20,6 +20,7 @@ from aiohttp import web
 from restate_server.admin import errors
 from restate_server.schema.options import ServerDefaults
 from restate_server.schema.registry import SchemaRegistry
+from restate_server.web import shedding
 
 if TYPE_CHECKING:
     from restate_server.invoker.service import InvocationState
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 MIN_ADMIN_API_VERSION = 2
 MAX_ADMIN_API_VERSION = 4
 UNKNOWN_API_VERSION = 0  # unprefixed paths
+MAX_BODY_SIZE = 2 * 1024 * 1024  # axum's default body limit, which upstream's admin API keeps
 
 
 class _IngressConfig(Protocol):
@@ -40,6 +42,22 @@ class _IngressConfig(Protocol):
     def advertised_ingress_endpoint(self) -> str | None: ...
 
 
+class QueryEngineConfig(Protocol):
+    @property
+    def memory_size(self) -> int: ...
+    @property
+    def tmp_dir(self) -> str | None: ...
+    @property
+    def query_parallelism(self) -> int: ...
+
+
+class _AdminOptions(Protocol):
+    @property
+    def concurrent_api_requests_limit(self) -> int | None: ...
+    @property
+    def query_engine(self) -> QueryEngineConfig: ...
+
+
 class AdminConfig(ServerDefaults, Protocol):
     """The configuration the admin API reads (``restate_server.config.Config`` satisfies it)."""
 
@@ -47,6 +65,8 @@ class AdminConfig(ServerDefaults, Protocol):
     def cluster_name(self) -> str: ...
     @property
     def ingress(self) -> _IngressConfig: ...
+    @property
+    def admin(self) -> _AdminOptions: ...
 
 
 @dataclass(slots=True, kw_only=True)
@@ -123,6 +143,10 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError as e:
         raise errors.PlainTextError(400, f"Failed to parse the request body as JSON: {e}") from e
+    except RecursionError as e:  # serde_json stops at depth 128 with this message
+        raise errors.PlainTextError(
+            400, "Failed to parse the request body as JSON: recursion limit exceeded"
+        ) from e
     if not isinstance(body, dict):
         raise body_shape_error("invalid type: expected a JSON object")
     return body
@@ -137,10 +161,10 @@ def body_shape_error(reason: str) -> errors.PlainTextError:
 async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPNotFound:
-        return web.Response(status=404)  # axum answers unknown routes with an empty 404
-    except web.HTTPMethodNotAllowed as e:
-        return web.Response(status=405, headers={"allow": ", ".join(sorted(e.allowed_methods))})
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return _http_error(request, e).response()
     except Exception as e:
         rendered = errors.translate(e)
         if rendered is None:
@@ -148,6 +172,34 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         if rendered.status >= 500:
             log.warning("admin %s %s failed: %s", request.method, request.path, e)
         return rendered.response()
+
+
+def _http_error(request: web.Request, error: web.HTTPException) -> errors.AdminError:
+    """aiohttp's own refusals (no route, wrong method, body too large) in the admin error shape.
+
+    Upstream's axum answers an unknown route with an empty 404, which the CLI reports as a JSON
+    parse error; a message says what went wrong instead.
+    """
+    match error:
+        case web.HTTPNotFound():
+            return errors.AdminError(
+                404, f"The requested route '{request.method} {request.path}' does not exist"
+            )
+        case web.HTTPMethodNotAllowed():
+            allowed = ", ".join(sorted(error.allowed_methods))
+            rendered = errors.AdminError(
+                405, f"Method {request.method} is not allowed on '{request.path}'; allowed: {allowed}"
+            )
+            rendered.headers["allow"] = allowed
+            return rendered
+        case web.HTTPRequestEntityTooLarge():
+            return errors.AdminError(413, "Failed to buffer the request body: length limit exceeded")
+        case _:
+            return errors.AdminError(error.status, error.reason)
+
+
+def _overloaded() -> web.StreamResponse:
+    return errors.AdminError(429, "Too many requests, the admin API is overloaded. Retry later.").response()
 
 
 async def _unsupported_version(request: web.Request) -> web.StreamResponse:
@@ -166,7 +218,11 @@ def create_admin_app(
     """The admin API application over ``ctx``; ``extra`` functions register more routes."""
     from restate_server.admin import deployments, meta, services
 
-    app = web.Application(middlewares=[_error_middleware])
+    limit = ctx.config.admin.concurrent_api_requests_limit
+    app = web.Application(
+        client_max_size=MAX_BODY_SIZE,
+        middlewares=[*shedding.load_shed(limit, _overloaded), _error_middleware],
+    )
     app[CONTEXT] = ctx
     routes = AdminRoutes(app.router)
     for register in (meta.register, deployments.register, services.register, *extra):

@@ -35,10 +35,13 @@ class AdminError(Exception):
         self.status = status
         self.message = message
         self.code = code
+        self.headers: dict[str, str] = {}
 
     def response(self) -> web.Response:
         """The rendered error."""
-        return json_response({"message": self.message, "restate_code": self.code}, status=self.status)
+        return json_response(
+            {"message": self.message, "restate_code": self.code}, status=self.status, headers=self.headers
+        )
 
 
 class PlainTextError(Exception):

@@ -2,13 +2,14 @@
 
 `loader` merges the sources (file, `RESTATE_*` environment, flags); `keys` is the catalogue of upstream's
 keys; `layers` the typed reads; `units` the duration and byte-size syntax; `common`, `worker`, `ingress`
-and `admin` the options of each component.
+and `admin` the options of each component; `connections` the limits every HTTP listener shares.
 """
 
 from __future__ import annotations
 
-from restate_server.config.admin import AdminOptions
+from restate_server.config.admin import AdminOptions, QueryEngineOptions
 from restate_server.config.common import Config, RetryPolicyOptions
+from restate_server.config.connections import ConnectionLimits
 from restate_server.config.errors import ConfigError
 from restate_server.config.ingress import IngressOptions, KafkaClusterOptions
 from restate_server.config.loader import LoadedConfig, dump_config, load_config
@@ -19,10 +20,12 @@ __all__ = [
     "AdminOptions",
     "Config",
     "ConfigError",
+    "ConnectionLimits",
     "IngressOptions",
     "InvokerOptions",
     "KafkaClusterOptions",
     "LoadedConfig",
+    "QueryEngineOptions",
     "RetryPolicyOptions",
     "SnapshotsOptions",
     "WorkerOptions",

@@ -1,10 +1,14 @@
-"""`[admin]` options: the admin REST API (upstream `config/admin.rs`)."""
+"""`[admin]` options: the admin REST API and its SQL query engine (upstream `config/admin.rs`,
+`config/query_engine.rs`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from restate_server.config import connections
+from restate_server.config.connections import ConnectionLimits
 from restate_server.config.layers import Reader
+from restate_server.config.units import format_bytes
 
 USED_KEYS = (
     "admin.bind-address",
@@ -12,7 +16,34 @@ USED_KEYS = (
     "admin.bind-port",
     "admin.advertised-address",
     "admin.advertised-admin-endpoint",
+    "admin.concurrent-api-requests-limit",
+    "admin.query-engine.memory-size",
+    "admin.query-engine.tmp-dir",
+    "admin.query-engine.query-parallelism",
 )
+OWN_KEYS = connections.own_keys("admin")
+"""Keys this server reads that upstream does not have."""
+
+DEFAULT_QUERY_MEMORY = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryEngineOptions:
+    """`[admin.query-engine]`: bounds on `POST /query`."""
+
+    memory_size: int = DEFAULT_QUERY_MEMORY
+    """`memory-size`, bytes DataFusion may use for all running queries together (sorts, joins,
+    aggregations); each running query gets an equal share, and a query's answer may hold as much again.
+    A query past its share fails with "Resources exhausted". Default 256 MiB, not upstream's 4 GiB:
+    this server runs in pods of about 1 GiB (the example cluster requests 1Gi), and introspection
+    queries over tens of thousands of invocations fit in far less."""
+    tmp_dir: str | None = None
+    """`tmp-dir`: where sorts past the memory share may spill. Unset (the default) means no spilling:
+    a query never writes to disk unless the operator chose where."""
+    query_parallelism: int = 2
+    """`query-parallelism`: how many queries run at once. More wait for a slot (at most eight per
+    slot, then 429). Default 2: each query runs on its own thread, and a node
+    usually has two cores for everything else too."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +55,12 @@ class AdminOptions:
     advertised_admin_endpoint: str | None = None
     """`advertised-admin-endpoint` (or the listener's `advertised-address`): the admin URL this node
     reports; None means derive it from the bind address."""
+    concurrent_api_requests_limit: int | None = None
+    """`concurrent-api-requests-limit`: admin requests served at once; past it the answer is 429.
+    None (the default, as upstream) is unlimited."""
+    query_engine: QueryEngineOptions = field(default_factory=QueryEngineOptions)
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """`header-read-timeout`, `idle-connection-timeout`, `max-connections` (this server's own keys)."""
 
 
 def read(get: Reader, node_bind_ip: str | None) -> AdminOptions:
@@ -31,6 +68,13 @@ def read(get: Reader, node_bind_ip: str | None) -> AdminOptions:
         bind_address=get.listener_address("admin.", 9070, node_bind_ip),
         advertised_admin_endpoint=get.optional_str("admin.advertised-admin-endpoint")
         or get.optional_str("admin.advertised-address"),
+        concurrent_api_requests_limit=get.optional_int("admin.concurrent-api-requests-limit"),
+        query_engine=QueryEngineOptions(
+            memory_size=get.bytes("admin.query-engine.memory-size", DEFAULT_QUERY_MEMORY, non_zero=True),
+            tmp_dir=get.optional_str("admin.query-engine.tmp-dir"),
+            query_parallelism=get.integer("admin.query-engine.query-parallelism", 2, minimum=1),
+        ),
+        connection_limits=connections.read(get, "admin"),
     )
 
 
@@ -38,4 +82,15 @@ def dump(admin: AdminOptions) -> dict[str, object]:
     table: dict[str, object] = {"bind-address": admin.bind_address}
     if admin.advertised_admin_endpoint is not None:
         table["advertised-admin-endpoint"] = admin.advertised_admin_endpoint
+    if admin.concurrent_api_requests_limit is not None:
+        table["concurrent-api-requests-limit"] = admin.concurrent_api_requests_limit
+    table.update(connections.dump(admin.connection_limits))
+    engine = admin.query_engine
+    query_engine: dict[str, object] = {
+        "memory-size": format_bytes(engine.memory_size),
+        "query-parallelism": engine.query_parallelism,
+    }
+    if engine.tmp_dir is not None:
+        query_engine["tmp-dir"] = engine.tmp_dir
+    table["query-engine"] = query_engine
     return table

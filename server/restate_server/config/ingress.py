@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from restate_server.config import connections
+from restate_server.config.connections import ConnectionLimits
 from restate_server.config.layers import Reader
+from restate_server.config.units import format_bytes
 
 USED_KEYS = (
     "ingress.bind-address",
@@ -13,7 +16,13 @@ USED_KEYS = (
     "ingress.advertised-address",
     "ingress.advertised-ingress-endpoint",
     "ingress.kafka-clusters",
+    "ingress.concurrent-api-requests-limit",
+    "ingress.request-size-limit",
 )
+OWN_KEYS = connections.own_keys("ingress")
+"""Keys this server reads that upstream does not have."""
+
+DEFAULT_REQUEST_SIZE_LIMIT = 32 * 1024 * 1024  # upstream's default `networking.message-size-limit`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +45,14 @@ class IngressOptions:
     reports to the CLI and UI; None means derive it from the bind address."""
     kafka_clusters: list[KafkaClusterOptions] = field(default_factory=list)
     """`kafka-clusters`: brokers that subscriptions may name."""
+    concurrent_api_requests_limit: int | None = None
+    """`concurrent-api-requests-limit`: ingress requests served at once (a call counts until it is
+    answered); past it the answer is 429. None (the default, as upstream) is unlimited."""
+    request_size_limit: int = DEFAULT_REQUEST_SIZE_LIMIT
+    """`request-size-limit`, bytes of a request body; a larger one is answered 413. Default 32 MiB,
+    upstream's (`networking.message-size-limit`)."""
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    """`header-read-timeout`, `idle-connection-timeout`, `max-connections` (this server's own keys)."""
 
 
 def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
@@ -44,6 +61,9 @@ def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
         advertised_ingress_endpoint=get.optional_str("ingress.advertised-ingress-endpoint")
         or get.optional_str("ingress.advertised-address"),
         kafka_clusters=get.kafka_clusters("ingress.kafka-clusters", KafkaClusterOptions),
+        concurrent_api_requests_limit=get.optional_int("ingress.concurrent-api-requests-limit"),
+        request_size_limit=get.bytes("ingress.request-size-limit", DEFAULT_REQUEST_SIZE_LIMIT, non_zero=True),
+        connection_limits=connections.read(get, "ingress"),
     )
 
 
@@ -51,6 +71,10 @@ def dump(ingress: IngressOptions) -> dict[str, object]:
     table: dict[str, object] = {"bind-address": ingress.bind_address}
     if ingress.advertised_ingress_endpoint is not None:
         table["advertised-ingress-endpoint"] = ingress.advertised_ingress_endpoint
+    if ingress.concurrent_api_requests_limit is not None:
+        table["concurrent-api-requests-limit"] = ingress.concurrent_api_requests_limit
+    table["request-size-limit"] = format_bytes(ingress.request_size_limit)
+    table.update(connections.dump(ingress.connection_limits))
     if ingress.kafka_clusters:
         table["kafka-clusters"] = [
             {"name": c.name, "brokers": list(c.brokers), **c.properties} for c in ingress.kafka_clusters

@@ -168,8 +168,11 @@ class Reader:
             raise self._fail(path, "duration cannot be zero")
         return value
 
-    def bytes(self, path: str, default: int) -> int:
-        return self._convert(path, default, _as_bytes)
+    def bytes(self, path: str, default: int, *, non_zero: bool = False) -> int:
+        value = self._convert(path, default, _as_bytes)
+        if non_zero and value == 0:
+            raise self._fail(path, "size cannot be zero")
+        return value
 
     def choice(self, path: str, default: S, choices: Sequence[S]) -> S:
         value: str = self._convert(path, str(default), _as_str)

@@ -91,7 +91,7 @@ def _env_layers(env: Mapping[str, str]) -> list[layers.Layer]:
             continue
         parts = name[len("RESTATE_") :].lower().split("__")
         key = ".".join(part.replace("_", "-") for part in parts)
-        if not keys.is_known(key):
+        if not _is_known(key):
             if keys.is_non_config_env_var(name.upper()):
                 continue  # another tool's variable (the CLI, an SDK, a Kubernetes service link)
             _check_known(key, f"from environment variable {name}")
@@ -114,11 +114,19 @@ def _env_layers(env: Mapping[str, str]) -> list[layers.Layer]:
 def _check_known(key: str, where: str, value: object = None) -> None:
     if key in keys.SECTIONS and key not in keys.OPEN_KEYS and value is not None:
         raise ConfigError(f"'{key}' {where} must be a table of keys, not {value!r}")
-    if keys.is_known(key):
+    if _is_known(key):
         return
     hint = keys.suggest(key)
     suffix = f"; did you mean '{hint}'?" if hint else "; it is not a key of restate-server 1.7"
     raise ConfigError(f"unknown configuration key '{key}' {where}{suffix}")
+
+
+# Keys this server reads beyond upstream's catalogue (each section lists its own in OWN_KEYS).
+_OWN_KEYS = frozenset((*ingress.OWN_KEYS, *admin.OWN_KEYS))
+
+
+def _is_known(key: str) -> bool:
+    return keys.is_known(key) or key in _OWN_KEYS
 
 
 def _covers(used: str, path: str) -> bool:
@@ -126,7 +134,7 @@ def _covers(used: str, path: str) -> bool:
 
 
 # Keys some section reads. A set key outside these (and known upstream) is reported as unused.
-_USED_KEYS = (*common.USED_KEYS, *worker.USED_KEYS, *ingress.USED_KEYS, *admin.USED_KEYS)
+_USED_KEYS = (*common.USED_KEYS, *worker.USED_KEYS, *ingress.USED_KEYS, *admin.USED_KEYS, *_OWN_KEYS)
 
 
 def _build(merged: Mapping[str, layers.Setting]) -> Config:

@@ -24,12 +24,15 @@ from restate_server.ingress.errors import (
     MethodNotAllowed,
     NotFound,
     NotReady,
+    PayloadTooLarge,
+    TooManyRequests,
 )
 from restate_server.log.records import Invoke, NotifySignal, Source
 from restate_server.schema.model import HandlerType, ServiceType
 from restate_server.schema.options import invocation_options
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as st_mod
+from restate_server.web import shedding
 from restate_server.worker.actions import InvocationCompleted
 from restate_server.worker.api import WorkerHandle
 
@@ -63,6 +66,11 @@ def _error(status: int, message: str, source: str, headers: dict[str, str] | Non
     return resp
 
 
+def _overloaded() -> web.Response:
+    error = TooManyRequests()
+    return _error(error.status, error.message, error.source)
+
+
 def _rfc3339(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
 
@@ -74,9 +82,27 @@ class Ingress:
         self.worker = worker
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        ingress = self.config.ingress
+        app = web.Application(
+            client_max_size=ingress.request_size_limit,
+            middlewares=shedding.load_shed(ingress.concurrent_api_requests_limit, _overloaded),
+        )
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The request body, refused with 413 past `ingress.request-size-limit`.
+
+        A declared length past the limit is refused before anything is read, as upstream's body
+        limit layer does; a chunked body is refused when it crosses the limit (aiohttp stops there).
+        """
+        declared = request.content_length
+        if declared is not None and declared > self.config.ingress.request_size_limit:
+            raise PayloadTooLarge()
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLarge() from exc
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -128,7 +154,7 @@ class Ingress:
                 "cannot use the idempotency key with workflow handlers. The handler invocation will "
                 "already be idempotent by the workflow key itself."
             )
-        body = await request.read()
+        body = await self._body(request)
         content_type = request.headers.get("content-type")
         problem = handler.input.validate(content_type, body)
         if problem is not None:
@@ -276,7 +302,7 @@ class Ingress:
             ref = decode_awakeable_id(route.awakeable_id)
         except IdError as exc:
             raise BadRequest(f"bad awakeable id: {exc}") from exc
-        body = await request.read()
+        body = await self._body(request)
         result: list[Any] = (
             ["value", body] if route.action == "resolve" else ["failure", 500, body.decode(errors="replace")]
         )

@@ -65,6 +65,24 @@ class NotReady(IngressError):
         super().__init__("the invocation exists but has not completed yet")
 
 
+class PayloadTooLarge(IngressError):
+    """A body past `ingress.request-size-limit` (upstream: the body's `LengthLimitError`)."""
+
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__("cannot read body: length limit exceeded")
+
+
+class TooManyRequests(IngressError):
+    """Past `ingress.concurrent-api-requests-limit`."""
+
+    status = 429
+
+    def __init__(self) -> None:
+        super().__init__("too many requests, the ingress is overloaded. Retry later.")
+
+
 class Unavailable(IngressError):
     status = 503
 

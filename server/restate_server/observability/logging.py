@@ -8,6 +8,11 @@ subpackage that mirrors the crate (`restate_ingress_http` -> `restate_server.ing
 As upstream does (`crates/tracing-instrumentation/src/lib.rs`), WARN and ERROR go to stderr and
 everything else to stdout; formats are pretty (coloured on a terminal), compact, and JSON lines
 shaped like tracing-subscriber's (`timestamp`, `level`, `fields.message`, `target`).
+
+Messages carry text from outside (an SDK's failure message, a deployment's response), so the text
+formatter escapes control characters in them: a newline or carriage return cannot forge a log line,
+and an escape sequence cannot colour or rewrite the terminal. JSON lines are escaped by the JSON encoder (ASCII
+output: every control character and every non-ASCII character becomes a `\\u` escape).
 """
 
 from __future__ import annotations
@@ -77,6 +82,17 @@ _CRATES = {
 }
 
 _ROOT_LOGGERS = ("restate_server", "aiohttp", "h2", "hpack", "asyncio")
+
+
+# C0 controls, DEL, C1 controls (0x9b is a one-byte CSI on some terminals) and the Unicode line and
+# paragraph separators, written as Python escapes; a tab is left as it is.
+_CONTROLS = [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: ascii(chr(code))[1:-1] for code in _CONTROLS}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``): one plain line."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
 
 
 def parse_filter(spec: str) -> tuple[int, dict[str, int]]:
@@ -149,9 +165,12 @@ class _TextFormatter(logging.Formatter):
             level = f"\x1b[{code}m{level:>5}\x1b[0m"
         else:
             level = f"{level:>5}"
-        text = f"{_timestamp(record)} {level} {record.name}: {record.getMessage()}"
+        text = f"{_timestamp(record)} {level} {record.name}: {escape_controls(record.getMessage())}"
         if not self._compact and record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            # a traceback is several lines by design; each is indented and escaped, so an exception
+            # message inside it can neither start a line of its own nor carry escape sequences
+            lines = self.formatException(record.exc_info).splitlines()
+            text += "".join("\n    " + escape_controls(line) for line in lines)
         return text
 
 

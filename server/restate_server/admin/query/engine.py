@@ -5,15 +5,24 @@ with the query. Only the tables a query names are read from the store; the other
 empty (with their real schema), so ``information_schema`` still lists every column, which the CLI
 probes before some of its queries. The catalog and schema are ``restate.public``, as upstream's,
 so "table not found" errors read the same.
+
+Queries are read-only and bounded. DataFusion verifies the plan against ``SQLOptions`` that refuse
+DDL, DML and statements (``COPY … TO``, ``CREATE``, ``INSERT``, ``SET``, ``DROP`` …) before anything
+runs: 400, nothing written. Each query's runtime has a memory pool of its share of
+``admin.query-engine.memory-size`` and no disk manager unless ``tmp-dir`` is set, so a sort or join
+past the share fails with "Resources exhausted" instead of growing the process; the answer itself
+is collected batch by batch up to the same share.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
-from datafusion import SessionConfig, SessionContext
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
 from restate_server.admin.query import catalog, pushdown, tables
 
@@ -52,6 +61,25 @@ _VIEW_NEEDS = ("sys_invocation_status", "sys_invocation_state")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUGGESTION = re.compile(r" Did you mean '[^']*'\?")  # newer DataFusion only; upstream's has none
 _BATCH_ROWS = 8192  # rows per Arrow batch of the answer; bounds the size of one streamed chunk
+_READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
+# How DataFusion words a statement refused by _READ_ONLY, or one it cannot plan at all (BEGIN …).
+_REFUSED = re.compile(
+    r"^Error during planning: (DDL|DML|Statement) not supported|^This feature is not implemented: "
+    r"Unsupported SQL statement"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """What one query may use."""
+
+    memory_bytes: int
+    """DataFusion's memory pool for the query, and the most its collected answer may hold."""
+    spill_dir: str | None = None
+    """Where sorts past the pool may spill; None: no spilling, the query fails instead."""
+
+
+DEFAULT_LIMITS = Limits(memory_bytes=128 * 1024 * 1024)
 
 
 class QueryError(Exception):
@@ -78,21 +106,45 @@ def referenced_tables(sql: str) -> set[str]:
     return named
 
 
-def execute(sql: str, sources: tables.Sources) -> Result:
+def execute(sql: str, sources: tables.Sources, limits: Limits = DEFAULT_LIMITS) -> Result:
     """Plan and run ``sql``; blocking (call it from a worker thread)."""
     try:
-        # planned first against empty tables: errors come out before any scan, and the optimised
-        # plan tells which invocation ids the query can read at all
-        plan = _context(sources, set(), {}).sql(sql).optimized_logical_plan()
+        # planned first against empty tables: errors and refused statements come out before any
+        # scan, and the optimised plan tells which invocation ids the query can read at all
+        plan = _context(sources, set(), {}, limits=limits).sql_with_options(sql, _READ_ONLY)
+        optimized = plan.optimized_logical_plan()
         ctx = _context(
-            sources, referenced_tables(sql), pushdown.id_restrictions(plan), pushdown.projections(plan)
+            sources,
+            referenced_tables(sql),
+            pushdown.id_restrictions(optimized),
+            pushdown.projections(optimized),
+            limits=limits,
         )
-        df = ctx.sql(sql)
-        batches = df.collect()
+        df = ctx.sql_with_options(sql, _READ_ONLY)
+        batches = _collect(df.execute_stream(), limits.memory_bytes)
         schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
+    except QueryError:
+        raise
     except Exception as e:
         raise _translate(e) from e
     return Result(schema=schema, batches=batches)
+
+
+def _collect(stream: Iterable[Any], budget: int) -> list[pa.RecordBatch]:
+    """The answer's batches, refused once they hold more than ``budget`` bytes."""
+    batches: list[pa.RecordBatch] = []
+    held = 0
+    for item in stream:
+        batch: pa.RecordBatch = item.to_pyarrow()
+        held += batch.get_total_buffer_size()
+        if held > budget:
+            raise QueryError(
+                500,
+                f"Datafusion error: Resources exhausted: the answer holds more than {budget} bytes "
+                "(admin.query-engine.memory-size); select fewer rows or columns",
+            )
+        batches.append(batch)
+    return batches
 
 
 def _context(
@@ -100,6 +152,8 @@ def _context(
     wanted: set[str],
     only: dict[str, frozenset[bytes]],
     columns: dict[str, frozenset[str]] | None = None,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> SessionContext:
     """A session with every table registered: the ``wanted`` ones filled, the others empty."""
     config = (
@@ -108,7 +162,12 @@ def _context(
         .with_default_catalog_and_schema("restate", "public")
         .with_batch_size(_BATCH_ROWS)
     )
-    ctx = SessionContext(config)
+    runtime = RuntimeEnvBuilder().with_fair_spill_pool(limits.memory_bytes)
+    if limits.spill_dir is None:
+        runtime = runtime.with_disk_manager_disabled()
+    else:
+        runtime = runtime.with_disk_manager_specified(limits.spill_dir)
+    ctx = SessionContext(config, runtime)
     for name, table in catalog.TABLES.items():
         data = (
             table.materialise(sources, only.get(name), (columns or {}).get(name))
@@ -117,7 +176,7 @@ def _context(
         )
         batches = data.to_batches(max_chunksize=_BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]
         ctx.register_record_batches(name, [batches])
-    ctx.sql(SYS_INVOCATION_VIEW)
+    ctx.sql(SYS_INVOCATION_VIEW)  # the one DDL statement: ours, before any of the caller's
     return ctx
 
 
@@ -125,10 +184,13 @@ def _translate(error: Exception) -> QueryError:
     """Upstream's status and ``Datafusion error: …`` message for a DataFusion exception.
 
     Upstream answers 400 only for SQL syntax errors; planning and schema errors reach it wrapped
-    in diagnostics and come out as 500, like execution errors.
+    in diagnostics and come out as 500, like execution errors. A statement that is not a query is
+    the client's mistake too: 400.
     """
     text = str(error).strip()
     text = text.removeprefix("DataFusion error: ")
     text = _SUGGESTION.sub("", text.replace("\n", " "))
+    if _REFUSED.match(text):
+        return QueryError(400, f"Datafusion error: {text}; /query runs read-only queries only")
     status = 400 if text.startswith("SQL error:") else 500
     return QueryError(status, f"Datafusion error: {text}")

@@ -1,0 +1,90 @@
+"""Binds an aiohttp application to a TCP listener behind the connection guard.
+
+aiohttp's own `TCPSite` hands each connection straight to aiohttp's request handler; `GuardedSite`
+hands it to a `guard.ConnectionGuard` first, which makes the handler on the connection's first bytes.
+The idle (keep-alive) timeout is aiohttp's `keepalive_timeout`: it closes a connection that has not
+delivered a complete request head that long after accepting it or answering its last request.
+Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
+the connections it serves); the site also closes the guarded connections that never sent a byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from restate_server.web import guard
+
+BACKLOG = 1024  # pending connections the kernel queues before accept; matches the old TCPSite call
+
+
+class ListenerLimits(guard.Limits, Protocol):
+    """A listener's limits (`restate_server.config.ConnectionLimits` has these)."""
+
+    @property
+    def idle_connection_timeout(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefaultLimits:
+    """For listeners without configuration keys of their own (the node port)."""
+
+    header_read_timeout: float = 30.0
+    idle_connection_timeout: float = 75.0
+    max_connections: int = 1024
+
+
+DEFAULT_LIMITS = DefaultLimits()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections go through a `guard.ConnectionGuard`."""
+
+    __slots__ = ("_guard", "_host", "_port")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: guard.Limits, name: str) -> None:
+        super().__init__(runner, backlog=BACKLOG)
+        server = runner.server
+        assert server is not None, "runner.setup() first"
+        self._host = host
+        self._port = port
+        self._guard = guard.ConnectionGuard(name=name, limits=limits, serve=lambda _first: server())
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def guard(self) -> guard.ConnectionGuard:
+        return self._guard
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._guard, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+
+    async def stop(self) -> None:
+        await super().stop()
+        self._guard.close_unserved()
+
+
+async def serve(
+    app: web.Application, name: str, host: str, port: int, limits: ListenerLimits
+) -> web.AppRunner:
+    """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_connection_timeout
+    )
+    await runner.setup()
+    site = GuardedSite(runner, host, port, limits, name)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner
