@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("etcd_cluster", Path(__file__).with_name("etcd_cluster.py"))
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 _module = importlib.util.module_from_spec(_spec)
 sys.modules["etcd_cluster"] = _module
 _spec.loader.exec_module(_module)
 
 etcd_cluster = _module.etcd_cluster
-

@@ -73,7 +73,7 @@ def _target(endpoints: Sequence[str]) -> str:
     addresses = []
     for endpoint in endpoints:
         host, _, port = endpoint.removeprefix("http://").rstrip("/").rpartition(":")
-        address = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0]
+        address = str(socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0][4][0])
         addresses.append(f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
     scheme = "ipv6" if any(a.startswith("[") for a in addresses) else "ipv4"
     return f"{scheme}:{','.join(addresses)}"
@@ -106,7 +106,10 @@ class EtcdClient:
         descend: bool = False,
         keys_only: bool = False,
     ) -> Any:
-        return await self._kv.Range(range_request(key, range_end, limit=limit, descend=descend, keys_only=keys_only), timeout=self._timeout)
+        return await self._kv.Range(
+            range_request(key, range_end, limit=limit, descend=descend, keys_only=keys_only),
+            timeout=self._timeout,
+        )
 
     async def compact(self, revision: int) -> None:
         await self._kv.Compact(rpc.CompactionRequest(revision=revision), timeout=self._timeout)

@@ -193,16 +193,15 @@ async def test_log_append_after_close_fails_cleanly(log: LogProvider) -> None:
 async def test_log_close_ends_a_waiting_tail(log: LogProvider) -> None:
     await log.acquire(P, 1)
     await log.append(P, [rec(1)], 1)
-    seen: list[LogEntry] = []
+    seen = asyncio.Event()
 
     async def follow() -> None:
-        async for batch in log.tail(P, 1):
-            seen.extend(batch)
+        async for _batch in log.tail(P, 1):
+            seen.set()
 
     task = asyncio.create_task(follow())
     async with asyncio.timeout(10):
-        while not seen:
-            await asyncio.sleep(0.01)
+        await seen.wait()
         await log.close()
         with pytest.raises(LogClosedError):
             await task

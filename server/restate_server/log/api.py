@@ -54,7 +54,9 @@ class Fenced(LogError):
     """An append or acquire carried an epoch that is not the partition's current sequencer epoch."""
 
     def __init__(self, partition: int, epoch: int, current: int) -> None:
-        super().__init__(f"partition {partition}: epoch {epoch} is fenced (current sequencer epoch {current})")
+        super().__init__(
+            f"partition {partition}: epoch {epoch} is fenced (current sequencer epoch {current})"
+        )
         self.partition = partition
         self.epoch = epoch
         self.current = current
@@ -201,8 +203,13 @@ class Chain:
     def from_wire(cls, wire: list[list[object]]) -> Chain:
         segments = []
         for provider, loglet_id, base_lsn, sealed_tail in wire:
-            assert isinstance(provider, str) and isinstance(loglet_id, int) and isinstance(base_lsn, int)
-            assert sealed_tail is None or isinstance(sealed_tail, int)
+            if not (
+                isinstance(provider, str)
+                and isinstance(loglet_id, int)
+                and isinstance(base_lsn, int)
+                and (sealed_tail is None or isinstance(sealed_tail, int))
+            ):
+                raise ValueError(f"not a log segment: {[provider, loglet_id, base_lsn, sealed_tail]!r}")
             segments.append(
                 Segment(provider=provider, loglet_id=loglet_id, base_lsn=base_lsn, sealed_tail=sealed_tail)
             )

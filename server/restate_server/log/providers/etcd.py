@@ -259,7 +259,9 @@ class EtcdLog:
             except Exception as exc:
                 if self._closing.done() or not etcd.is_retryable(exc):
                     for batch in batches:
-                        self._fail(batch, exc if not self._closing.done() else LogClosedError("log is closed"))
+                        self._fail(
+                            batch, exc if not self._closing.done() else LogClosedError("log is closed")
+                        )
                     return
                 log.warning("etcd append failed, retrying the same batches: %s", exc)
                 await asyncio.sleep(backoff)
@@ -319,7 +321,9 @@ class EtcdLog:
             from_lsn = page[-1][0] + 1
         return result
 
-    async def _page(self, partition: int, from_lsn: int, to_lsn: int) -> tuple[list[LogEntry], int, bool, bool]:
+    async def _page(
+        self, partition: int, from_lsn: int, to_lsn: int
+    ) -> tuple[list[LogEntry], int, bool, bool]:
         """Records in [from_lsn, to_lsn] from one consistent read: (entries, revision, more, sealed)."""
         start, end = self._batches(partition)
         first_key = self._batch_key(partition, from_lsn) + b"\x00"
@@ -423,7 +427,9 @@ class EtcdLog:
     async def _delete_below(self, partition: int, point: int) -> None:
         """Delete the batches that hold only LSNs <= point, in chunks, then compact."""
         start, _end = self._batches(partition)
-        holder = await self._client.range(start, self._batch_key(partition, point + 1) + b"\x00", limit=1, descend=True)
+        holder = await self._client.range(
+            start, self._batch_key(partition, point + 1) + b"\x00", limit=1, descend=True
+        )
         boundary = start
         if holder.kvs:
             kv = holder.kvs[0]

@@ -261,14 +261,16 @@ class LocalLog:
                     subscriber.wakeup.clear()
                     await subscriber.wakeup.wait()
                     self._check_open()
+                batch: list[LogEntry] = []  # every queued append in one batch: one apply step for them all
                 while subscriber.batches:
                     first, records = subscriber.batches.popleft()
                     if first + len(records) <= nxt:
                         continue
-                    batch = entries(first, records)
-                    if first < nxt:
-                        batch = batch[nxt - first :]
+                    batch += (
+                        entries(first, records) if first >= nxt else entries(first, records)[nxt - first :]
+                    )
                     nxt = batch[-1][0] + 1
+                if batch:
                     yield batch
         finally:
             state.tails.remove(subscriber)
