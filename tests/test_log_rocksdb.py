@@ -102,7 +102,7 @@ async def test_records_missing_in_the_middle_are_reported(tmp_path: Path) -> Non
     batch = new_batch()
     batch.delete(struct.pack(">cHQ", b"L", 0, 3))
     db.write(batch, sync=True)
-    with pytest.raises(LogCorrupted, match="partition 0: records 1..5"):
+    with pytest.raises(LogCorrupted, match=r"partition 0: records 1\.\.5"):
         await log.read(0, 1, 5)
     await log.close()
     db.close()
