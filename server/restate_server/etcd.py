@@ -93,9 +93,17 @@ class EtcdClient:
         self._watch = rpc.WatchStub(self._channel)
         self._maintenance = rpc.MaintenanceStub(self._channel)
 
-    async def txn(self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any] = ()) -> Any:
+    async def txn(
+        self,
+        compare: Sequence[Any],
+        success: Sequence[Any],
+        failure: Sequence[Any] = (),
+        *,
+        deadline: float | None = None,
+    ) -> Any:
+        """One Txn; ``deadline`` (seconds) overrides the client's request timeout."""
         request = rpc.TxnRequest(compare=compare, success=success, failure=failure)
-        return await self._kv.Txn(request, timeout=self._timeout)
+        return await self._kv.Txn(request, timeout=deadline or self._timeout)
 
     async def range(
         self,

@@ -285,4 +285,3 @@ class Ingress:
         )
         await self.worker.submit(ref.invocation_id.partition_key, record)
         return web.Response(status=202, headers=_COMMON)
-

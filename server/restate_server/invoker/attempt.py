@@ -367,4 +367,3 @@ class Attempt:
             self.done.set_result(Outcome(terminal[0]))
             if self.stream is not None and not self.stream.closed:
                 self.stream.end()
-

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,6 +50,10 @@ MAX_TXN_BYTES = 1024 * 1024  # etcd refuses requests over 1.5 MiB by default
 READ_PAGE = 256  # batch keys per read Txn
 TRIM_CHUNK = 1000  # batch keys per delete Txn: a delete is one raft entry; keep each one small
 RETRY_FIRST, RETRY_MAX = 0.05, 1.0  # seconds of backoff after a retryable etcd error
+# seconds before an append Txn is retried: a proposal forwarded to a leader that died is only
+# answered after etcd's own timeout (~7 s); retrying sooner (safe: the retry cannot write twice)
+# reaches the new leader as soon as there is one
+APPEND_TIMEOUT = 1.5
 _T = TypeVar("_T")
 
 
@@ -255,7 +259,7 @@ class EtcdLog:
                 failure += [etcd.op_range(self._fence_key(batch.partition)), etcd.op_range(key)]
             try:
                 self.txns += 1
-                response = await self._client.txn(compare, success, failure)
+                response = await self._client.txn(compare, success, failure, deadline=APPEND_TIMEOUT)
             except Exception as exc:
                 if self._closing.done() or not etcd.is_retryable(exc):
                     for batch in batches:
@@ -351,45 +355,53 @@ class EtcdLog:
     async def tail(self, partition: int, from_lsn: int) -> AsyncIterator[list[LogEntry]]:
         self._check_open()
         nxt = from_lsn
-        start, _end = self._batches(partition)
-        fence_key = self._fence_key(partition)
-        prefix = self._prefix(partition)
         while True:
-            page, revision, more, sealed = await self._until_closed(self._page(partition, nxt, 2**63))
-            if page:
-                nxt = page[-1][0] + 1
-                yield page
-            if more:
-                continue
-            if sealed:
-                return
-            stream = self._client.watch(prefix, etcd.prefix_end(prefix), revision + 1)
             try:
-                while not sealed:
-                    response = await self._until_closed(anext(stream))
-                    for event in response.events:
-                        key = event.kv.key
-                        if key == fence_key and _unfence([event.kv])[1]:
-                            sealed = True  # every batch before the seal has a lower revision
-                        if event.type != etcd.EVENT_PUT or not key.startswith(start):
-                            continue
-                        first = int(key[-20:])
-                        if first > nxt:
-                            raise _Behind
-                        batch = entries(first, _batch_records(event.kv.value)[1])[nxt - first :]
-                        if batch:
-                            nxt = batch[-1][0] + 1
-                            yield batch
-                return
+                page, revision, more, sealed = await self._until_closed(self._page(partition, nxt, 2**63))
+                if page:
+                    nxt = page[-1][0] + 1
+                    yield page
+                if more:
+                    continue
+                if sealed:
+                    return
+                async with contextlib.aclosing(self._watch(partition, nxt, revision)) as batches:
+                    async for batch in batches:
+                        nxt = batch[-1][0] + 1
+                        yield batch
+                return  # the watch saw the seal
             except (_Behind, etcd.Compacted) as exc:
                 log.debug("partition %d tail reads again from %d: %r", partition, nxt, exc)
             except Exception as exc:
                 if not etcd.is_retryable(exc):
                     raise
-                log.info("partition %d tail: watch broke (%s), resuming from %d", partition, exc, nxt)
+                log.info("partition %d tail: etcd unavailable (%s), resuming from %d", partition, exc, nxt)
                 await asyncio.sleep(RETRY_FIRST)
-            finally:
-                await stream.aclose()
+
+    async def _watch(self, partition: int, nxt: int, revision: int) -> AsyncGenerator[list[LogEntry], None]:
+        """Batches from LSN ``nxt`` on, watched from ``revision + 1``; ends when the log is sealed."""
+        start, _end = self._batches(partition)
+        fence_key, prefix = self._fence_key(partition), self._prefix(partition)
+        stream = self._client.watch(prefix, etcd.prefix_end(prefix), revision + 1)
+        try:
+            sealed = False
+            while not sealed:
+                response = await self._until_closed(anext(stream))
+                for event in response.events:
+                    key = event.kv.key
+                    if key == fence_key and _unfence([event.kv])[1]:
+                        sealed = True  # every batch before the seal has a lower revision
+                    if event.type != etcd.EVENT_PUT or not key.startswith(start):
+                        continue
+                    first = int(key[-20:])
+                    if first > nxt:
+                        raise _Behind
+                    batch = entries(first, _batch_records(event.kv.value)[1])[nxt - first :]
+                    if batch:
+                        nxt = batch[-1][0] + 1
+                        yield batch
+        finally:
+            await stream.aclose()
 
     async def _until_closed(self, awaitable: Awaitable[_T]) -> _T:
         """Await ``awaitable`` unless the log closes first (then :class:`LogClosedError`)."""
