@@ -11,6 +11,8 @@ from restate_server.log.providers.etcd import EtcdLog
 from restate_server.log.providers.memory import MemoryLog, MemoryStorage
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.log.records import AnnounceLeader, Record
+from restate_server.log.segments import SegmentedLog
+from restate_server.metadata.providers.memory import MemoryMetadataStore
 from restate_server.rocksdb import Database
 
 
@@ -28,6 +30,20 @@ class MemoryHarness:
 
     async def open(self) -> LogProvider:
         return MemoryLog(self.storage)
+
+    async def cleanup(self) -> None:
+        pass
+
+
+class SegmentsHarness:
+    """The segment chain over one memory provider: it must keep the same contract."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self.metadata = MemoryMetadataStore()
+
+    async def open(self) -> LogProvider:
+        return SegmentedLog({"memory": MemoryLog(self.storage)}, "memory", self.metadata)
 
     async def cleanup(self) -> None:
         pass

@@ -12,19 +12,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from log_harness import EtcdHarness, Harness, MemoryHarness, RocksDbHarness, numbers, rec
+from log_harness import EtcdHarness, Harness, MemoryHarness, RocksDbHarness, SegmentsHarness, numbers, rec
 from restate_server.log.api import Fenced, LogClosedError, LogEntry, LogProvider, Sealed, TrimGap
 
 P = 3  # a partition other than 0, so keys of partition 0 would not be read by accident
 
 
-@pytest.fixture(params=["memory", "rocksdb", "etcd"])
+@pytest.fixture(params=["memory", "rocksdb", "etcd", "segments"])
 async def harness(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
     h: Harness
     if request.param == "memory":
         h = MemoryHarness()
     elif request.param == "rocksdb":
         h = RocksDbHarness(tmp_path / "log")
+    elif request.param == "segments":
+        h = SegmentsHarness()
     else:
         from etcd_cluster import unique_prefix
 

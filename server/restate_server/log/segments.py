@@ -60,10 +60,15 @@ class SegmentedLog:
 
     # ---- the chain itself
     async def extend(self, partition: int, provider: str, loglet_id: int) -> Chain:
-        """Seal the writable segment and continue the log on ``provider`` (loglet ``loglet_id``)."""
-        await self.seal(partition)
+        """Seal the writable segment and continue the log on ``provider`` (loglet ``loglet_id``).
+
+        The seal and the new segment are recorded in one metadata write, so a tail never sees the
+        chain sealed without a successor (which means the whole log is sealed).
+        """
         _, chain = await self._load(partition)
-        extended = chain.extended(provider, loglet_id)
+        current, segment = self._writable(partition)
+        tail = segment.offset + await current.seal(segment.loglet_id)
+        extended = chain.sealed_at(tail).extended(provider, loglet_id)
         await self._store(partition, extended)
         return extended
 
@@ -100,9 +105,19 @@ class SegmentedLog:
         provider, shift = self._providers[segment.provider], segment.offset
         try:
             found = await provider.read(segment.loglet_id, start - shift, last - shift)
-        except TrimGap as gap:
-            raise TrimGap(partition, gap.trim_point + shift) from None
+        except TrimGap:
+            raise TrimGap(partition, await self._trim_point(partition)) from None
         return [(lsn + shift, record) for lsn, record in found]
+
+    async def _trim_point(self, partition: int) -> int:
+        """The chain's trim point: a fully trimmed segment hands over to the next one's."""
+        _, chain = await self._load(partition)
+        point = 0
+        for segment in chain.segments:
+            state = await self._providers[segment.provider].find_tail(segment.loglet_id)
+            if state.trim_point:
+                point = max(point, state.trim_point + segment.offset)
+        return point
 
     async def tail(self, partition: int, from_lsn: int) -> AsyncIterator[list[LogEntry]]:
         nxt = from_lsn
@@ -115,23 +130,26 @@ class SegmentedLog:
                 async for batch in provider.tail(segment.loglet_id, max(nxt, segment.base_lsn) - shift):
                     nxt = batch[-1][0] + shift + 1
                     yield [(lsn + shift, record) for lsn, record in batch]
-            except TrimGap as gap:
-                raise TrimGap(partition, gap.trim_point + shift) from None
-            while chain.last.base_lsn == segment.base_lsn:  # sealed; the next segment is not recorded yet
-                await asyncio.sleep(CHAIN_POLL_INTERVAL)
+            except TrimGap:
+                raise TrimGap(partition, await self._trim_point(partition)) from None
+            while True:  # the segment is sealed: find what comes after it
                 self._chains.pop(partition, None)
                 _, chain = await self._load(partition)
+                if chain.last.base_lsn != segment.base_lsn:
+                    break
+                if chain.last.sealed_tail is not None:
+                    return  # sealed with no successor: the whole log is sealed
+                await asyncio.sleep(CHAIN_POLL_INTERVAL)  # sealed by a seal still being recorded
 
     async def find_tail(self, partition: int) -> TailState:
         await self._load(partition)
         provider, segment = self._writable(partition)
         state = await provider.find_tail(segment.loglet_id)
-        trim_point = state.trim_point + segment.offset if state.trim_point else 0
         return TailState(
             next_lsn=state.next_lsn + segment.offset,
             sealed=state.sealed,
             epoch=state.epoch,
-            trim_point=trim_point,
+            trim_point=await self._trim_point(partition),
         )
 
     async def trim(self, partition: int, up_to_lsn: int) -> int:
