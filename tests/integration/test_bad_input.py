@@ -120,3 +120,4 @@ def test_register_non_sdk_http_server(server: Server, sdk: Sdk) -> None:
         httpd.shutdown()
     server.register(sdk.uri)
     _ok(server)
+
