@@ -143,6 +143,19 @@ async def test_log_stale_epoch_is_fenced_and_writes_nothing(log: LogProvider) ->
     assert await log.append(P, [rec(3)], 2) == 2
 
 
+async def test_log_acquire_lands_or_fences_appends_in_flight(log: LogProvider) -> None:
+    await log.acquire(P, 1)
+    futures = [log.submit(P, [rec(n)], 1) for n in range(1, 6)]
+    tail = await log.acquire(P, 2)  # the old epoch's appends are still in flight
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    landed = [r for r in results if isinstance(r, int)]
+    assert all(isinstance(r, Fenced) for r in results if not isinstance(r, int))
+    assert landed == list(range(1, len(landed) + 1))
+    assert tail == len(landed) + 1
+    assert await log.append(P, [rec(9)], 2) == tail
+    assert numbers(await log.read(P, 1, tail)) == [*range(1, len(landed) + 1), 9]
+
+
 async def test_log_fence_of_a_second_writer(harness: Harness, log: LogProvider) -> None:
     """A second provider instance (another node for etcd) takes over; the first one is fenced."""
     if not isinstance(harness, EtcdHarness):

@@ -109,6 +109,8 @@ class EtcdLog:
         self._sealed: set[int] = set()
         self._next: dict[int, int] = {}
         self._pending: list[_Pending] = []
+        self._outstanding: dict[int, int] = {}  # loglet -> appends not yet acknowledged or failed
+        self._settled: dict[int, asyncio.Future[None]] = {}  # loglet -> resolved when that reaches 0
         self._flusher: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -142,7 +144,9 @@ class EtcdLog:
             if epoch <= current_epoch:
                 raise Fenced(partition, epoch, current_epoch)
             revision = current.kvs[0].mod_revision if current.kvs else 0
-            await self._drain()
+            # no appends until the new epoch is up; those already submitted land (or fail) first
+            self._epoch.pop(partition, None)
+            await self._quiet(partition)
             start, end = self._batches(partition)
             response = await self._client.txn(
                 [etcd.modified_at(fence, revision)],
@@ -163,7 +167,7 @@ class EtcdLog:
 
     async def seal(self, partition: int) -> int:
         self._check_open()
-        await self._drain()
+        await self._quiet(partition)
         fence = self._fence_key(partition)
         while True:
             current = await self._client.range(fence)
@@ -215,6 +219,7 @@ class EtcdLog:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._pending.append(_Pending(partition, epoch, first, records, [encode(r) for r in records], future))
+        self._outstanding[partition] = self._outstanding.get(partition, 0) + 1
         if self._flusher is None:
             self._idle.clear()
             self._flusher = loop.create_task(self._flush(), name="etcd-log-group-commit")
@@ -238,6 +243,8 @@ class EtcdLog:
             grows = sum(len(p) for p in append.payloads)
             if taken and (size + grows > MAX_TXN_BYTES or (batch is None and len(batches) >= MAX_TXN_KEYS)):
                 break
+            if batch is not None and batch.epoch != append.epoch:
+                break  # a key holds one epoch's appends
             if batch is None:
                 batches[append.partition] = _Batch(append.partition, append.epoch, append.first, [append])
             else:
@@ -299,15 +306,36 @@ class EtcdLog:
         for append in batch.appends:
             if not append.future.done():
                 append.future.set_result(append.first + len(append.records) - 1)
+        self._settle(batch.partition, len(batch.appends))
 
     def _fail(self, batch: _Batch, error: Exception) -> None:
         """Fail the batch and every later append of its partition; their LSNs are reused (no gap)."""
         later = [p for p in self._pending if p.partition == batch.partition]
         self._pending = [p for p in self._pending if p.partition != batch.partition]
-        self._next[batch.partition] = batch.first
+        if self._epoch.get(batch.partition) == batch.epoch:  # not re-acquired meanwhile
+            self._next[batch.partition] = batch.first
         for append in [*batch.appends, *later]:
             if not append.future.done():
                 append.future.set_exception(error)
+        self._settle(batch.partition, len(batch.appends) + len(later))
+
+    def _settle(self, partition: int, count: int) -> None:
+        left = self._outstanding[partition] - count
+        if left:
+            self._outstanding[partition] = left
+            return
+        del self._outstanding[partition]
+        waiter = self._settled.pop(partition, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _quiet(self, partition: int) -> None:
+        """Wait until every append submitted to ``partition`` so far was acknowledged or failed."""
+        while self._outstanding.get(partition):
+            waiter = self._settled.get(partition)
+            if waiter is None:
+                waiter = self._settled[partition] = asyncio.get_running_loop().create_future()
+            await waiter
 
     async def _drain(self) -> None:
         while not self._idle.is_set():
