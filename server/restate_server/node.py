@@ -49,6 +49,8 @@ def _open_log_db(path: Path) -> Database:
             path, cache_bytes=2 * 1024 * 1024, write_buffer_bytes=4 * 1024 * 1024, strict_wal=True
         )
     except Exception as exc:  # rocksdict raises plain Exception("Corruption: ...")
+        if "Corruption" not in str(exc):
+            raise
         raise LogCorrupted(
             f"the log at {path} cannot be opened ({exc}); refusing to start rather than dropping"
             " acknowledged records"

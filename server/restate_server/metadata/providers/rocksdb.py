@@ -32,6 +32,8 @@ class RocksDbMetadataStore:
         path.mkdir(parents=True, exist_ok=True)
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
+        # a WAL corrupted before its last record refuses to open instead of dropping later writes
+        options.set_wal_recovery_mode(rocksdict.DBRecoveryMode.tolerate_corrupted_tail_records())
         self._db = rocksdict.Rdict(str(path), options)
         sync = rocksdict.WriteOptions()
         sync.sync = True  # acknowledged metadata must survive a power cut, as upstream's store does
