@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from restate_server.log.api import Chain, LogEntry, LogProvider, Segment, TailState, TrimGap
 from restate_server.log.records import Record
-from restate_server.metadata.api import ABSENT, MetadataStore
+from restate_server.metadata.api import ABSENT, MetadataStore, PreconditionFailed
 
 CHAIN_KEY = "log-chain/{partition}"
 CHAIN_POLL_INTERVAL = 0.05  # seconds between looks for the segment after a sealed one
@@ -42,7 +42,10 @@ class SegmentedLog:
         stored = await self._metadata.get(key)
         if stored is None:
             chain = Chain(segments=(Segment(provider=self._default, loglet_id=partition, base_lsn=1),))
-            version = await self._metadata.put(key, _encode(chain), expected_version=ABSENT)
+            try:
+                version = await self._metadata.put(key, _encode(chain), expected_version=ABSENT)
+            except PreconditionFailed:  # another node created it first: use theirs
+                return await self._load(partition)
         else:
             version, chain = stored.version, Chain.from_wire(json.loads(stored.value))
         self._chains[partition] = (version, chain)
@@ -74,6 +77,7 @@ class SegmentedLog:
 
     # ---- the log API
     async def acquire(self, partition: int, epoch: int) -> int:
+        self._chains.pop(partition, None)  # a new sequencer starts from the chain as recorded now
         await self._load(partition)
         provider, segment = self._writable(partition)
         return segment.offset + await provider.acquire(segment.loglet_id, epoch)
