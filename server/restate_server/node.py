@@ -1,8 +1,10 @@
 """A single node: opens the storage, replays the partitions, leads them, and serves HTTP.
 
-Start-up order matters for durability: every partition replays its log suffix before anything
-new is accepted, then each announces a new leader epoch through its own log, and only when that
-record is applied does the leader resume in-flight invocations, timers and outbox deliveries.
+Start-up order matters for durability: every partition checks that its log reaches the store's
+applied LSN (refusing to start otherwise) and replays its log suffix before anything new is
+accepted; then the node acquires each partition's log with a new epoch (fencing older writers),
+announces that leader epoch through the log, and only when that record is applied does the leader
+resume in-flight invocations, timers and outbox deliveries.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -22,8 +24,9 @@ from restate_server.config import Config
 from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
+from restate_server.log.api import LogCorrupted
 from restate_server.log.providers.rocksdb import RocksDbLog
-from restate_server.log.records import AnnounceLeader, Record
+from restate_server.log.records import AnnounceLeader
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.observability import metrics
 from restate_server.rocksdb import Database
@@ -38,6 +41,21 @@ log = logging.getLogger(__name__)
 
 _NUM_PARTITIONS_KEY = b"#num_partitions"
 LOG_TRIM_INTERVAL = 60.0  # seconds between store flushes that let the log be trimmed
+
+
+def _open_log_db(path: Path) -> Database:
+    """The log's RocksDB; a WAL corrupted before its tail stops the node instead of losing records."""
+    try:
+        return Database(
+            path, cache_bytes=2 * 1024 * 1024, write_buffer_bytes=4 * 1024 * 1024, strict_wal=True
+        )
+    except Exception as exc:  # rocksdict raises plain Exception("Corruption: ...")
+        if "Corruption" not in str(exc):
+            raise
+        raise LogCorrupted(
+            f"the log at {path} cannot be opened ({exc}); refusing to start rather than dropping"
+            " acknowledged records"
+        ) from exc
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -56,9 +74,7 @@ class Node:
         started = time.monotonic()
         data_dir = config.node_dir
         # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
-        self.log_db = Database(
-            data_dir / "log", cache_bytes=2 * 1024 * 1024, write_buffer_bytes=4 * 1024 * 1024
-        )
+        self.log_db = _open_log_db(data_dir / "log")
         # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
         # replay the log from the last applied LSN that reached an SST file.
         self.db = Database(data_dir / "db", wal=False)
@@ -79,9 +95,17 @@ class Node:
             for p in range(num_partitions)
         ]
         self.processors = processors
-        self.log.set_listener(self._on_append)
-        replayed = sum(p.replay() for p in processors)
-        epoch = max(p.leader_epoch for p in processors) + 1
+        try:
+            replayed = 0
+            for p in processors:
+                replayed += await p.replay()
+        except LogCorrupted as exc:
+            raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
+        tails = [await self.log.find_tail(p.partition) for p in processors]
+        # above every epoch seen, including one acquired by a run that crashed before announcing it
+        epoch = max([*(p.leader_epoch for p in processors), *(t.epoch for t in tails)]) + 1
+        for p in processors:
+            await self.log.acquire(p.partition, epoch)
         self.leader = Leader(
             config=config,
             db=self.db,
@@ -102,10 +126,14 @@ class Node:
         self.leader.start()
         self.tasks.append(asyncio.get_running_loop().create_task(self._trim_logs(), name="log-trimmer"))
         await asyncio.gather(
-            *(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)]) for p in processors)
+            *(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)], epoch) for p in processors)
         )
         worker = WorkerHandle(
-            db=self.db, log_provider=self.log, waiters=self.waiters, num_partitions=num_partitions
+            db=self.db,
+            log_provider=self.log,
+            waiters=self.waiters,
+            num_partitions=num_partitions,
+            sequencer_epoch=lambda _partition: epoch,
         )
         ingress = Ingress(config, self.registry, worker)
         admin_ctx = AdminContext(
@@ -153,9 +181,6 @@ class Node:
             h.name: (str(h.ty) if h.ty is not None else None) for h in service.handlers.values()
         }
 
-    def _on_append(self, partition: int, first_lsn: int, records: Sequence[Record]) -> None:
-        self.processors[partition].on_append(first_lsn, records)
-
     def _ingress_endpoint(self) -> str:
         if self.config.ingress.advertised_ingress_endpoint:
             return self.config.ingress.advertised_ingress_endpoint
@@ -191,7 +216,7 @@ class Node:
             await asyncio.to_thread(self.db.flush)
             for partition, lsn in applied:
                 if lsn > 0:
-                    self.log.trim(partition, lsn)
+                    await self.log.trim(partition, lsn)
 
     async def stop(self) -> None:
         for runner in reversed(self.runners):

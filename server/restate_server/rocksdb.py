@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Cache, DBRecoveryMode, Options, Rdict, WriteBatch, WriteOptions
 
 
 class Database:
@@ -24,6 +24,7 @@ class Database:
         wal: bool = True,
         cache_bytes: int = 8 * 1024 * 1024,
         write_buffer_bytes: int = 8 * 1024 * 1024,
+        strict_wal: bool = False,
     ) -> None:
         path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
@@ -36,6 +37,10 @@ class Database:
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)
         opts.set_max_log_file_size(1024 * 1024)
+        if strict_wal:
+            # Refuse to open when the WAL is corrupt anywhere but a torn last record; RocksDB's
+            # default (point in time) silently drops everything after the first bad record.
+            opts.set_wal_recovery_mode(DBRecoveryMode.tolerate_corrupted_tail_records())
         self._db = Rdict(str(path), opts)
         self._sync = WriteOptions()
         self._sync.sync = True

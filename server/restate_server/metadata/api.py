@@ -1,14 +1,18 @@
 """The metadata store API: a versioned key-value map with compare-and-set.
 
-Cluster-wide facts (the schema registry, later partition placement and leader epochs) live here, not in
-a partition's log. Every value carries a version that grows by one on each write, and a write can be
-made conditional on the version it was computed from, so two writers never silently overwrite each
-other. Providers (memory, RocksDB, later etcd) implement :class:`MetadataStore`; nothing above this
-module knows which one is in use.
+Cluster-wide facts (the schema registry, partition placement, leader epochs, log chains) live here,
+not in a partition's log. Every value carries a version that grows by one on each write, and a write
+can be made conditional on the version it was computed from, so two writers never silently overwrite
+each other. A watch follows a key or a prefix. Providers (memory, RocksDB, etcd) implement
+:class:`MetadataStore`; those a cluster runs on (memory for tests, etcd) also implement
+:class:`LeasedStore`: keys that disappear when their writer stops renewing a lease (liveness, leader
+leases). Nothing above this module knows which provider is in use.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -40,6 +44,14 @@ ABSENT = 0
 """The version to expect when the key must not exist yet."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Change:
+    """What a watch reports: a key's new value, or ``None`` once it was deleted (or its lease expired)."""
+
+    key: str
+    value: Versioned | None
+
+
 class MetadataStore(Protocol):
     """Versioned key-value storage with compare-and-set; writes are durable when they return."""
 
@@ -60,8 +72,38 @@ class MetadataStore(Protocol):
         """Remove ``key`` (same precondition rules as :meth:`put`)."""
         ...
 
+    def watch(self, key: str, *, prefix: bool = False) -> AsyncGenerator[Change, None]:
+        """The current value of ``key`` (of every key under it, with ``prefix``), then each change, in order.
+
+        Starting with the current state makes get-then-watch race free. After the provider lost
+        history (reconnect, compaction) it may report a key's current value again, never skip one.
+        """
+        ...
+
     async def close(self) -> None:
         """Release the provider's resources."""
+        ...
+
+
+class LeasedStore(MetadataStore, Protocol):
+    """A store with leases: a key written under a lease is deleted when the lease expires."""
+
+    async def put(
+        self, key: str, value: bytes, *, expected_version: int | None, lease: int | None = None
+    ) -> int:
+        """:meth:`MetadataStore.put`, optionally attaching the key to ``lease``."""
+        ...
+
+    async def grant_lease(self, ttl: int) -> int:
+        """A new lease living ``ttl`` seconds unless kept alive; returns its id."""
+        ...
+
+    async def keep_alive(self, lease: int) -> bool:
+        """Renew the lease for another TTL; ``False`` when it had already expired (its keys are gone)."""
+        ...
+
+    async def revoke_lease(self, lease: int) -> None:
+        """End the lease now, deleting its keys."""
         ...
 
 

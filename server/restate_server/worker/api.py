@@ -8,6 +8,7 @@ Reads of committed rows (an invocation's status for attach/output) go straight t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from restate_server.ids import InvocationId, partition_of
 from restate_server.log.api import LogProvider
@@ -22,10 +23,17 @@ from restate_server.worker.waiters import Waiters
 
 class WorkerHandle:
     def __init__(
-        self, *, db: Database, log_provider: LogProvider, waiters: Waiters, num_partitions: int
+        self,
+        *,
+        db: Database,
+        log_provider: LogProvider,
+        waiters: Waiters,
+        num_partitions: int,
+        sequencer_epoch: Callable[[int], int],
     ) -> None:
         self.db = db
         self.log = log_provider
+        self.sequencer_epoch = sequencer_epoch  # partition -> the epoch its log was acquired with
         self.waiters = waiters
         self.num_partitions = num_partitions
 
@@ -37,7 +45,8 @@ class WorkerHandle:
         request_id, future = self.waiters.new_submit()
         record.submit_request = request_id  # type: ignore[attr-defined]
         try:
-            await self.log.submit(self.partition_for(partition_key), [record])
+            partition = self.partition_for(partition_key)
+            await self.log.submit(partition, [record], self.sequencer_epoch(partition))
             return await future
         finally:
             self.waiters.drop_submit(request_id)

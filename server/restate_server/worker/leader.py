@@ -113,7 +113,7 @@ class Leader:
     # ---- proposals
     def _propose_record(self, partition: int, record: Record) -> asyncio.Future[int]:
         record.epoch = self.epoch
-        return self.log.submit(partition, [record])
+        return self.log.submit(partition, [record], self.epoch)
 
     def propose(self, partition: int, effect: InvokerEffect) -> Awaitable[int]:
         return self._propose_record(partition, effect)
@@ -182,7 +182,7 @@ class Leader:
                 for seq, target, data in queue:
                     record = decode(data)
                     record.dedup = (partition, seq)
-                    futures.append(self.log.submit(target, [record]))
+                    futures.append(self.log.submit(target, [record], self.epoch))
                 await asyncio.gather(*futures)
                 batch = new_batch()
                 for seq, _target, _data in queue:

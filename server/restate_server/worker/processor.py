@@ -1,9 +1,10 @@
 """Partition processor: applies its log, in order, to the partition store.
 
-On start it replays the log suffix after the last applied LSN (actions dropped: they were either
-carried out before the crash, or are re-derived when leadership starts). Then it applies durable
-appends as the log listener hands them over, one batch per transaction, commits, and only then
-gives the batch's actions to the leader (upstream: `partition/mod.rs`).
+On start it checks that its log still holds everything after the store's last applied LSN and
+replays that suffix (actions dropped: they were either carried out before the crash, or are
+re-derived when leadership starts). Then it follows the log's tail (in process, the records just
+made durable, never read back), applies each batch in one transaction, commits, and only then gives
+the batch's actions to the leader (upstream: `partition/mod.rs`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from restate_server.log.api import LogProvider
-from restate_server.log.records import AnnounceLeader, Record
+from restate_server.log.api import LogCorrupted, LogEntry, LogProvider
+from restate_server.log.records import AnnounceLeader
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm
 from restate_server.storage.transaction import Transaction
@@ -47,57 +47,62 @@ class PartitionProcessor:
         self.applied_lsn = 0
         self.last_now = 0
         self.leader_epoch = 0
-        self._queue: deque[tuple[int, Record]] = deque()
-        self._wakeup = asyncio.Event()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
         self.on_actions: ActionSink | None = None
         self.on_leadership: LeadershipStarted | None = None
 
-    def on_append(self, first_lsn: int, records: Sequence[Record]) -> None:
-        for offset, record in enumerate(records):
-            self._queue.append((first_lsn + offset, record))
-        self._wakeup.set()
+    async def replay(self) -> int:
+        """Apply what the log has beyond the store; returns the number of records replayed.
 
-    def replay(self) -> int:
-        """Apply what the log has beyond the store; returns the number of records replayed."""
+        Raises :class:`LogCorrupted` when the log no longer reaches the store: its retained records
+        ``trim_point + 1 .. next_lsn - 1`` must include everything after ``applied_lsn``, i.e.
+        ``trim_point <= applied_lsn < next_lsn``.
+        """
         txn = Transaction(self.db)
         self.applied_lsn = fsm.get_int(txn, self.partition, fsm.APPLIED_LSN)
         self.last_now = fsm.get_int(txn, self.partition, fsm.LAST_NOW)
         self.leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)
+        tail = await self.log.find_tail(self.partition)
+        if not tail.trim_point <= self.applied_lsn < tail.next_lsn:
+            raise LogCorrupted(
+                f"partition {self.partition}: the partition store applied up to LSN {self.applied_lsn}"
+                f" but the log holds LSNs {tail.trim_point + 1}..{tail.next_lsn - 1}"
+                f" (trim point {tail.trim_point}, next LSN {tail.next_lsn}): acknowledged records are missing"
+            )
         replayed = 0
-        batch: list[tuple[int, Record]] = []
-        for item in self.log.read(self.partition, self.applied_lsn + 1):
-            batch.append(item)
-            if len(batch) >= MAX_BATCH:
-                self._apply(batch)
-                replayed += len(batch)
-                batch = []
-        if batch:
+        while self.applied_lsn + 1 < tail.next_lsn:
+            last = min(self.applied_lsn + MAX_BATCH, tail.next_lsn - 1)
+            batch = await self.log.read(self.partition, self.applied_lsn + 1, last)
+            if not batch or batch[0][0] != self.applied_lsn + 1:
+                raise LogCorrupted(
+                    f"partition {self.partition}: LSN {self.applied_lsn + 1} is missing from the log"
+                )
             self._apply(batch)
             replayed += len(batch)
         return replayed
 
     async def run(self) -> None:
-        while True:
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
-            batch = [(lsn, r) for lsn, r in batch if lsn > self.applied_lsn]
-            if not batch:
-                continue
-            actions = self._apply(batch)
-            if actions and self.on_actions is not None:
-                self.on_actions(self.partition, actions)
-            if (
-                any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch)
-                and self.on_leadership is not None
-            ):
-                self.on_leadership(self.partition)
-            self._release_waiters()
+        """Apply durable appends as the log's tail delivers them, forever."""
+        async for entries in self.log.tail(self.partition, self.applied_lsn + 1):
+            for start in range(0, len(entries), MAX_BATCH):
+                self._apply_live(entries[start : start + MAX_BATCH])
 
-    def _apply(self, batch: list[tuple[int, Record]]) -> list[act.Action]:
+    def _apply_live(self, batch: list[LogEntry]) -> None:
+        batch = [(lsn, r) for lsn, r in batch if lsn > self.applied_lsn]
+        if not batch:
+            return
+        actions = self._apply(batch)
+        if actions and self.on_actions is not None:
+            self.on_actions(self.partition, actions)
+        if (
+            any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch)
+            and self.on_leadership is not None
+        ):
+            self.on_leadership(self.partition)
+        self._release_waiters()
+
+    def _apply(self, batch: list[LogEntry]) -> list[act.Action]:
         txn = Transaction(self.db)
         # time only moves with the records' own timestamps, so a replay sees the same clock
         ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)

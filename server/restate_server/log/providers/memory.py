@@ -1,51 +1,51 @@
-"""In-memory log provider, for tests of the state machine and the contract suite."""
+"""In-memory log provider: the shared local engine over a dict, for tests and the contract suite.
+
+Records are kept encoded, as on disk, so the codec runs on every path a RocksDB log would take.
+Reopening is ``MemoryLog(storage=old.storage)``: the storage outlives a closed log.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from restate_server.log.api import AppendListener, LogClosedError
-from restate_server.log.records import Record
+from restate_server.log.providers.local import LocalLog, Meta
 
 
-class MemoryLog:
+class MemoryStorage:
     def __init__(self) -> None:
-        self._logs: dict[int, list[tuple[int, Record]]] = {}
-        self._next: dict[int, int] = {}
-        self._listener: AppendListener | None = None
-        self._closed = False
+        self.records: dict[int, dict[int, bytes]] = {}
+        self.meta: dict[int, Meta] = {}
 
-    async def append(self, partition: int, records: Sequence[Record]) -> int:
-        return await self.submit(partition, records)
+    def load(self, partition: int) -> tuple[Meta, int]:
+        meta = self.meta.get(partition, Meta())
+        records = self.records.get(partition)
+        last = max(records) if records else 0
+        return meta, max(last, meta.trim_point) + 1
 
-    def submit(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
-        """Append now; the returned future is already resolved."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if self._closed:
-            future.set_exception(LogClosedError("log is closed"))
-            return future
-        first = self._next.get(partition, 1)
-        log = self._logs.setdefault(partition, [])
-        for offset, record in enumerate(records):
-            log.append((first + offset, record))
-        self._next[partition] = first + len(records)
-        if self._listener is not None:
-            self._listener(partition, first, records)
-        future.set_result(first + len(records) - 1)
-        return future
+    def write(self, batches: Sequence[tuple[int, int, Sequence[bytes]]]) -> None:
+        for partition, first, payloads in batches:
+            log = self.records.setdefault(partition, {})
+            for offset, payload in enumerate(payloads):
+                log[first + offset] = payload
 
-    def read(self, partition: int, from_lsn: int) -> Iterator[tuple[int, Record]]:
-        return iter([(lsn, r) for lsn, r in self._logs.get(partition, []) if lsn >= from_lsn])
+    def write_meta(self, partition: int, meta: Meta) -> None:
+        self.meta[partition] = meta
 
-    def tail(self, partition: int) -> int:
-        return self._next.get(partition, 1)
+    def trim(self, partition: int, meta: Meta) -> None:
+        log = self.records.get(partition, {})
+        for lsn in [lsn for lsn in log if lsn <= meta.trim_point]:
+            del log[lsn]
+        self.meta[partition] = meta
 
-    def trim(self, partition: int, up_to_lsn: int) -> None:
-        self._logs[partition] = [(lsn, r) for lsn, r in self._logs.get(partition, []) if lsn > up_to_lsn]
+    def read(self, partition: int, from_lsn: int, to_lsn: int) -> list[tuple[int, bytes]]:
+        log = self.records.get(partition, {})
+        return [(lsn, log[lsn]) for lsn in range(from_lsn, to_lsn + 1) if lsn in log]
 
-    def set_listener(self, listener: AppendListener) -> None:
-        self._listener = listener
+    def close(self) -> None:
+        """The records stay, for a reopen."""
 
-    async def close(self) -> None:
-        self._closed = True
+
+class MemoryLog(LocalLog):
+    def __init__(self, storage: MemoryStorage | None = None) -> None:
+        self.storage = storage if storage is not None else MemoryStorage()
+        super().__init__(self.storage)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import rocksdict
 
 from restate_server.metadata import api
+from restate_server.metadata.watchers import Watchers
 
 _VERSION = struct.Struct(">Q")
 
@@ -30,11 +32,14 @@ class RocksDbMetadataStore:
         path.mkdir(parents=True, exist_ok=True)
         options = rocksdict.Options(raw_mode=True)
         options.create_if_missing(True)
+        # a WAL corrupted before its last record refuses to open instead of dropping later writes
+        options.set_wal_recovery_mode(rocksdict.DBRecoveryMode.tolerate_corrupted_tail_records())
         self._db = rocksdict.Rdict(str(path), options)
         sync = rocksdict.WriteOptions()
         sync.sync = True  # acknowledged metadata must survive a power cut, as upstream's store does
         self._db.set_write_options(sync)
         self._lock = asyncio.Lock()
+        self._watchers = Watchers()
 
     @classmethod
     def open(cls, base_dir: Path) -> RocksDbMetadataStore:
@@ -56,13 +61,36 @@ class RocksDbMetadataStore:
             api.check_precondition(key, current, expected_version)
             version = (current.version if current else api.ABSENT) + 1
             await asyncio.to_thread(self._db.put, key.encode(), _VERSION.pack(version) + bytes(value))
+            self._watchers.publish(
+                api.Change(key=key, value=api.Versioned(version=version, value=bytes(value)))
+            )
             return version
 
     async def delete(self, key: str, *, expected_version: int | None) -> None:
         """See :meth:`api.MetadataStore.delete`."""
         async with self._lock:
-            api.check_precondition(key, self._read(key), expected_version)
+            current = self._read(key)
+            api.check_precondition(key, current, expected_version)
             await asyncio.to_thread(self._db.delete, key.encode())
+            if current is not None:
+                self._watchers.publish(api.Change(key=key, value=None))
+
+    def watch(self, key: str, *, prefix: bool = False) -> AsyncGenerator[api.Change, None]:
+        """See :meth:`api.MetadataStore.watch`."""
+
+        def snapshot() -> list[api.Change]:
+            if not prefix:
+                current = self._read(key)
+                return [] if current is None else [api.Change(key=key, value=current)]
+            changes = []
+            it = self._db.iter()
+            it.seek(key.encode())
+            while it.valid() and it.key().startswith(key.encode()):
+                changes.append(api.Change(key=it.key().decode(), value=_decode(it.value())))
+                it.next()
+            return changes
+
+        return self._watchers.follow(key, prefix, snapshot)
 
     async def close(self) -> None:
         """Flush and close the database."""
