@@ -156,10 +156,9 @@ async def test_log_acquire_lands_or_fences_appends_in_flight(log: LogProvider) -
     assert numbers(await log.read(P, 1, tail)) == [*range(1, len(landed) + 1), 9]
 
 
+@pytest.mark.parametrize("harness", ["etcd"], indirect=True)  # a local log has exactly one writer process
 async def test_log_fence_of_a_second_writer(harness: Harness, log: LogProvider) -> None:
-    """A second provider instance (another node for etcd) takes over; the first one is fenced."""
-    if not isinstance(harness, EtcdHarness):
-        pytest.skip("a local log has exactly one writer: the process that opened it")
+    """A second provider instance (another node) takes over; the first one is fenced."""
     await log.acquire(P, 1)
     await log.append(P, [rec(1)], 1)
     other = await harness.open()
