@@ -23,16 +23,19 @@ class Promise:
     waiters: list[tuple[bytes, int]] = field(default_factory=list)
 
 
-def get(txn: Transaction, partition: int, service: str, key: str, name: str) -> Promise | None:
-    data = txn.get(keys.promise(partition, service, key, name))
-    if data is None:
-        return None
+def decode(data: bytes) -> Promise:
+    """A stored promise row (also read by the SQL `sys_promise` table)."""
     row = msgpack.unpackb(data, raw=False)
     result = row["result"]
     return Promise(
         result=None if result is None else result_from_wire(result),
         waiters=[(w[0], w[1]) for w in row["waiters"]],
     )
+
+
+def get(txn: Transaction, partition: int, service: str, key: str, name: str) -> Promise | None:
+    data = txn.get(keys.promise(partition, service, key, name))
+    return None if data is None else decode(data)
 
 
 def put(txn: Transaction, partition: int, service: str, key: str, name: str, promise: Promise) -> None:

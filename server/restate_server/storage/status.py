@@ -7,6 +7,7 @@ memory; on disk they keep their original string and list forms, converted in `en
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -95,7 +96,7 @@ class InvocationStatus:
         return self.completed_at + max(self.completion_retention, self.journal_retention)
 
     def encode(self) -> bytes:
-        values = [getattr(self, name) for name in _FIELDS]
+        values = list(_ALL_FIELDS(self))
         values[_STATUS] = self.status.value
         if self.waiting is not None:
             values[_WAITING] = suspended_to_wire(self.waiting)
@@ -116,6 +117,7 @@ class InvocationStatus:
 
 
 _FIELDS = [f for f in InvocationStatus.__dataclass_fields__]
+_ALL_FIELDS = operator.attrgetter(*_FIELDS)  # one C call instead of a getattr per field
 _STATUS, _WAITING, _RESULT = (_FIELDS.index(name) for name in ("status", "waiting", "result"))
 
 

@@ -170,7 +170,7 @@ def test_an_internal_error_fails_the_invocation_with_a_stable_message(
     txn.commit()
     with caplog.at_level(logging.ERROR):
         actions = env.apply(rec.Terminate(invocation_id=inv, mode="kill", submit_request=9))
-    assert _violation(actions, inv) == "internal error applying a record of kind TERMINATE"
+    assert _violation(actions, inv) == "internal error applying a Terminate record"
     [outcome] = [a for a in actions if isinstance(a, act.SubmitOutcome)]
     assert (outcome.outcome, outcome.result) == (act.Outcome.COMPLETED, completed(actions)[inv])
     assert any(r.exc_info is not None for r in caplog.records)
@@ -194,18 +194,30 @@ def test_a_record_that_cannot_fail_anything_is_skipped_and_the_next_one_applies(
         )
     assert actions == []
     assert env.dump() == before
-    assert "skipped a record of kind PATCH_STATE" in caplog.text
-    assert "skipped a record of kind TIMER_FIRED" in caplog.text
+    assert "skipped a PatchState record" in caplog.text
+    assert "skipped a TimerFired record" in caplog.text
     env.apply(rec.TruncateOutbox(up_to_seq=0))
     assert env.outbox() == []
 
 
 def test_an_unknown_record_type_is_skipped(env: TestEnv, caplog: pytest.LogCaptureFixture) -> None:
     class Stray(rec.Record):
-        kind = rec.RecordKind.ANNOUNCE_LEADER
+        """Not a record kind the codec or the state machine knows."""
 
     before = env.dump()
     with caplog.at_level(logging.ERROR):
         assert env.apply(Stray()) == []
     assert env.dump() == before
     assert "unknown record type Stray" in caplog.text
+
+
+def test_a_record_with_a_malformed_envelope_is_skipped(
+    env: TestEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    inv = _object(env, 1)
+    bad_dedup = rec.InvocationResponse(invocation_id=inv, completion_id=1, result=rec.Void(), dedup=("x", 1))  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR):
+        env.apply(bad_dedup, effect(inv, SET_A))
+    assert "skipped a InvocationResponse record: malformed envelope" in caplog.text
+    assert env.must_status(inv).completed_ids == []
+    assert env.state("Counter", "k") == {b"a": b"1"}

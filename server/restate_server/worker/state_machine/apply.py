@@ -27,10 +27,11 @@ log = logging.getLogger(__name__)
 
 def apply(ctx: Context, record: rec.Record) -> None:
     """Apply one record to `ctx.txn`, appending what the leader must do to `ctx.actions`."""
-    if record.dedup is not None and fsm.seen_duplicate(ctx.txn, ctx.partition, *record.dedup):
-        return
-    if record.epoch and record.epoch < fsm.get_int(ctx.txn, ctx.partition, fsm.LEADER_EPOCH):
-        log.debug("dropping a %s record from stale epoch %s", record.kind.name, record.epoch)
+    try:
+        if _duplicate_or_fenced(ctx, record):
+            return
+    except Exception:  # a malformed envelope: nothing of the record was applied
+        log.exception("skipped a %s record: malformed envelope", type(record).__name__)
         return
     ctx.begin_record()
     try:
@@ -42,6 +43,16 @@ def apply(ctx: Context, record: rec.Record) -> None:
         _fail_record(ctx, record, error)
     else:
         ctx.end_record()
+
+
+def _duplicate_or_fenced(ctx: Context, record: rec.Record) -> bool:
+    """An outbox redelivery seen before (its position is recorded if not), or a deposed leader's."""
+    if record.dedup is not None and fsm.seen_duplicate(ctx.txn, ctx.partition, *record.dedup):
+        return True
+    if record.epoch and record.epoch < fsm.get_int(ctx.txn, ctx.partition, fsm.LEADER_EPOCH):
+        log.debug("dropped a %s record from stale epoch %s", type(record).__name__, record.epoch)
+        return True
+    return False
 
 
 def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
@@ -101,25 +112,22 @@ def _concerned_invocation(record: rec.Record) -> bytes | None:
 
 
 def _fail_record(ctx: Context, record: rec.Record, error: Exception) -> None:
+    name = type(record).__name__
     if isinstance(error, ApplyError):
         failure = rec.Failure(code=error.code, message=str(error))
-        log.warning("cannot apply a record of kind %s: %s", record.kind.name, error)
+        log.warning("cannot apply a %s record: %s", name, error)
     else:
-        failure = rec.Failure(
-            code=PROTOCOL_VIOLATION, message=f"internal error applying a record of kind {record.kind.name}"
-        )
-        log.error("cannot apply a record of kind %s", record.kind.name, exc_info=error)
+        failure = rec.Failure(code=PROTOCOL_VIOLATION, message=f"internal error applying a {name} record")
+        log.error("cannot apply a %s record", name, exc_info=error)
     ctx.begin_record()
     try:
         failed = _fail_in_place(ctx, record, failure)
     except Exception:
-        log.exception("cannot fail the invocation of a record of kind %s either", record.kind.name)
+        log.exception("cannot fail the invocation of a %s record either", name)
         failed = None
     if failed is None:
         ctx.abandon_record()
-        log.error(
-            "skipped a record of kind %s that could not be applied: %s", record.kind.name, failure.message
-        )
+        log.error("skipped a %s record that could not be applied: %s", name, failure.message)
     else:
         ctx.end_record()
         log.warning("invocation %s failed: %s", failed.hex(), failure.message)
