@@ -135,6 +135,11 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
         ),
         "980600c0c418040404040404040404040404040404040404040404040404c0a17392a576616c7565c400c0",
     ),
+    (
+        "truncate-outbox",
+        rec.TruncateOutbox(up_to_seq=300, epoch=2),
+        "940c02c0cd012c",
+    ),  # [12, epoch, dedup, seq]
 ]
 
 
