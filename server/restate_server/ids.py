@@ -12,6 +12,10 @@ so both the text form and the derivations must match upstream bit for bit:
 * Partition keys are xxh3-64 (seed 0) over Rust's ``Hash`` encoding: a string hashes as its
   UTF-8 bytes followed by ``0xff``, a u64 as 8 little-endian bytes.
 * Awakeable/signal ids are base64url (no padding) of the raw invocation id + u32 BE index.
+
+Random ids come from the OS CSPRNG (``secrets``), never from ``random``: an invocation id is
+also the capability to complete its awakeables (``sign_1`` = id + index), so seeing some ids must
+not let anyone predict the next ones (a Mersenne Twister is recovered from 624 outputs).
 """
 
 from __future__ import annotations
@@ -19,15 +23,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import random
+import secrets
 import time
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple, Self
 
 import xxhash
-
-# Ids need uniqueness, not secrecy: a seeded PRNG avoids a getrandom syscall per invocation.
-_random = random.Random()
 
 __all__ = [
     "UNSCOPED_SERVICE_PARTITION_KEY_FANOUT",
@@ -146,7 +147,7 @@ def unscoped_service_partition_key(service: str, bucket: int) -> int:
 
 def random_unscoped_partition_key(service: str) -> int:
     """Random partition key for a call to an unkeyed service without idempotency key."""
-    return unscoped_service_partition_key(service, _random.randrange(UNSCOPED_SERVICE_PARTITION_KEY_FANOUT))
+    return unscoped_service_partition_key(service, secrets.randbelow(UNSCOPED_SERVICE_PARTITION_KEY_FANOUT))
 
 
 def idempotent_partition_key(service: str, idempotency_key: str, key: str | None = None) -> int:
@@ -179,7 +180,7 @@ def partition_key_range(partition_id: int, num_partitions: int) -> tuple[int, in
 
 def _ulid_bytes() -> bytes:
     """A ULID: 48-bit ms timestamp then 80 random bits (what upstream uses for random uuids)."""
-    return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + _random.randbytes(10)
+    return (time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF).to_bytes(6, "big") + secrets.token_bytes(10)
 
 
 def _sha_uuid(*parts: str | bytes) -> bytes:

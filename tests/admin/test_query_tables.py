@@ -10,6 +10,7 @@ import pytest
 from datafusion import SessionContext
 from restate_server.admin.query import engine, journal, pushdown, render, tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
+from restate_server.log.records import Failure
 from restate_server.protocol import messages
 from restate_server.rocksdb import Database
 from restate_server.storage import inbox, state, status
@@ -21,7 +22,7 @@ NUM_PARTITIONS = 4
 
 def _status(**overrides: object) -> InvocationStatus:
     fields: dict[str, object] = {
-        "status": status.INVOKED,
+        "status": status.Status.INVOKED,
         "service": "Counter",
         "handler": "add",
         "key": "k1",
@@ -70,8 +71,14 @@ def test_sys_invocation_maps_raw_status_like_upstream_view(store: Database) -> N
     _put(store, running, _status())
     _put(store, backing_off, _status())
     _put(store, ready, _status())
-    _put(store, inboxed, _status(status=status.INBOXED))
-    _put(store, done, _status(status=status.COMPLETED, result=["failure", 409, "cancelled"], completed_at=5))
+    _put(store, inboxed, _status(status=status.Status.INBOXED))
+    _put(
+        store,
+        done,
+        _status(
+            status=status.Status.COMPLETED, result=Failure(code=409, message="cancelled"), completed_at=5
+        ),
+    )
     attempt = {
         "last_start_at": None,
         "next_retry_at": None,
@@ -117,7 +124,7 @@ def test_state_lock_and_inbox_tables(store: Database) -> None:
     pk = partition_key_for("k1")
     partition = partition_of(pk, NUM_PARTITIONS)
     holder, queued = InvocationId.generate(pk), InvocationId.generate(pk)
-    _put(store, queued, _status(status=status.INBOXED))
+    _put(store, queued, _status(status=status.Status.INBOXED))
     txn = Transaction(store)
     state.put(txn, partition, "Counter", "k1", b"count", b"7")
     inbox.lock(txn, partition, "Counter", "k1", holder.to_bytes())

@@ -15,7 +15,8 @@ from aiohttp import web
 from restate_server.admin import app as admin_app, errors
 from restate_server.ids import IdError, InvocationId
 from restate_server.log import records
-from restate_server.storage import status
+from restate_server.storage.status import Status
+from restate_server.worker.actions import Outcome
 from restate_server.worker.api import WorkerHandle
 
 _MODE_SPELLINGS = frozenset({"Cancel", "cancel", "Kill", "kill", "Purge", "purge"})  # as upstream's serde
@@ -54,7 +55,7 @@ def _already_completed(inv: InvocationId) -> errors.AdminError:
     return errors.AdminError(409, f"The invocation '{inv}' was already completed.")
 
 
-async def _submit(worker: WorkerHandle, inv: InvocationId, record: records.Record) -> str:
+async def _submit(worker: WorkerHandle, inv: InvocationId, record: records.Record) -> Outcome:
     return (await worker.submit(inv.partition_key, record)).outcome
 
 
@@ -66,7 +67,7 @@ async def cancel(request: web.Request) -> web.StreamResponse:
         worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel", now=_now())
     )
     _check_terminated(outcome, inv)
-    done_at_once = before is not None and before.status in (status.INBOXED, status.SCHEDULED)
+    done_at_once = before is not None and before.status in (Status.INBOXED, Status.SCHEDULED)
     return web.Response(status=200 if done_at_once else 202)
 
 
@@ -80,10 +81,10 @@ async def kill(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
-def _check_terminated(outcome: str, inv: InvocationId) -> None:
-    if outcome == "not_found":
+def _check_terminated(outcome: Outcome, inv: InvocationId) -> None:
+    if outcome == Outcome.NOT_FOUND:
         raise _not_found(inv)
-    if outcome == "completed":
+    if outcome == Outcome.COMPLETED:
         raise _already_completed(inv)
 
 
@@ -91,9 +92,9 @@ async def purge(request: web.Request) -> web.StreamResponse:
     """Forget a completed invocation: status, journal, and a workflow's state and promises."""
     worker, inv = _target(request)
     outcome = await _submit(worker, inv, records.Purge(invocation_ids=[inv.to_bytes()], now=_now()))
-    if outcome == "not_found":
+    if outcome == Outcome.NOT_FOUND:
         raise _not_found(inv)
-    if outcome == "not_completed":
+    if outcome == Outcome.NOT_COMPLETED:
         raise errors.AdminError(409, f"The invocation '{inv}' is not yet completed.")
     return web.Response(status=200)
 
@@ -109,11 +110,11 @@ async def resume(request: web.Request) -> web.StreamResponse:
             "Reason: changing the pinned deployment is not supported by this server",
         )
     outcome = await _submit(worker, inv, records.Resume(invocation_id=inv.to_bytes(), now=_now()))
-    if outcome == "not_found":
+    if outcome == Outcome.NOT_FOUND:
         raise _not_found(inv)
-    if outcome == "completed":
+    if outcome == Outcome.COMPLETED:
         raise errors.AdminError(409, f"The invocation '{inv}' is completed, cannot be resumed.")
-    if outcome == "not_completed":
+    if outcome == Outcome.NOT_COMPLETED:
         raise errors.AdminError(
             425, f"The invocation '{inv}' is either inboxed or scheduled, cannot be resumed."
         )
@@ -124,11 +125,11 @@ async def pause(request: web.Request) -> web.StreamResponse:
     """Pause a running or suspended invocation: 202 when paused now, 200 if it already was."""
     worker, inv = _target(request)
     outcome = await _submit(worker, inv, records.Pause(invocation_id=inv.to_bytes(), now=_now()))
-    if outcome == "not_found":
+    if outcome == Outcome.NOT_FOUND:
         raise _not_found(inv)
-    if outcome == "not_running":
+    if outcome == Outcome.NOT_RUNNING:
         raise errors.AdminError(409, f"The invocation '{inv}' is not running, cannot be paused.")
-    return web.Response(status=200 if outcome == "already_paused" else 202)
+    return web.Response(status=200 if outcome == Outcome.ALREADY_PAUSED else 202)
 
 
 async def delete(request: web.Request) -> web.StreamResponse:

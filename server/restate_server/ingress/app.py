@@ -27,13 +27,13 @@ from restate_server.ingress.errors import (
     PayloadTooLarge,
     TooManyRequests,
 )
-from restate_server.log.records import Invoke, NotifySignal, Source
+from restate_server.log.records import Failure, Invoke, NotifySignal, Result, Source, Value
 from restate_server.schema.model import HandlerType, ServiceType
 from restate_server.schema.options import invocation_options
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as st_mod
 from restate_server.web import shedding
-from restate_server.worker.actions import InvocationCompleted
+from restate_server.worker.actions import InvocationCompleted, Outcome
 from restate_server.worker.api import WorkerHandle
 
 _COMMON = {
@@ -199,24 +199,24 @@ class Ingress:
         if route.send:
             outcome = await self.worker.submit(inv.partition_key, record)
             body_json: dict[str, Any] = {"invocationId": str(inv)}
-            if outcome.execute_at is not None and outcome.outcome == "accepted":
+            if outcome.execute_at is not None and outcome.outcome == Outcome.ACCEPTED:
                 body_json["executionTime"] = datetime.fromtimestamp(
                     outcome.execute_at / 1000, tz=UTC
                 ).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-            body_json["status"] = "Accepted" if outcome.outcome == "accepted" else "PreviouslyAccepted"
+            body_json["status"] = "Accepted" if outcome.outcome == Outcome.ACCEPTED else "PreviouslyAccepted"
             return _json(202, body_json, {"x-restate-id": str(inv)})
         waiter = self.worker.wait_completion(inv.to_bytes())
         try:
             outcome = await self.worker.submit(inv.partition_key, record)
             id_header = {"x-restate-id": str(inv)}
-            if outcome.outcome == "conflict":
+            if outcome.outcome == Outcome.CONFLICT:
                 return _error(409, "the workflow method was already invoked", "invocation", id_header)
             if outcome.result is not None:
                 result, expires_at = outcome.result, outcome.expires_at
             else:
                 done = await waiter
                 result, expires_at = done.result, done.expires_at
-            if outcome.outcome != "accepted" and expires_at is not None:
+            if outcome.outcome != Outcome.ACCEPTED and expires_at is not None:
                 # upstream marks answers that come from an invocation that already existed
                 id_header["idempotency-expires"] = _rfc3339(expires_at)
             return self._result(result, output_ct, set_if_empty, id_header)
@@ -225,13 +225,12 @@ class Ingress:
 
     @staticmethod
     def _result(
-        result: list[Any], content_type: str | None, set_if_empty: bool, headers: dict[str, str]
+        result: Result, content_type: str | None, set_if_empty: bool, headers: dict[str, str]
     ) -> web.Response:
-        if result[0] == "failure":
-            code = int(result[1])
-            status = code if 100 <= code <= 599 else 500
-            return _error(status, str(result[2]), "invocation", headers)
-        value: bytes = result[1] if result[0] == "value" else b""
+        if isinstance(result, Failure):
+            status = result.code if 100 <= result.code <= 599 else 500
+            return _error(status, result.message, "invocation", headers)
+        value = result.content if isinstance(result, Value) else b""
         resp = web.Response(status=200, body=value, headers={**headers, **_COMMON})
         if content_type is not None and (value or set_if_empty):
             resp.headers["content-type"] = content_type
@@ -272,7 +271,7 @@ class Ingress:
             st = self.worker.read_status(inv)
             if st is None:
                 raise NotFound("invocation not found")
-            if st.status != st_mod.COMPLETED or st.result is None:
+            if st.status != st_mod.Status.COMPLETED or st.result is None:
                 raise NotReady()
             if st.expires_at is not None:
                 headers["idempotency-expires"] = _rfc3339(st.expires_at)
@@ -283,7 +282,7 @@ class Ingress:
             if st is None:
                 return _error(404, "not found", "invocation", headers)
             content_type, set_if_empty = self._output_rules(st)
-            if st.status == st_mod.COMPLETED and st.result is not None:
+            if st.status == st_mod.Status.COMPLETED and st.result is not None:
                 if st.expires_at is not None:
                     headers["idempotency-expires"] = _rfc3339(st.expires_at)
                 return self._result(st.result, content_type, set_if_empty, headers)
@@ -303,8 +302,10 @@ class Ingress:
         except IdError as exc:
             raise BadRequest(f"bad awakeable id: {exc}") from exc
         body = await self._body(request)
-        result: list[Any] = (
-            ["value", body] if route.action == "resolve" else ["failure", 500, body.decode(errors="replace")]
+        result: Result = (
+            Value(content=body)
+            if route.action == "resolve"
+            else Failure(code=500, message=body.decode(errors="replace"))
         )
         record = NotifySignal(
             invocation_id=ref.invocation_id.to_bytes(), signal_index=ref.idx, signal_name=None, result=result

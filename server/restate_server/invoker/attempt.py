@@ -21,7 +21,7 @@ import aiohttp
 from restate_server.ids import InvocationId
 from restate_server.invoker.errors import AttemptError, SdkError
 from restate_server.invoker.h2c import H2Pool, H2Stream
-from restate_server.log.records import InvokerEffect
+from restate_server.log.records import Ended, InvokerEffect, Suspended, Terminal
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
 from restate_server.protocol.messages import MessageType as T, decode_suspension, is_command, is_custom
@@ -318,7 +318,7 @@ class Attempt:
     def _handle(self, frames: list[Frame]) -> None:
         entries: list[tuple[int, int, bytes]] = []
         first = self.next_command
-        terminal: list[Any] | None = None
+        terminal: Terminal | None = None
         error: AttemptError | None = None
         for frame in frames:
             t = frame.type
@@ -328,7 +328,7 @@ class Attempt:
             elif t == T.PROPOSE_RUN_COMPLETION:
                 entries.append((t, frame.flags, frame.payload))
             elif t == T.END:
-                terminal = ["end"]
+                terminal = Ended()
             elif t == T.SUSPENSION:
                 try:
                     completions, signals, names, _ = decode_suspension(
@@ -340,7 +340,9 @@ class Attempt:
                     if not (completions or signals or names):
                         error = AttemptError("RT0012", "empty suspension")
                     else:
-                        terminal = ["suspend", completions, signals, names]
+                        terminal = Suspended(
+                            completions=tuple(completions), signals=tuple(signals), names=tuple(names)
+                        )
             elif t == T.ERROR:
                 msg = pb.ErrorMessage.FromString(frame.payload)
                 retry_after = msg.next_retry_delay / 1000 if msg.HasField("next_retry_delay") else None
@@ -365,6 +367,6 @@ class Attempt:
         if error is not None:
             self._fail(error)
         elif terminal is not None and not self.done.done():
-            self.done.set_result(Outcome(terminal[0]))
+            self.done.set_result(Outcome("end" if isinstance(terminal, Ended) else "suspend"))
             if self.stream is not None and not self.stream.closed:
                 self.stream.end()

@@ -19,7 +19,7 @@ from typing import Protocol
 from restate_server.invoker.attempt import Attempt, Snapshot, Transport
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
-from restate_server.log.records import InvokerEffect
+from restate_server.log.records import InvokerEffect, Killed, Paused
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,9 @@ class Invoker:
         self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError
     ) -> None:
         pause = error.behavior == 1 or (snap.options.retry.on_max_attempts == "pause" and error.behavior != 2)
-        terminal = ["pause", 500, error.message] if pause else ["kill", 500, error.message]
+        terminal = (
+            Paused(code=500, message=error.message) if pause else Killed(code=500, message=error.message)
+        )
         state.last_proposal = asyncio.ensure_future(
             self.host.propose(
                 snap.partition,

@@ -10,6 +10,10 @@ new fields at the end with a default.
 records from outside the leader (ingress, other partitions) carry 0 and are never fenced. `dedup`
 is `(source_partition, sequence)` for records delivered from another partition's outbox, so a
 redelivery after a crash is applied once.
+
+Results (`Value`, `Failure`, `Void`) and attempt terminals (`Ended`, `Suspended`, `Killed`,
+`Paused`) are typed in memory and stored as the short lists they always were (`["value", b"…"]`,
+`["suspend", [ids], [ids], [names]]`), converted here and nowhere else, so old logs still decode.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import msgpack
 
@@ -34,7 +38,135 @@ class RecordKind(IntEnum):
     PATCH_STATE = 9
     RESUME = 10
     PAUSE = 11
+    TRUNCATE_OUTBOX = 12
 
+
+class RecordDecodeError(ValueError):
+    """Bytes that are not a record this server knows: an unknown kind or a malformed body."""
+
+
+# ---- results and terminals: typed in memory, lists on the wire (the wire form predates the types)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Value:
+    """A successful result; wire form `["value", content]`."""
+
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """A terminal failure with its code (HTTP-like, or 5xx from upstream's table); `["failure", code, message]`."""
+
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Void:
+    """A completion without a value (a signal, an empty promise); `["void"]`."""
+
+
+Result: TypeAlias = Value | Failure | Void
+
+
+def result_to_wire(result: Result) -> list[Any]:
+    match result:
+        case Value():
+            return ["value", result.content]
+        case Failure():
+            return ["failure", result.code, result.message]
+        case Void():
+            return ["void"]
+
+
+def result_from_wire(wire: list[Any]) -> Result:
+    """Inverse of `result_to_wire`; raises RecordDecodeError on anything else."""
+    match wire:
+        case ["value", bytes() as content]:
+            return Value(content=content)
+        case ["failure", int() as code, str() as message]:
+            return Failure(code=code, message=message)
+        case ["void"]:
+            return Void()
+    raise RecordDecodeError(f"not a result: {wire!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ended:
+    """The attempt sent End: the invocation's result is its Output command (or empty)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suspended:
+    """The attempt suspended until one of these completions or signals has a notification."""
+
+    completions: tuple[int, ...] = ()
+    signals: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Killed:
+    """The invoker gave up on the invocation: it completes with this failure."""
+
+    code: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paused:
+    """The invoker gave up on this attempt and the retry policy says pause, not kill."""
+
+    code: int
+    message: str
+
+
+Terminal: TypeAlias = Ended | Suspended | Killed | Paused
+
+
+def suspended_to_wire(suspended: Suspended) -> list[Any]:
+    return [list(suspended.completions), list(suspended.signals), list(suspended.names)]
+
+
+def suspended_from_wire(wire: list[Any]) -> Suspended:
+    match wire:
+        case [list() as completions, list() as signals, list() as names, *_]:
+            if all(isinstance(c, int) for c in (*completions, *signals)) and all(
+                isinstance(n, str) for n in names
+            ):
+                return Suspended(completions=tuple(completions), signals=tuple(signals), names=tuple(names))
+    raise RecordDecodeError(f"not a suspension: {wire!r}")
+
+
+def terminal_to_wire(terminal: Terminal) -> list[Any]:
+    match terminal:
+        case Ended():
+            return ["end"]
+        case Suspended():
+            return ["suspend", *suspended_to_wire(terminal)]
+        case Killed():
+            return ["kill", terminal.code, terminal.message]
+        case Paused():
+            return ["pause", terminal.code, terminal.message]
+
+
+def terminal_from_wire(wire: list[Any]) -> Terminal:
+    """Inverse of `terminal_to_wire`; raises RecordDecodeError on anything else."""
+    match wire:
+        case ["end"]:
+            return Ended()
+        case ["suspend", *waiting]:
+            return suspended_from_wire(waiting)
+        case ["kill", int() as code, str() as message]:
+            return Killed(code=code, message=message)
+        case ["pause", int() as code, str() as message]:
+            return Paused(code=code, message=message)
+    raise RecordDecodeError(f"not a terminal: {wire!r}")
+
+
+# ---- records
 
 Dedup = tuple[int, int] | None
 
@@ -109,9 +241,7 @@ class InvokerEffect(Record):
     """What one read from an attempt's stream produced: journal entries and maybe a terminal.
 
     `first_command_index` lets the processor drop commands it has already journaled (a retried
-    attempt re-sends what a previous one proposed). `terminal` is one of
-    `["end"]`, `["suspend", [completion ids], [signal ids], [signal names]]`,
-    `["kill", code, message]`, `["pause", code, message]`.
+    attempt re-sends what a previous one proposed). `terminal` says how the attempt ended, if it did.
     """
 
     kind: ClassVar[RecordKind] = RecordKind.INVOKER_EFFECT
@@ -119,7 +249,7 @@ class InvokerEffect(Record):
     first_command_index: int
     entries: list[tuple[int, int, bytes]]
     pin: tuple[str, int] | None = None
-    terminal: list[Any] | None = None
+    terminal: Terminal | None = None
     now: int = 0
 
 
@@ -130,10 +260,6 @@ class TimerFired(Record):
     kind: ClassVar[RecordKind] = RecordKind.TIMER_FIRED
     timer_key: bytes
     now: int = 0
-
-
-# A completion result on the wire: ["value", bytes] | ["failure", code, message] | ["void"]
-Result = list[Any]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -211,6 +337,32 @@ class Pause(Record):
     submit_request: int | None = None
 
 
+@dataclass(slots=True, kw_only=True)
+class TruncateOutbox(Record):
+    """The leader delivered the outbox up to and including `up_to_seq`: those rows can go.
+
+    Going through the log (not a direct delete by the leader) keeps every replica's outbox equal.
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.TRUNCATE_OUTBOX
+    up_to_seq: int
+
+
+AnyRecord: TypeAlias = (
+    AnnounceLeader
+    | Invoke
+    | InvokerEffect
+    | TimerFired
+    | InvocationResponse
+    | NotifySignal
+    | Purge
+    | Terminate
+    | PatchState
+    | Resume
+    | Pause
+    | TruncateOutbox
+)
+
 _CLASSES: dict[RecordKind, type[Record]] = {
     cls.kind: cls
     for cls in (
@@ -225,6 +377,7 @@ _CLASSES: dict[RecordKind, type[Record]] = {
         PatchState,
         Resume,
         Pause,
+        TruncateOutbox,
     )
 }
 _ENVELOPE = {"epoch", "dedup"}
@@ -237,14 +390,21 @@ def _pair(w: Any) -> Any:
     return None if w is None else (w[0], w[1])
 
 
-# msgpack turns tuples into lists and cannot carry a Source: these fields are converted.
-_TO_WIRE: dict[str, Callable[[Any], Any]] = {"source": lambda s: s.to_wire()}
+# msgpack turns tuples into lists and cannot carry dataclasses: these fields are converted
+# (None is passed through unconverted both ways).
+_TO_WIRE: dict[str, Callable[[Any], Any]] = {
+    "source": lambda s: s.to_wire(),
+    "result": result_to_wire,
+    "terminal": terminal_to_wire,
+}
 _FROM_WIRE: dict[str, Callable[[Any], Any]] = {
     "source": Source.from_wire,
     "response_to": _pair,
     "pin": _pair,
     "headers": lambda hs: [(h[0], h[1]) for h in hs],
     "entries": lambda es: [(e[0], e[1], e[2]) for e in es],
+    "result": result_from_wire,
+    "terminal": terminal_from_wire,
 }
 
 
@@ -254,17 +414,22 @@ def encode(record: Record) -> bytes:
     for name in _BODY[record.kind]:
         value = getattr(record, name)
         convert = _TO_WIRE.get(name)
-        body.append(value if convert is None else convert(value))
+        body.append(value if convert is None or value is None else convert(value))
     data: bytes = msgpack.packb([record.kind, record.epoch, record.dedup, *body], use_bin_type=True)
     return data
 
 
 def decode(data: bytes) -> Record:
-    """On-disk bytes to a record; raises ValueError on an unknown kind."""
-    wire = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    kind = RecordKind(wire[0])
-    values: dict[str, Any] = {}
-    for name, value in zip(_BODY[kind], wire[3:], strict=False):
-        convert = _FROM_WIRE.get(name)
-        values[name] = value if convert is None or value is None else convert(value)
-    return _CLASSES[kind](epoch=wire[1], dedup=_pair(wire[2]), **values)
+    """On-disk bytes to a record; raises RecordDecodeError on an unknown kind or a malformed body."""
+    try:
+        wire = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        kind = RecordKind(wire[0])
+        values: dict[str, Any] = {}
+        for name, value in zip(_BODY[kind], wire[3:], strict=False):
+            convert = _FROM_WIRE.get(name)
+            values[name] = value if convert is None or value is None else convert(value)
+        return _CLASSES[kind](epoch=wire[1], dedup=_pair(wire[2]), **values)
+    except RecordDecodeError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError) as exc:  # msgpack errors are ValueErrors
+        raise RecordDecodeError(f"not a log record: {exc}") from exc

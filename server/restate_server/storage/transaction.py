@@ -3,6 +3,13 @@
 The processor applies a batch of log records into one Transaction and commits it atomically,
 together with the last applied LSN. Reads see the transaction's own writes first; range scans
 merge them with the committed rows.
+
+A savepoint opens a nested layer for one record: its writes stay apart until `release` folds them
+into the batch, or `rollback` drops them, so a record that fails half-way leaves nothing behind
+while the records before it in the batch keep their writes.
+
+Pending writes are grouped by table (the first `_TABLE` bytes of every key, see `storage.keys`):
+a scan merges only its own table's writes, not every write of the batch.
 """
 
 from __future__ import annotations
@@ -11,24 +18,66 @@ from collections.abc import Iterator
 
 from restate_server.rocksdb import Database, new_batch, prefix_end
 
+_TABLE = 3  # table tag (1 byte) + partition (u16): a scan never crosses it
 _DELETED = None
+
+Rows = dict[bytes, bytes | None]  # key -> value, or _DELETED
 
 
 class Transaction:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._writes: dict[bytes, bytes | None] = {}
+        self._writes: dict[bytes, Rows] = {}  # table -> its pending rows
+        self._layer: dict[bytes, Rows] | None = None  # the open savepoint's, same shape
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self._writes:
-            return self._writes[key]
+        table = key[:_TABLE]
+        if self._layer is not None:
+            rows = self._layer.get(table)
+            if rows is not None and key in rows:
+                return rows[key]
+        rows = self._writes.get(table)
+        if rows is not None and key in rows:
+            return rows[key]
         return self._db.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
-        self._writes[key] = value
+        self._write(key, value)
 
     def delete(self, key: bytes) -> None:
-        self._writes[key] = _DELETED
+        self._write(key, _DELETED)
+
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        tables = self._writes if self._layer is None else self._layer
+        table = key[:_TABLE]
+        rows = tables.get(table)
+        if rows is None:
+            rows = tables[table] = {}
+        rows[key] = value
+
+    def savepoint(self) -> None:
+        """Start keeping writes apart until `release` or `rollback` (one level, not nested)."""
+        if self._layer is not None:
+            raise RuntimeError("a savepoint is already open")
+        self._layer = {}
+
+    def release(self) -> None:
+        """Keep the writes made since the savepoint."""
+        if self._layer is None:
+            raise RuntimeError("no savepoint is open")
+        for table, rows in self._layer.items():
+            batch_rows = self._writes.get(table)
+            if batch_rows is None:
+                self._writes[table] = rows
+            else:
+                batch_rows.update(rows)
+        self._layer = None
+
+    def rollback(self) -> None:
+        """Forget the writes made since the savepoint."""
+        if self._layer is None:
+            raise RuntimeError("no savepoint is open")
+        self._layer = None
 
     def scan_prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Rows whose key starts with prefix, in key order, including uncommitted writes."""
@@ -37,11 +86,15 @@ class Transaction:
     def scan_from(self, start: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Rows with key >= start that still start with prefix, in key order, with uncommitted writes."""
         end = prefix_end(prefix)
-        pending = {k: v for k, v in self._writes.items() if start <= k < end}
+        pending: Rows = {}
+        for tables in (self._writes, self._layer or {}):
+            for table, rows in tables.items():
+                if table.startswith(prefix[:_TABLE]) or prefix.startswith(table):
+                    pending.update((k, v) for k, v in rows.items() if start <= k < end)
         if not pending:
             yield from self._db.scan(start, end)
             return
-        merged: dict[bytes, bytes | None] = dict(self._db.scan(start, end))
+        merged: Rows = dict(self._db.scan(start, end))
         merged.update(pending)
         for key in sorted(merged):
             value = merged[key]
@@ -53,13 +106,16 @@ class Transaction:
             self.delete(key)
 
     def commit(self) -> None:
+        if self._layer is not None:
+            raise RuntimeError("commit with an open savepoint")
         if not self._writes:
             return
         batch = new_batch()
-        for key, value in self._writes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+        for rows in self._writes.values():
+            for key, value in rows.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
         self._db.write(batch, sync=False)
         self._writes = {}

@@ -8,10 +8,26 @@ shuffle and the ingress waiters (upstream's `state_machine/actions.rs`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+
+from restate_server.log.records import Result
 
 
-@dataclass(frozen=True, slots=True)
+class Outcome(StrEnum):
+    """The state machine's verdict on a record that a request is waiting for."""
+
+    ACCEPTED = "accepted"  # a new invocation was created
+    PREVIOUSLY_ACCEPTED = "previously_accepted"  # the same deterministic id existed already
+    CONFLICT = "conflict"  # a workflow run was called again
+    OK = "ok"  # cancel, kill, purge, pause, resume or signal done
+    NOT_FOUND = "not_found"  # no such invocation
+    COMPLETED = "completed"  # the invocation had already completed (or the signal was delivered)
+    NOT_COMPLETED = "not_completed"  # purge of a running one, resume of an inboxed/scheduled one
+    ALREADY_PAUSED = "already_paused"
+    NOT_RUNNING = "not_running"  # pause of an invocation that is not running or suspended
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartAttempt:
     """Run (or re-run) the invocation: open an attempt that replays its journal."""
 
@@ -19,7 +35,7 @@ class StartAttempt:
     invocation_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ForwardNotification:
     """Push a new journal notification to the running attempt, if its stream is open.
 
@@ -34,50 +50,53 @@ class ForwardNotification:
     ack_completion_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AbortAttempt:
-    """Stop the running attempt without retrying (the invocation was killed or completed)."""
+    """Stop the running attempt without retrying (the invocation was killed, paused or failed)."""
 
     invocation_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterTimer:
+    """Fire `TimerFired(key)` into `partition` at `fire_at` (ms since the epoch)."""
+
     partition: int
     key: bytes
     fire_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewOutboxMessage:
+    """Deliver the encoded record to `target_partition`, tagged (partition, seq) for dedup."""
+
     partition: int
     seq: int
     target_partition: int
     record: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitOutcome:
     """Answer to the request that appended a record with `submit_request` set.
 
-    outcome: "accepted" | "previously_accepted" | "conflict" | "not_found" | "completed" |
-    "not_completed" | "ok"; `result` is the stored result when the invocation already completed.
+    `result` is the stored result when the invocation already completed.
     """
 
     request_id: int
-    outcome: str
+    outcome: Outcome
     invocation_id: bytes | None = None
-    result: list[Any] | None = None
+    result: Result | None = None
     expires_at: int | None = None
     execute_at: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InvocationCompleted:
     """An invocation finished; wake whoever waits on it (ingress calls and attaches)."""
 
     invocation_id: bytes
-    result: list[Any]
+    result: Result
     expires_at: int | None
     idempotent: bool
 

@@ -18,12 +18,12 @@ from restate_server.invoker.attempt import Snapshot, Transport
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.service import Invoker
 from restate_server.log.api import LogProvider
-from restate_server.log.records import InvokerEffect, Purge, Record, decode
-from restate_server.rocksdb import Database, new_batch
+from restate_server.log.records import InvokerEffect, Purge, Record, TruncateOutbox, decode
+from restate_server.rocksdb import Database
 from restate_server.schema.model import ServiceType
 from restate_server.schema.options import invocation_options
 from restate_server.schema.registry import SchemaRegistry
-from restate_server.storage import journal, keys, outbox, state, status, timers
+from restate_server.storage import journal, outbox, state, status, timers
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
 from restate_server.worker.processor import PartitionProcessor
@@ -77,7 +77,7 @@ class Leader:
     def on_leadership(self, partition: int) -> None:
         """Resume what was in flight when the previous leader stopped."""
         txn = Transaction(self.db)
-        for inv, _st in status.scan_with_status(txn, partition, status.INVOKED):
+        for inv, _st in status.scan_with_status(txn, partition, status.Status.INVOKED):
             self.invoker.start(partition, inv)
         for key in timers.all_timers(txn, partition):
             fire_at, *_ = timers.parse(key)
@@ -125,7 +125,7 @@ class Leader:
     def snapshot(self, partition: int, invocation_id: bytes) -> Snapshot | AttemptError | None:
         txn = Transaction(self.db)
         st = status.get(txn, partition, invocation_id)
-        if st is None or st.status != status.INVOKED:
+        if st is None or st.status != status.Status.INVOKED:
             return None
         if st.deployment_id is not None:
             deployment = self.registry.deployment(st.deployment_id)
@@ -174,7 +174,10 @@ class Leader:
             )
 
     async def _deliver(self, partition: int) -> None:
-        """Deliver the outbox in sequence order; the target drops what it has already seen."""
+        """Deliver the outbox in sequence order; the target drops what it has already seen.
+
+        Delivered rows are removed by a `TruncateOutbox` record, so every replica's outbox agrees.
+        """
         try:
             while self._shuffle_queues.get(partition):
                 queue, self._shuffle_queues[partition] = self._shuffle_queues[partition], []
@@ -184,10 +187,7 @@ class Leader:
                     record.dedup = (partition, seq)
                     futures.append(self.log.submit(target, [record], self.epoch))
                 await asyncio.gather(*futures)
-                batch = new_batch()
-                for seq, _target, _data in queue:
-                    batch.delete(keys.outbox(partition, seq))
-                self.db.write(batch, sync=False)
+                await self._propose_record(partition, TruncateOutbox(up_to_seq=max(s for s, _, _ in queue)))
         finally:
             del self._shuffle_tasks[partition]
 
@@ -204,7 +204,7 @@ class Leader:
             txn = Transaction(self.db)
             expired = [
                 inv
-                for inv, st in status.scan_with_status(txn, processor.partition, status.COMPLETED)
+                for inv, st in status.scan_with_status(txn, processor.partition, status.Status.COMPLETED)
                 if st.expires_at is not None and st.expires_at <= now
             ]
             if expired:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
-
 from restate_server.admin.query import tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
-from restate_server.storage import keys, status
+from restate_server.log.records import Failure, Value
+from restate_server.storage import keys, promises, status
 from restate_server.storage.transaction import Transaction
 
 STATE = tables.schema_of(
@@ -126,7 +125,7 @@ def build_promises(src: tables.Sources, _only: tables.Only) -> tables.Rows:
     rows = []
     for _txn, service, key, rest, value in _keyed_rows(src, keys.PROMISE):
         name = rest.decode()
-        result = dict(msgpack.unpackb(value, raw=False)).get("result")
+        result = promises.decode(value).result
         row: dict[str, Any] = {
             "partition_key": partition_key_for(key),
             "service_name": service,
@@ -134,10 +133,10 @@ def build_promises(src: tables.Sources, _only: tables.Only) -> tables.Rows:
             "key": name,
             "completed": result is not None,
         }
-        if result is not None and result[0] == "value":
-            row["completion_success_value"] = result[1]
-            row["completion_success_value_utf8"] = _utf8(result[1])
-        elif result is not None:
-            row["completion_failure"] = f"[{result[1]}] {result[2]}"
+        if isinstance(result, Value):
+            row["completion_success_value"] = result.content
+            row["completion_success_value_utf8"] = _utf8(result.content)
+        elif isinstance(result, Failure):
+            row["completion_failure"] = f"[{result.code}] {result.message}"
         rows.append(row)
     return rows

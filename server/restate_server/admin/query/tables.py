@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from restate_server.ids import InvocationId, partition_of
+from restate_server.log.records import Failure
 from restate_server.rocksdb import Database
 from restate_server.schema import model
 from restate_server.storage import status
@@ -141,12 +142,14 @@ INVOCATION_STATUS = schema_of(
 
 
 def _result_columns(st: InvocationStatus) -> dict[str, Any]:
-    if st.status != status.COMPLETED or st.result is None:
+    if st.status != status.Status.COMPLETED or st.result is None:
         return {}
-    if st.result[0] == "value":
-        return {"completion_result": "success"}
-    code, message = st.result[1], st.result[2]
-    return {"completion_result": "failure", "completion_failure": f"[{code}] {message}"}
+    if isinstance(st.result, Failure):
+        return {
+            "completion_result": "failure",
+            "completion_failure": f"[{st.result.code}] {st.result.message}",
+        }
+    return {"completion_result": "success"}
 
 
 def _caller_columns(st: InvocationStatus) -> dict[str, Any]:
@@ -168,7 +171,7 @@ def status_row(invocation_id: bytes, st: InvocationStatus) -> dict[str, Any]:
     row: dict[str, Any] = {
         "partition_key": inv.partition_key,
         "id": str(inv),
-        "status": st.status,
+        "status": st.status.value,
         "target": st.target,
         "target_service_name": st.service,
         "target_handler_name": st.handler,
@@ -194,9 +197,9 @@ def status_row(invocation_id: bytes, st: InvocationStatus) -> dict[str, Any]:
         row["target_service_key"] = st.key
     if st.execute_at is not None:
         row["scheduled_start_at"] = st.execute_at
-    if st.status == status.SUSPENDED and st.waiting is not None:
-        row["suspended_waiting_for_completions"] = list(st.waiting[0] or [])
-        row["suspended_waiting_for_signals"] = list(st.waiting[1] or [])
+    if st.status == status.Status.SUSPENDED and st.waiting is not None:
+        row["suspended_waiting_for_completions"] = list(st.waiting.completions)
+        row["suspended_waiting_for_signals"] = list(st.waiting.signals)
     return row
 
 

@@ -2,6 +2,8 @@
 
 Most commands only need to be journaled. The ones below also touch state, timers, promises or
 other invocations, and most answer with a notification carrying the command's completion id.
+A payload that does not decode raises protobuf's `DecodeError`; the caller turns it into a
+protocol violation naming the command.
 """
 
 from __future__ import annotations
@@ -12,34 +14,42 @@ from restate_server.ids import (
     IdError,
     InvocationId,
     decode_awakeable_id,
-    idempotent_partition_key,
     partition_key_for,
-    unscoped_service_partition_key,
 )
-from restate_server.log.records import Invoke, NotifySignal, Source
+from restate_server.log.records import Failure, Invoke, NotifySignal, Result, Source, Value, Void
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import completion_notification
 from restate_server.storage import promises, state, timers
-from restate_server.storage.status import InvocationStatus
+from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
-from restate_server.worker.state_machine.context import Context, result_from_output
+from restate_server.worker.state_machine.context import Context, completion_for
+from restate_server.worker.state_machine.errors import ProtocolViolation
 
 Handler = Callable[[Context, bytes, InvocationStatus, int, bytes], None]
 
 
-def _object(st: InvocationStatus) -> tuple[str, str]:
-    assert st.key is not None
+def _object(st: InvocationStatus, index: int) -> tuple[str, str]:
+    """(service, key) of the object or workflow whose state or promises the command uses."""
+    if st.key is None or not st.keyed:
+        raise ProtocolViolation(
+            f"Protocol violation: the command at journal index {index} needs state, "
+            f"but {st.service} is a service without state"
+        )
     return st.service, st.key
 
 
 def _output(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
-    st.result = result_from_output(payload)
+    msg = pb.OutputCommandMessage.FromString(payload)
+    if msg.HasField("failure"):
+        st.result = Failure(code=msg.failure.code, message=msg.failure.message)
+    else:
+        st.result = Value(content=msg.value.content)
 
 
 def _get_lazy_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.GetLazyStateCommandMessage.FromString(payload)
-    value = state.get(ctx.txn, ctx.partition, *_object(st), msg.key)
+    value = state.get(ctx.txn, ctx.partition, *_object(st, index), msg.key)
     note = completion_notification(
         T.GET_LAZY_STATE_COMPLETION, msg.result_completion_id, value=value, void=value is None
     )
@@ -48,7 +58,7 @@ def _get_lazy_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, 
 
 def _get_lazy_state_keys(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.GetLazyStateKeysCommandMessage.FromString(payload)
-    names = [k for k, _ in state.get_all(ctx.txn, ctx.partition, *_object(st))]
+    names = [k for k, _ in state.get_all(ctx.txn, ctx.partition, *_object(st, index))]
     note = completion_notification(
         T.GET_LAZY_STATE_KEYS_COMPLETION, msg.result_completion_id, state_keys=names
     )
@@ -57,16 +67,16 @@ def _get_lazy_state_keys(ctx: Context, inv: bytes, st: InvocationStatus, index: 
 
 def _set_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.SetStateCommandMessage.FromString(payload)
-    state.put(ctx.txn, ctx.partition, *_object(st), msg.key, msg.value.content)
+    state.put(ctx.txn, ctx.partition, *_object(st, index), msg.key, msg.value.content)
 
 
 def _clear_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.ClearStateCommandMessage.FromString(payload)
-    state.delete(ctx.txn, ctx.partition, *_object(st), msg.key)
+    state.delete(ctx.txn, ctx.partition, *_object(st, index), msg.key)
 
 
 def _clear_all_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
-    state.clear_all(ctx.txn, ctx.partition, *_object(st))
+    state.clear_all(ctx.txn, ctx.partition, *_object(st, index))
 
 
 def _sleep(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
@@ -74,21 +84,11 @@ def _sleep(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: 
     key = timers.add(
         ctx.txn, ctx.partition, msg.wake_up_time, timers.SLEEP, timers.ident(inv, msg.result_completion_id)
     )
-    ctx.emit(act.RegisterTimer(ctx.partition, key, msg.wake_up_time))
-
-
-def _target_partition_key(service: str, key: str, idempotency_key: str | None) -> int:
-    if key:
-        return partition_key_for(key)
-    if idempotency_key:
-        return idempotent_partition_key(service, idempotency_key)
-    return unscoped_service_partition_key(service, 0)
+    ctx.emit(act.RegisterTimer(partition=ctx.partition, key=key, fire_at=msg.wake_up_time))
 
 
 def _child_id(
-    ctx: Context,
     inv: bytes,
-    st: InvocationStatus,
     service: str,
     handler: str,
     key: str,
@@ -123,7 +123,7 @@ def _invoke_child(
     looked_up = ctx.lookup_service(service)
     service_ty, handlers = looked_up if looked_up is not None else ("Service", {})
     handler_ty = handlers.get(handler)
-    child = _child_id(ctx, inv, st, service, handler, key, idempotency_key, handler_ty, index)
+    child = _child_id(inv, service, handler, key, idempotency_key, handler_ty, index)
     child_bytes = child.to_bytes()
     note = completion_notification(
         T.CALL_INVOCATION_ID_COMPLETION, notification_idx, invocation_id=str(child)
@@ -162,13 +162,13 @@ def _one_way_call(ctx: Context, inv: bytes, st: InvocationStatus, index: int, pa
     _invoke_child(ctx, inv, st, index, msg, response_completion=None, execute_at=msg.invoke_time)
 
 
-def _result_of(msg: pb.SendSignalCommandMessage | pb.CompleteAwakeableCommandMessage) -> list[object]:
+def _result_of(msg: pb.SendSignalCommandMessage | pb.CompleteAwakeableCommandMessage) -> Result:
     which = msg.WhichOneof("result")
-    if which in ("value",):
-        return ["value", msg.value.content]
+    if which == "value":
+        return Value(content=msg.value.content)
     if which == "failure":
-        return ["failure", msg.failure.code, msg.failure.message]
-    return ["void"]
+        return Failure(code=msg.failure.code, message=msg.failure.message)
+    return Void()
 
 
 def _send_signal(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
@@ -195,11 +195,7 @@ def _complete_awakeable(ctx: Context, inv: bytes, st: InvocationStatus, index: i
         ref = decode_awakeable_id(msg.awakeable_id)
     except IdError:
         return
-    result = (
-        ["value", msg.value.content]
-        if msg.WhichOneof("result") == "value"
-        else ["failure", msg.failure.code, msg.failure.message]
-    )
+    result = _result_of(msg)
     target = ref.invocation_id
     ctx.send(
         target.partition_key,
@@ -207,63 +203,56 @@ def _complete_awakeable(ctx: Context, inv: bytes, st: InvocationStatus, index: i
     )
 
 
-def _promise_note(type_: int, completion_id: int, result: list[object] | None) -> bytes:
-    if result is None or result[0] == "void":
-        return completion_notification(type_, completion_id, void=True)
-    if result[0] == "value":
-        return completion_notification(type_, completion_id, value=result[1])  # type: ignore[arg-type]
-    return completion_notification(type_, completion_id, failure=(result[1], result[2]))  # type: ignore[arg-type]
-
-
 def _get_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.GetPromiseCommandMessage.FromString(payload)
-    service, key = _object(st)
-    entry = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or {"result": None, "waiters": []}
-    if entry["result"] is not None:
-        note = _promise_note(T.GET_PROMISE_COMPLETION, msg.result_completion_id, entry["result"])
+    service, key = _object(st, index)
+    promise = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or promises.Promise()
+    if promise.result is not None:
+        note = completion_for(T.GET_PROMISE_COMPLETION, msg.result_completion_id, promise.result)
         ctx.notify(inv, st, T.GET_PROMISE_COMPLETION, note, completion_id=msg.result_completion_id)
         return
-    entry["waiters"].append([inv, msg.result_completion_id])
-    promises.put(ctx.txn, ctx.partition, service, key, msg.key, entry)
+    promise.waiters.append((inv, msg.result_completion_id))
+    promises.put(ctx.txn, ctx.partition, service, key, msg.key, promise)
 
 
 def _peek_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.PeekPromiseCommandMessage.FromString(payload)
-    entry = promises.get(ctx.txn, ctx.partition, *_object(st), msg.key)
-    note = _promise_note(
-        T.PEEK_PROMISE_COMPLETION, msg.result_completion_id, entry["result"] if entry else None
+    promise = promises.get(ctx.txn, ctx.partition, *_object(st, index), msg.key)
+    note = completion_for(
+        T.PEEK_PROMISE_COMPLETION, msg.result_completion_id, promise.result if promise else None
     )
     ctx.notify(inv, st, T.PEEK_PROMISE_COMPLETION, note, completion_id=msg.result_completion_id)
 
 
 def _complete_promise(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.CompletePromiseCommandMessage.FromString(payload)
-    service, key = _object(st)
-    entry = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or {"result": None, "waiters": []}
+    service, key = _object(st, index)
+    promise = promises.get(ctx.txn, ctx.partition, service, key, msg.key) or promises.Promise()
     cid = msg.result_completion_id
-    if entry["result"] is not None:
+    if promise.result is not None:
         note = completion_notification(
             T.COMPLETE_PROMISE_COMPLETION, cid, failure=(409, "promise was already completed")
         )
         ctx.notify(inv, st, T.COMPLETE_PROMISE_COMPLETION, note, completion_id=cid)
         return
+    result: Result
     if msg.WhichOneof("completion") == "completion_failure":
-        result: list[object] = ["failure", msg.completion_failure.code, msg.completion_failure.message]
+        result = Failure(code=msg.completion_failure.code, message=msg.completion_failure.message)
     else:
-        result = ["value", msg.completion_value.content]
-    waiters, entry["waiters"], entry["result"] = entry["waiters"], [], result
-    promises.put(ctx.txn, ctx.partition, service, key, msg.key, entry)
+        result = Value(content=msg.completion_value.content)
+    waiters = promise.waiters
+    promises.put(ctx.txn, ctx.partition, service, key, msg.key, promises.Promise(result=result))
     note = completion_notification(T.COMPLETE_PROMISE_COMPLETION, cid, void=True)
     ctx.notify(inv, st, T.COMPLETE_PROMISE_COMPLETION, note, completion_id=cid)
     for waiter_id, waiter_cid in waiters:
         wst = ctx.status(waiter_id)
-        if wst is None or wst.status == "completed":
+        if wst is None or wst.status == Status.COMPLETED:
             continue
         ctx.notify(
             waiter_id,
             wst,
             T.GET_PROMISE_COMPLETION,
-            _promise_note(T.GET_PROMISE_COMPLETION, waiter_cid, result),
+            completion_for(T.GET_PROMISE_COMPLETION, waiter_cid, result),
             completion_id=waiter_cid,
         )
 

@@ -1,7 +1,7 @@
-"""Invocation lifecycle: create, queue behind a key, run, complete, cancel, kill, purge.
+"""Invocation lifecycle: create, queue behind a key, run, suspend, pause, complete, cancel, kill, purge.
 
 Upstream keeps the same split (`state_machine/lifecycle/*.rs`); here each step is one function over
-the apply Context. Results are stored as `["value", bytes]` or `["failure", code, message]`.
+the apply Context, and every status change goes through the transition table.
 """
 
 from __future__ import annotations
@@ -9,17 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from restate_server.ids import InvocationId
-from restate_server.log.records import InvocationResponse, Invoke
+from restate_server.log.records import Failure, InvocationResponse, Invoke, Result, Suspended, Terminate
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_notification
-from restate_server.storage import inbox, journal, promises, state, status, timers
-from restate_server.storage.status import InvocationStatus
+from restate_server.storage import inbox, journal, keys, promises, state, timers
+from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
+from restate_server.worker.state_machine import transitions
 from restate_server.worker.state_machine.context import Context
+from restate_server.worker.state_machine.errors import ProtocolViolation
+from restate_server.worker.state_machine.transitions import Event
 
-CANCELLED = ["failure", 409, "cancelled"]
-KILLED = ["failure", 409, "killed"]
+CANCELLED = Failure(code=409, message="cancelled")
+KILLED = Failure(code=409, message="killed")
+WORKFLOW_ALREADY_INVOKED = Failure(code=409, message="the workflow method was already invoked")
 
 
 def _input_entry(record: Invoke) -> bytes:
@@ -37,7 +41,7 @@ def invoke(ctx: Context, record: Invoke) -> None:
         return
     now = ctx.now
     st = InvocationStatus(
-        status=status.INVOKED,
+        status=Status.FREE,
         service=record.service,
         handler=record.handler,
         key=record.key,
@@ -56,15 +60,22 @@ def invoke(ctx: Context, record: Invoke) -> None:
     ctx.append_entry(inv, st, T.INPUT_COMMAND, 0, _input_entry(record))
     st.commands = 1
     if record.execute_at is not None and record.execute_at > now:
-        st.status = status.SCHEDULED
+        transitions.move(st, Event.SCHEDULE)
         st.scheduled_at = now
         key = timers.add(ctx.txn, ctx.partition, record.execute_at, timers.DELAYED_INVOKE, timers.ident(inv))
-        ctx.emit(act.RegisterTimer(ctx.partition, key, record.execute_at))
+        ctx.emit(act.RegisterTimer(partition=ctx.partition, key=key, fire_at=record.execute_at))
         ctx.save(inv, st)
     else:
         start_or_enqueue(ctx, inv, st)
     if record.submit_request is not None:
-        ctx.emit(act.SubmitOutcome(record.submit_request, "accepted", inv, execute_at=record.execute_at))
+        ctx.emit(
+            act.SubmitOutcome(
+                request_id=record.submit_request,
+                outcome=act.Outcome.ACCEPTED,
+                invocation_id=inv,
+                execute_at=record.execute_at,
+            )
+        )
 
 
 def _on_duplicate(ctx: Context, record: Invoke, st: InvocationStatus) -> None:
@@ -72,26 +83,23 @@ def _on_duplicate(ctx: Context, record: Invoke, st: InvocationStatus) -> None:
     inv = record.invocation_id
     workflow_run = st.handler_ty == "Workflow"
     if record.response_to is not None:
+        sink: list[Any] = [record.response_to[0], record.response_to[1]]
         if workflow_run and record.source.kind == "service":
-            _respond(
-                ctx,
-                [record.response_to[0], record.response_to[1]],
-                ["failure", 409, "the workflow method was already invoked"],
-            )
-        elif st.status == status.COMPLETED and st.result is not None:
-            _respond(ctx, [record.response_to[0], record.response_to[1]], st.result)
+            _respond(ctx, sink, WORKFLOW_ALREADY_INVOKED)
+        elif st.status == Status.COMPLETED and st.result is not None:
+            _respond(ctx, sink, st.result)
         else:
-            st.response_sinks.append([record.response_to[0], record.response_to[1]])
+            st.response_sinks.append(sink)
             ctx.save(inv, st)
     if record.submit_request is None:
         return
-    outcome = "conflict" if workflow_run and record.is_call else "previously_accepted"
+    conflict = workflow_run and record.is_call
     ctx.emit(
         act.SubmitOutcome(
-            record.submit_request,
-            outcome,
-            inv,
-            result=st.result if st.status == status.COMPLETED else None,
+            request_id=record.submit_request,
+            outcome=act.Outcome.CONFLICT if conflict else act.Outcome.PREVIOUSLY_ACCEPTED,
+            invocation_id=inv,
+            result=st.result if st.status == Status.COMPLETED else None,
             expires_at=st.expires_at,
         )
     )
@@ -103,19 +111,40 @@ def start_or_enqueue(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
         assert st.key is not None
         holder = inbox.lock_holder(ctx.txn, ctx.partition, st.service, st.key)
         if holder is not None and holder != inv:
-            st.status = status.INBOXED
+            transitions.move(st, Event.ENQUEUE)
             st.inboxed_at = ctx.now
             st.inbox_seq = inbox.enqueue(ctx.txn, ctx.partition, st.service, st.key, inv)
             ctx.save(inv, st)
             return
         inbox.lock(ctx.txn, ctx.partition, st.service, st.key, inv)
-    st.status = status.INVOKED
+    transitions.move(st, Event.START)
     st.inbox_seq = None
     ctx.save(inv, st)
-    ctx.emit(act.StartAttempt(ctx.partition, inv))
+    ctx.emit(act.StartAttempt(partition=ctx.partition, invocation_id=inv))
 
 
-def _respond(ctx: Context, sink: list[Any], result: list[Any]) -> None:
+def suspend(ctx: Context, inv: bytes, st: InvocationStatus, waiting: Suspended) -> None:
+    """Park the invocation until one awaited notification arrives (at once if one already has)."""
+    if not (waiting.completions or waiting.signals or waiting.names):
+        raise ProtocolViolation("Protocol violation: the SuspensionMessage waits on nothing")
+    transitions.move(st, Event.SUSPEND)
+    st.waiting = waiting
+    if ctx.suspension_satisfied(st):
+        ctx.resume(inv, st)
+    else:
+        ctx.save(inv, st)
+
+
+def pause(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
+    """Stop running until an admin resumes it; the attempt, if any, is aborted."""
+    transitions.move(st, Event.PAUSE)
+    st.waiting = None
+    ctx.save(inv, st)
+    ctx.emit(act.AbortAttempt(invocation_id=inv))
+
+
+def _respond(ctx: Context, sink: list[Any], result: Result) -> None:
+    """Send `result` to a caller waiting on it: `sink` is [caller id, completion id, (notification type)]."""
     caller = sink[0]
     notification_type = sink[2] if len(sink) > 2 else T.CALL_COMPLETION
     ctx.send(
@@ -126,28 +155,44 @@ def _respond(ctx: Context, sink: list[Any], result: list[Any]) -> None:
     )
 
 
-def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: list[Any]) -> None:
+def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> None:
     """The invocation ended: answer callers and waiters, free the key, schedule the cleanup."""
-    was_running = st.status in (status.INVOKED, status.SUSPENDED, status.PAUSED)
-    st.status = status.COMPLETED
+    was_running = st.status in (Status.INVOKED, Status.SUSPENDED, Status.PAUSED)
+    transitions.move(st, Event.COMPLETE)
     st.result = result
     st.completed_at = ctx.now
     st.waiting = None
     for sink in st.response_sinks:
         _respond(ctx, sink, result)
     st.response_sinks = []
-    ctx.emit(act.InvocationCompleted(inv, result, st.expires_at, st.idempotency_key is not None))
+    ctx.emit(
+        act.InvocationCompleted(
+            invocation_id=inv,
+            result=result,
+            expires_at=st.expires_at,
+            idempotent=st.idempotency_key is not None,
+        )
+    )
     if was_running and st.exclusive:
         _release_key(ctx, inv, st)
     if st.journal_retention == 0:
         journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
         st.journal_length = 0
     if st.completion_retention == 0 and st.journal_retention == 0:
-        ctx.forget(inv)
+        ctx.forget(inv, st)
         if st.handler_ty == "Workflow" and st.key is not None:
             _clear_workflow(ctx, st)
     else:
         ctx.save(inv, st)
+
+
+def fail(ctx: Context, inv: bytes, st: InvocationStatus, failure: Failure) -> None:
+    """End the invocation with `failure` now, whatever it was doing (a record it could not apply)."""
+    if st.status in (Status.INBOXED, Status.SCHEDULED):
+        _leave_queue(ctx, inv, st)
+    else:
+        ctx.emit(act.AbortAttempt(invocation_id=inv))
+    complete(ctx, inv, st, failure)
 
 
 def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
@@ -160,7 +205,7 @@ def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
         if nxt is None:
             return
         nst = ctx.status(nxt)
-        if nst is not None and nst.status == status.INBOXED:
+        if nst is not None and nst.status == Status.INBOXED:
             start_or_enqueue(ctx, nxt, nst)
             return
 
@@ -171,17 +216,21 @@ def _clear_workflow(ctx: Context, st: InvocationStatus) -> None:
     promises.clear_all(ctx.txn, ctx.partition, st.service, st.key)
 
 
+def _leave_queue(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
+    """Take a not-yet-started invocation out of its key's inbox or off its delayed-start timer."""
+    if st.status == Status.INBOXED and st.key is not None and st.inbox_seq is not None:
+        inbox.remove(ctx.txn, ctx.partition, st.service, st.key, st.inbox_seq)
+    elif st.status == Status.SCHEDULED and st.execute_at is not None:
+        timer = keys.timer(ctx.partition, st.execute_at, timers.DELAYED_INVOKE, timers.ident(inv))
+        timers.delete(ctx.txn, ctx.partition, timer)
+
+
 def cancel(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     """Graceful cancel; False if the invocation already completed."""
-    if st.status == status.COMPLETED:
+    if st.status == Status.COMPLETED:
         return False
-    if st.status == status.INBOXED:
-        assert st.key is not None
-        assert st.inbox_seq is not None
-        inbox.remove(ctx.txn, ctx.partition, st.service, st.key, st.inbox_seq)
-        complete(ctx, inv, st, CANCELLED)
-    elif st.status == status.SCHEDULED:
-        _drop_schedule_timer(ctx, inv, st)
+    if st.status in (Status.INBOXED, Status.SCHEDULED):
+        _leave_queue(ctx, inv, st)
         complete(ctx, inv, st, CANCELLED)
     elif CANCEL_SIGNAL_IDX not in st.signal_ids:
         ctx.notify(
@@ -191,43 +240,52 @@ def cancel(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
             signal_notification(CANCEL_SIGNAL_IDX, void=True),
             signal=CANCEL_SIGNAL_IDX,
         )
-        if st.status == status.PAUSED:
+        if st.status == Status.PAUSED:
             ctx.resume(inv, st)
     return True
 
 
 def kill(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
-    """Immediate termination; False if the invocation already completed."""
-    if st.status == status.COMPLETED:
+    """Immediate termination, with the calls it still awaits; False if it already completed."""
+    if st.status == Status.COMPLETED:
         return False
-    if st.status == status.INBOXED:
-        assert st.key is not None
-        assert st.inbox_seq is not None
-        inbox.remove(ctx.txn, ctx.partition, st.service, st.key, st.inbox_seq)
-    elif st.status == status.SCHEDULED:
-        _drop_schedule_timer(ctx, inv, st)
-    ctx.emit(act.AbortAttempt(inv))
+    if st.status in (Status.INBOXED, Status.SCHEDULED):
+        _leave_queue(ctx, inv, st)
+    else:
+        _kill_children(ctx, inv, st)
+    ctx.emit(act.AbortAttempt(invocation_id=inv))
     complete(ctx, inv, st, KILLED)
     return True
 
 
-def _drop_schedule_timer(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
-    if st.execute_at is not None:
-        from restate_server.storage import keys
+def _kill_children(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
+    """Send a kill to every call whose result the invocation has not received (as upstream).
 
-        timers.delete(
-            ctx.txn,
-            ctx.partition,
-            keys.timer(ctx.partition, st.execute_at, timers.DELAYED_INVOKE, timers.ident(inv)),
-        )
+    One-way calls live on. The child ids come from the journaled CallInvocationId notifications,
+    not from the schema, so a replay sends the same kills.
+    """
+    awaited: list[int] = []  # invocation-id notification index of each call still awaited
+    children: dict[int, str] = {}  # that index -> child invocation id
+    for entry in journal.read(ctx.txn, ctx.partition, inv):
+        if entry.type == T.CALL_COMMAND:
+            call = pb.CallCommandMessage.FromString(entry.payload)
+            if call.result_completion_id not in st.completed_ids:
+                awaited.append(call.invocation_id_notification_idx)
+        elif entry.type == T.CALL_INVOCATION_ID_COMPLETION:
+            note = pb.CallInvocationIdCompletionNotificationMessage.FromString(entry.payload)
+            children[note.completion_id] = note.invocation_id
+    for index in awaited:
+        if index in children:
+            child = InvocationId.parse(children[index])
+            ctx.send(child.partition_key, Terminate(invocation_id=child.to_bytes(), mode="kill", now=ctx.now))
 
 
 def purge(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     """Forget a completed invocation (retention expired, or admin purge)."""
-    if st.status != status.COMPLETED:
+    if not transitions.allowed(st.status, Event.PURGE):
         return False
     journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
     if st.handler_ty == "Workflow" and st.key is not None:
         _clear_workflow(ctx, st)
-    ctx.forget(inv)
+    ctx.forget(inv, st)
     return True
