@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from restate_server.log.records import (
     AnnounceLeader,
+    Failure,
     InvocationResponse,
     Invoke,
     InvokerEffect,
@@ -21,8 +22,11 @@ from restate_server.log.records import (
     RecordKind,
     Resume,
     Source,
+    Suspended,
     Terminate,
     TimerFired,
+    TruncateOutbox,
+    Value,
     decode,
     encode,
 )
@@ -70,7 +74,7 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             first_command_index=2,
             entries=[(0x0400, 0, b"\x0a\x01x")],
             pin=("dp_abc", 5),
-            terminal=["suspend", [1], [], ["sig"]],
+            terminal=Suspended(completions=(1,), signals=(), names=("sig",)),
             now=1700000000001,
         ),
         (
@@ -87,7 +91,7 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             dedup=(1, 2),
             invocation_id=b"\x02" * 24,
             completion_id=3,
-            result=["value", b"42"],
+            result=Value(content=b"42"),
             notification_type=0x800D,
         ),
         ("970500920102c4180202020202020202020202020202020202020202020202020392a576616c7565c4023432cd800d"),
@@ -97,7 +101,7 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             invocation_id=b"\x03" * 24,
             signal_index=17,
             signal_name=None,
-            result=["failure", 409, "cancelled"],
+            result=Failure(code=409, message="cancelled"),
             submit_request=5,
         ),
         (
@@ -125,6 +129,7 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
         Pause(invocation_id=b"\x07" * 24, now=1700000000006, submit_request=8),
         ("960b00c0c418070707070707070707070707070707070707070707070707cf0000018bcfe5680608"),
     ),
+    RecordKind.TRUNCATE_OUTBOX: (TruncateOutbox(epoch=5, up_to_seq=7), "940c05c007"),
 }
 
 

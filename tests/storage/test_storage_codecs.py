@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 from restate_server.log import records as rec
+from restate_server.outcomes import WireFormatError
 from restate_server.storage.promises import Promise
 from restate_server.storage.status import InvocationStatus, Status, peek_status
 
@@ -190,7 +191,7 @@ def test_results_and_terminals_round_trip_and_reject_other_shapes() -> None:
     for result in (rec.Value(content=b"v"), rec.Failure(code=1, message="m"), rec.Void()):
         assert rec.result_from_wire(rec.result_to_wire(result)) == result
     for wire in (["value", "text"], ["failure", "1", "m"], ["nothing"], []):
-        with pytest.raises(rec.RecordDecodeError):
+        with pytest.raises(WireFormatError):
             rec.result_from_wire(wire)
-    with pytest.raises(rec.RecordDecodeError):
+    with pytest.raises(WireFormatError):
         rec.terminal_from_wire(["suspend", [1], [2]])

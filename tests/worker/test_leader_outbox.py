@@ -19,7 +19,7 @@ class _RecordingLog:
     def __init__(self) -> None:
         self.appends: list[tuple[int, list[rec.Record]]] = []
 
-    def submit(self, partition: int, records: Sequence[rec.Record]) -> asyncio.Future[int]:
+    def submit(self, partition: int, records: Sequence[rec.Record], epoch: int) -> asyncio.Future[int]:
         self.appends.append((partition, list(records)))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         future.set_result(len(self.appends))

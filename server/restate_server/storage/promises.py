@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from restate_server.log.records import Result, result_from_wire, result_to_wire
+from restate_server.outcomes import Result, result_from_wire, result_to_wire
 from restate_server.storage import keys
 from restate_server.storage.transaction import Transaction
 

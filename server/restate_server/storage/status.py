@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 
-from restate_server.log.records import (
+from restate_server.outcomes import (
     Result,
     Suspended,
     result_from_wire,
