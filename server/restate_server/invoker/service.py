@@ -81,8 +81,9 @@ class Invoker:
         )
         self.clock: Clock = clock or LoopClock()
         self.invocations: dict[bytes, InvocationState] = {}
-        # At most `limit` invocations have a task (running, or waiting to retry); the rest wait
-        # here as ids, so a backlog of thousands costs a deque entry each, not a task and a journal.
+        # At most `limit` invocations have a task; the rest wait here (with the state they were queued
+        # for, so a stale entry left by an abort is recognised), costing a deque entry each, not a task
+        # and a journal. An invocation backing off holds a timer, not a slot.
         self._limit = concurrency_limit or 2**31
         self._active = 0
         self._queue: deque[tuple[bytes, InvocationState]] = deque()
