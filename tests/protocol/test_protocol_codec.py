@@ -183,3 +183,31 @@ def test_buffer_does_not_grow_with_consumed_frames() -> None:
         assert len(dec.feed(one[:50])) == 1
         assert len(dec.feed(one[50:])) == 1
     assert dec.buffered == 0
+
+
+@pytest.mark.parametrize("split", [0, 3, 7], ids=["whole", "header-split-3", "header-split-7"])
+def test_size_limit_rejects_from_the_header_alone(split: int) -> None:
+    before = codec.encode_message(pb.EndMessage())
+    header = struct.pack(">HHI", messages.MessageType.OUTPUT_COMMAND, 0, 3 * 2**30)
+    dec = Decoder(max_message_size=1024)
+    data = before + header
+    decoded = dec.feed(data[: len(before) + split]) if split else []
+    with pytest.raises(codec.MessageTooLargeError) as caught:
+        dec.feed(data[len(before) + split :] if split else data)
+    assert (caught.value.error_code, caught.value.code) == ("RT0003", 571)
+    assert str(caught.value) == "hit message size limit: 3221225472 >= 1024"
+    assert [f.type for f in decoded + caught.value.decoded] == [messages.MessageType.END]
+    assert dec.buffered == 0
+
+
+def test_frames_before_an_unknown_control_type_ride_on_the_error() -> None:
+    good = codec.encode_message(pb.EndMessage())
+    with pytest.raises(ProtocolError) as caught:
+        Decoder().feed(good + struct.pack(">HHI", 0x00FF, 0, 0))
+    assert caught.value.error_code == "RT0012"
+    assert [f.type for f in caught.value.decoded] == [messages.MessageType.END]
+
+
+def test_frames_below_the_limit_pass() -> None:
+    frame = codec.encode_message(pb.OutputCommandMessage(value=pb.Value(content=b"x" * 100)))
+    assert len(Decoder(max_message_size=len(frame)).feed(frame)) == 1

@@ -4,27 +4,36 @@ The attempt turns what the SDK sends into `InvokerEffect` records (proposed in o
 waiting for each to be durable) and ends with one of: the SDK's End, a Suspension, or an error
 (`AttemptError`). Bidi streams (h2c) stay open for notifications pushed by the leader; request/
 response attempts (HTTP/1.1) send everything up front and read the whole answer.
+
+Nothing the deployment sends is trusted: frames are size-checked from their header, then parsed and
+checked one by one (`validation`) before any is proposed. A bad frame fails the attempt; the valid
+frames before it are still proposed, as they would have been had they arrived in an earlier read
+(upstream forwards each message as it is decoded), so what gets journaled does not depend on how
+the bytes were split into reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import assert_never
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-
 from restate_server.ids import InvocationId
-from restate_server.invoker.errors import AttemptError, SdkError
-from restate_server.invoker.h2c import H2Pool, H2Stream
-from restate_server.log.records import Ended, InvokerEffect, Suspended, Terminal
+from restate_server.invoker import validation
+from restate_server.invoker.clock import Clock, LoopClock, Timer
+from restate_server.invoker.errors import AttemptError
+from restate_server.invoker.h2c import H2Pool
+from restate_server.invoker.http1 import Http1Client
+from restate_server.invoker.signing import RequestSigner
+from restate_server.invoker.streams import BidiStream, Stream
+from restate_server.log.records import InvokerEffect
+from restate_server.outcomes import Ended, Suspended as SuspendedTerminal, Terminal
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
-from restate_server.protocol.messages import MessageType as T, decode_suspension, is_command, is_custom
+from restate_server.protocol.messages import MessageType as T
 from restate_server.schema.model import Deployment, ProtocolType
 from restate_server.schema.options import InvocationOptions
 from restate_server.storage.journal import JournalEntry
@@ -32,6 +41,8 @@ from restate_server.storage.journal import JournalEntry
 log = logging.getLogger(__name__)
 
 Propose = Callable[[InvokerEffect], None]
+
+_MIB = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -55,6 +66,14 @@ class Snapshot:
     retry_count: int = 0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageLimits:
+    """`worker.invoker.message-size-limit` and `message-size-warning`, in bytes (upstream defaults)."""
+
+    size_limit: int = 32 * _MIB
+    size_warning: int = 10 * _MIB
+
+
 @dataclass(slots=True)
 class Outcome:
     kind: str  # "end" | "suspend"
@@ -64,26 +83,20 @@ class Transport:
     """Shared clients for all attempts of a node."""
 
     def __init__(
-        self, *, signer: Any, additional_headers: dict[str, str], connect_timeout: float = 10.0
+        self,
+        *,
+        signer: RequestSigner | None,
+        additional_headers: dict[str, str],
+        connect_timeout: float = 10.0,
     ) -> None:
         self.h2 = H2Pool(connect_timeout)
-        self.http1: aiohttp.ClientSession | None = None
+        self.http1 = Http1Client(connect_timeout)
         self.signer = signer
         self.additional_headers = additional_headers
 
-    def http1_session(self) -> aiohttp.ClientSession:
-        if self.http1 is None or self.http1.closed:
-            self.http1 = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, force_close=False),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                auto_decompress=False,
-            )
-        return self.http1
-
     async def close(self) -> None:
         self.h2.close()
-        if self.http1 is not None:
-            await self.http1.close()
+        await self.http1.close()
 
 
 def _seed(invocation_id: bytes) -> int:
@@ -118,22 +131,61 @@ def replay_bytes(snap: Snapshot) -> bytes:
     return b"".join(parts)
 
 
+def _rules(snap: Snapshot) -> validation.Rules:
+    service = snap.deployment.services.get(snap.service)
+    handler = service.handlers.get(snap.handler) if service is not None else None
+    return validation.Rules.for_target(
+        snap.protocol_version,
+        service.ty if service is not None else None,
+        handler.ty if handler is not None else None,
+    )
+
+
+def status_error(status: int, headers: dict[str, str]) -> AttemptError:
+    """Why a non-200 answer fails the attempt (upstream's `handle_response_headers` mapping).
+
+    Redirects are failures like any other unexpected status: the journal is never re-sent elsewhere.
+    """
+    retry_after = headers.get("retry-after")
+    delay = float(retry_after) if retry_after is not None and retry_after.isdigit() else None
+    if status in (502, 504):
+        return AttemptError("RT0010", f"service is temporarily unavailable '{status}'")
+    if status in (429, 503):
+        return AttemptError("RT0023", f"service is rate limited due to '{status}'", retry_after=delay)
+    if status == 413:
+        return AttemptError("RT0019", "service replied with content too large")
+    if status == 415:
+        return AttemptError("RT0015", "the SDK doesn't support the negotiated protocol version")
+    return AttemptError("RT0006", f"unexpected status code {status} from the deployment", retry_after=delay)
+
+
 class Attempt:
     """Runs one attempt; `push` delivers notifications while a bidi stream is open."""
 
-    def __init__(self, snap: Snapshot, transport: Transport, propose: Propose) -> None:
+    def __init__(
+        self,
+        snap: Snapshot,
+        transport: Transport,
+        propose: Propose,
+        *,
+        limits: MessageLimits | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.snap = snap
         self.transport = transport
         self.propose = propose
+        self.limits = limits or MessageLimits()
+        self.clock: Clock = clock or LoopClock()
+        self.rules = _rules(snap)
         self.replayed = len(snap.journal)
         self.next_command = snap.commands
-        self.decoder = Decoder()
-        self.stream: H2Stream | None = None
+        self.decoder = Decoder(self.limits.size_limit)
+        self.stream: Stream | None = None
+        self.bidi: BidiStream | None = None
         self.done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._buffered: list[bytes] = []
-        self._last_activity = time.monotonic()
+        self._last_activity = self.clock.monotonic()
         self._input_closed = False
-        self._status: int | None = None
         self.server_header: str | None = None
 
     # ---- leader-side pushes
@@ -147,17 +199,14 @@ class Attempt:
             )
         else:
             frame = encode_frame(type_, payload)
-        if self.stream is None:
+        if self.bidi is None:
             self._buffered.append(frame)
         else:
-            self._last_activity = time.monotonic()
-            self.stream.send(frame)
+            self._last_activity = self.clock.monotonic()
+            self.bidi.send(frame)
 
     def abort(self) -> None:
-        if self.stream is not None:
-            self.stream.reset()
-        if not self.done.done():
-            self.done.set_exception(AttemptError("RT0006", "attempt aborted"))
+        self._fail(AttemptError("RT0006", "attempt aborted"))
 
     # ---- request headers
     def _headers(self, path: str) -> list[tuple[str, str]]:
@@ -212,76 +261,63 @@ class Attempt:
             )
         except (TimeoutError, OSError) as exc:
             raise AttemptError("RT0010", f"cannot reach {self.snap.deployment.uri}: {exc}") from exc
+        self.stream = self.bidi = stream
         # notifications that arrived while connecting go out after the replay, in order
-        self.stream = stream
         if self._buffered:
             stream.send(b"".join(self._buffered))
             self._buffered.clear()
 
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
         """Wait for the SDK's terminal message; on inactivity ask it to suspend, later abort."""
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
+        clock = self.clock
+        handle: Timer | None = None
 
         def check() -> None:
             nonlocal handle
             if self.done.done():
                 return
             limit = abort if self._input_closed else inactivity
-            idle_for = time.monotonic() - self._last_activity
+            idle_for = clock.monotonic() - self._last_activity
             if idle_for >= limit:
                 if self._input_closed:
                     self._fail(
-                        AttemptError("RT0001", "the invocation stream was aborted due to the abort timeout")
+                        AttemptError(
+                            "RT0001",
+                            f"the invocation stream was closed after the 'abort timeout' ({abort}s) fired",
+                        )
                     )
                     return
                 # inactivity: close our side so the SDK suspends, then allow abort_timeout
                 self._input_closed = True
-                self._last_activity = time.monotonic()
-                assert self.stream is not None
-                self.stream.end()
+                self._last_activity = clock.monotonic()
+                assert self.bidi is not None
+                self.bidi.end()
                 idle_for, limit = 0.0, abort
-            handle = loop.call_later(limit - idle_for, check)
+            handle = clock.call_later(limit - idle_for, check)
 
-        handle = loop.call_later(inactivity, check)
+        handle = clock.call_later(inactivity, check)
         try:
             return await self.done
         finally:
-            if handle is not None:
-                handle.cancel()
+            handle.cancel()
 
     async def _request_response(self, total_timeout: float) -> Outcome:
         host, port, path, rel = self._url()
-        body = replay_bytes(self.snap)
-        for frame in self._buffered:
-            body += frame
+        body = replay_bytes(self.snap) + b"".join(self._buffered)
+        self._buffered.clear()
         self._input_closed = True
-        url = f"http://{host}:{port}{path}"
-        try:
-            async with self.transport.http1_session().post(
-                url, data=body, headers=self._headers(rel), timeout=aiohttp.ClientTimeout(total=total_timeout)
-            ) as resp:
-                self.on_headers(resp.status, {k.lower(): v for k, v in resp.headers.items()})
-                async for chunk in resp.content.iter_any():
-                    self.on_data(chunk)
-                self.on_end()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.on_error(AttemptError("RT0010", f"request to {self.snap.deployment.uri} failed: {exc}"))
+        exchange = self.transport.http1.exchange(
+            f"http://{host}:{port}{path}", self._headers(rel), body, self, total_timeout
+        )
+        self.stream = exchange
+        await exchange.run()
         return await self.done
 
     # ---- StreamListener
     def on_headers(self, status: int, headers: dict[str, str]) -> None:
-        self._status = status
         self.server_header = headers.get("x-restate-server")
         if status != 200:
-            retry_after = headers.get("retry-after")
-            self._fail(
-                AttemptError(
-                    "RT0006" if status not in (413,) else "RT0019",
-                    f"unexpected status code {status} from the deployment",
-                    retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-                )
-            )
+            self._fail(status_error(status, headers))
             return
         expected = f"application/vnd.restate.invocation.v{self.snap.protocol_version}"
         if headers.get("content-type", "") != expected:
@@ -290,11 +326,14 @@ class Attempt:
     def on_data(self, data: bytes) -> None:
         if self.done.done():
             return
-        self._last_activity = time.monotonic()
+        self._last_activity = self.clock.monotonic()
         try:
             frames = self.decoder.feed(data)
         except ProtocolError as exc:
-            self._fail(AttemptError("RT0012", str(exc)))
+            # what preceded the bad header is proposed; the bad frame's payload is never buffered
+            if exc.decoded:
+                self._handle(exc.decoded, more=True)
+            self._fail(AttemptError(exc.error_code, str(exc)))
             return
         if frames:
             self._handle(frames)
@@ -315,42 +354,50 @@ class Attempt:
                 self.stream.reset()
 
     # ---- frames -> effects
-    def _handle(self, frames: list[Frame]) -> None:
+    def _handle(self, frames: list[Frame], *, more: bool = False) -> None:
+        """Check the frames in order; propose what passed; fail on the first that did not.
+
+        `more`: bytes followed these frames (which a terminal message must not be).
+        """
         entries: list[tuple[int, int, bytes]] = []
         first = self.next_command
         terminal: Terminal | None = None
         error: AttemptError | None = None
+        warning = self.limits.size_warning
         for frame in frames:
-            t = frame.type
-            if is_command(t) or is_custom(t):
-                entries.append((t, frame.flags, frame.payload))
-                self.next_command += 1
-            elif t == T.PROPOSE_RUN_COMPLETION:
-                entries.append((t, frame.flags, frame.payload))
-            elif t == T.END:
-                terminal = Ended()
-            elif t == T.SUSPENSION:
-                try:
-                    completions, signals, names, _ = decode_suspension(
-                        frame.payload, self.snap.protocol_version
-                    )
-                except ValueError as exc:
-                    error = AttemptError("RT0012", f"bad suspension: {exc}")
-                else:
-                    if not (completions or signals or names):
-                        error = AttemptError("RT0012", "empty suspension")
-                    else:
-                        terminal = Suspended(
-                            completions=tuple(completions), signals=tuple(signals), names=tuple(names)
-                        )
-            elif t == T.ERROR:
-                msg = pb.ErrorMessage.FromString(frame.payload)
-                retry_after = msg.next_retry_delay / 1000 if msg.HasField("next_retry_delay") else None
-                error = SdkError(msg.code, msg.message, retry_after=retry_after, behavior=int(msg.behavior))
-            elif t == T.AWAITING_ON:
-                continue
-            if terminal is not None or error is not None:
+            if len(frame.payload) >= warning:
+                self._warn_size(frame)
+            if terminal is not None:
+                error = _after_end()
                 break
+            try:
+                checked = validation.check(frame, self.rules, self.next_command)
+            except AttemptError as exc:
+                error = exc
+                break
+            match checked:
+                case validation.Kind.COMMAND:
+                    entries.append((frame.type, frame.flags, frame.payload))
+                    self.next_command += 1
+                case validation.Kind.RUN_PROPOSAL:
+                    entries.append((frame.type, frame.flags, frame.payload))
+                case validation.Kind.AWAITING_ON:
+                    pass
+                case validation.Kind.END:
+                    terminal = Ended()
+                case validation.Suspended(completions=completions, signals=signals, names=names):
+                    terminal = SuspendedTerminal(
+                        completions=tuple(completions), signals=tuple(signals), names=tuple(names)
+                    )
+                case validation.Failed(error=sdk_error):
+                    error = sdk_error
+                    break
+                case _:
+                    assert_never(checked)
+        if terminal is not None and error is None and (more or self.decoder.buffered):
+            error = _after_end()
+        if error is not None:
+            terminal = None
         pin = None if self.snap.pinned else (self.snap.deployment.id, self.snap.protocol_version)
         if entries or terminal is not None or pin is not None:
             self.snap.pinned = True
@@ -361,12 +408,31 @@ class Attempt:
                     entries=entries,
                     pin=pin,
                     terminal=terminal,
-                    now=int(time.time() * 1000),
+                    now=int(self.clock.time() * 1000),
                 )
             )
         if error is not None:
             self._fail(error)
         elif terminal is not None and not self.done.done():
             self.done.set_result(Outcome("end" if isinstance(terminal, Ended) else "suspend"))
-            if self.stream is not None and not self.stream.closed:
-                self.stream.end()
+            if self.bidi is not None and not self.bidi.closed:
+                self.bidi.end()
+
+    def _warn_size(self, frame: Frame) -> None:
+        log.warning(
+            "message size warning for %s of invocation %s: %d >= %d bytes. Generating very large"
+            " messages can make the system unstable if configured with too little memory; the"
+            " threshold is worker.invoker.message-size-warning",
+            validation.message_name(frame.type),
+            InvocationId.from_bytes(self.snap.invocation_id),
+            len(frame.payload),
+            self.limits.size_warning,
+        )
+
+
+def _after_end() -> AttemptError:
+    return AttemptError(
+        validation.PROTOCOL_VIOLATION,
+        "unexpected end of invocation stream: after EndMessage, ErrorMessage or SuspensionMessage"
+        " no other bytes should be received",
+    )

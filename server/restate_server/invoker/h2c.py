@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Protocol
 
 import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+
+from restate_server.invoker.streams import StreamListener
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,13 @@ MAX_STREAMS_PER_CONNECTION = 128
 _WINDOW = 16 * 1024 * 1024
 
 
-class StreamListener(Protocol):
-    def on_headers(self, status: int, headers: dict[str, str]) -> None: ...
-    def on_data(self, data: bytes) -> None: ...
-    def on_end(self) -> None: ...
-    def on_error(self, error: Exception) -> None: ...
-
-
 class ConnectionLostError(ConnectionError):
     """The HTTP/2 connection closed or was reset while a stream was open."""
 
 
 class H2Stream:
+    """One request stream on a pooled connection (a `streams.BidiStream`)."""
+
     def __init__(self, conn: H2ClientConnection, stream_id: int, listener: StreamListener) -> None:
         self.conn = conn
         self.stream_id = stream_id
@@ -57,6 +53,7 @@ class H2Stream:
         self.conn.send(self.stream_id, b"", True)
 
     def reset(self) -> None:
+        self.closed = True
         self.conn.reset(self.stream_id)
 
 

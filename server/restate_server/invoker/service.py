@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from restate_server.invoker.attempt import Attempt, Snapshot, Transport
+from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Transport
+from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
 from restate_server.log.records import InvokerEffect, Killed, Paused
@@ -55,22 +55,38 @@ class InvocationState:
     server: str | None = None
     killed: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    # what the task decided as it ended: wait this long, then retry (armed by `Invoker._done`)
+    retry_delay: float | None = None
     # set while waiting to retry: no task (and no concurrency slot) is held meanwhile
-    retry_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    retry_timer: Timer | None = field(default=None, repr=False)
 
 
 class Invoker:
     def __init__(
-        self, host: InvokerHost, transport: Transport, *, concurrency_limit: int | None = None
+        self,
+        host: InvokerHost,
+        transport: Transport,
+        *,
+        concurrency_limit: int | None = None,
+        message_size_limit: int | None = None,
+        message_size_warning: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.host = host
         self.transport = transport
+        defaults = MessageLimits()
+        self.limits = MessageLimits(
+            size_limit=message_size_limit or defaults.size_limit,
+            size_warning=message_size_warning or defaults.size_warning,
+        )
+        self.clock: Clock = clock or LoopClock()
         self.invocations: dict[bytes, InvocationState] = {}
-        # At most `limit` invocations have a task (running, or waiting to retry); the rest wait
-        # here as ids, so a backlog of thousands costs a deque entry each, not a task and a journal.
+        # At most `limit` invocations have a task; the rest wait here (with the state they were queued
+        # for, so a stale entry left by an abort is recognised), costing a deque entry each, not a task
+        # and a journal. An invocation backing off holds a timer, not a slot.
         self._limit = concurrency_limit or 2**31
         self._active = 0
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[bytes, InvocationState]] = deque()
 
     def start(self, partition: int, invocation_id: bytes) -> None:
         state = self.invocations.get(invocation_id)
@@ -81,23 +97,22 @@ class Invoker:
             else:
                 state.restart = True  # the running task starts another attempt when this one ends
             return
-        self.invocations[invocation_id] = InvocationState(partition)
-        self._schedule(invocation_id)
+        state = self.invocations[invocation_id] = InvocationState(partition)
+        self._schedule(invocation_id, state)
 
-    def _schedule(self, invocation_id: bytes) -> None:
+    def _schedule(self, invocation_id: bytes, state: InvocationState) -> None:
         if self._active < self._limit:
-            self._spawn(invocation_id)
+            self._spawn(invocation_id, state)
         else:
-            self._queue.append(invocation_id)
+            self._queue.append((invocation_id, state))
 
     def _retry(self, invocation_id: bytes, state: InvocationState) -> None:
         state.retry_timer = None
         state.next_retry_at = None
         if self.invocations.get(invocation_id) is state:  # not aborted meanwhile
-            self._schedule(invocation_id)
+            self._schedule(invocation_id, state)
 
-    def _spawn(self, invocation_id: bytes) -> None:
-        state = self.invocations[invocation_id]
+    def _spawn(self, invocation_id: bytes, state: InvocationState) -> None:
         self._active += 1
         state.task = asyncio.get_running_loop().create_task(
             self._run(invocation_id, state), name=f"invocation-{invocation_id.hex()[:12]}"
@@ -106,18 +121,28 @@ class Invoker:
         state.task.add_done_callback(lambda _task: self._done(invocation_id, state))
 
     def _done(self, invocation_id: bytes, state: InvocationState) -> None:
+        """The task ended: run again, back off, or forget the invocation; then fill the free slot.
+
+        Deciding here, after the task is gone, means a retry timer never fires while its task still
+        holds the slot, and a start that arrived while the task was running is never lost.
+        """
         state.task = None
         self._active -= 1
+        delay, state.retry_delay = state.retry_delay, None
         if self.invocations.get(invocation_id) is state:
-            if state.restart and not state.killed:
-                # a start arrived between the task's last check and its end: run again
-                self._schedule(invocation_id)
-            elif state.retry_timer is None:
+            if state.restart:
+                # a start arrived between the task's last check and its end: run again, now
+                self._schedule(invocation_id, state)
+            elif delay is not None:
+                # the slot is free meanwhile; a timer brings the invocation back
+                state.next_retry_at = self.clock.time() + delay
+                state.retry_timer = self.clock.call_later(delay, lambda: self._retry(invocation_id, state))
+            else:
                 del self.invocations[invocation_id]
         while self._queue and self._active < self._limit:
-            queued = self._queue.popleft()
-            if queued in self.invocations:  # not aborted meanwhile
-                self._spawn(queued)
+            queued, queued_state = self._queue.popleft()
+            if self.invocations.get(queued) is queued_state:  # not aborted meanwhile
+                self._spawn(queued, queued_state)
 
     def notify(
         self,
@@ -144,14 +169,18 @@ class Invoker:
             state.task.cancel()
 
     async def close(self) -> None:
-        for state in self.invocations.values():
+        states = list(self.invocations.values())
+        self.invocations.clear()  # first: ending tasks then find nothing to retry or restart
+        self._queue.clear()
+        tasks = []
+        for state in states:
+            state.killed = True
             if state.retry_timer is not None:
                 state.retry_timer.cancel()
-        tasks = [s.task for s in self.invocations.values() if s.task is not None]
-        for task in tasks:
-            task.cancel()
+            if state.task is not None:
+                state.task.cancel()
+                tasks.append(state.task)
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.invocations.clear()
         await self.transport.close()
 
     async def _run(self, invocation_id: bytes, state: InvocationState) -> None:
@@ -162,12 +191,7 @@ class Invoker:
         except Exception:
             log.exception("invocation task crashed")
             return
-        if delay is not None and not state.killed:
-            # the task ends (freeing its slot for other invocations) and a timer brings it back
-            state.next_retry_at = time.time() + delay
-            state.retry_timer = asyncio.get_running_loop().call_later(
-                delay, self._retry, invocation_id, state
-            )
+        state.retry_delay = delay
 
     async def _attempts(self, invocation_id: bytes, state: InvocationState) -> float | None:
         """Attempts until the invocation ends or suspends (None) or must back off (the delay)."""
@@ -217,7 +241,7 @@ class Invoker:
                     first_command_index=snap.commands,
                     entries=[],
                     terminal=terminal,
-                    now=int(time.time() * 1000),
+                    now=int(self.clock.time() * 1000),
                 ),
             )
         )
@@ -228,10 +252,10 @@ class Invoker:
         def propose(effect: InvokerEffect) -> None:
             state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, effect))
 
-        attempt = Attempt(snap, self.transport, propose)
+        attempt = Attempt(snap, self.transport, propose, limits=self.limits, clock=self.clock)
         state.attempt = attempt
         state.in_flight = True
-        state.last_start_at = time.time()
+        state.last_start_at = self.clock.time()
         try:
             await attempt.run()
             return None

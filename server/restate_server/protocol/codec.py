@@ -51,15 +51,25 @@ class ProtocolError(Exception):
     """The peer broke the framing or sent an undecodable message; carries a Restate error code."""
 
     code: int = PROTOCOL_VIOLATION
+    error_code: str = "RT0012"
+    """Upstream's documented error code for a failure of this kind (protocol violation)."""
 
-    def __init__(self, message: str, *, code: int | None = None) -> None:
+    def __init__(self, message: str, *, code: int | None = None, decoded: list[Frame] | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        self.decoded: list[Frame] = decoded if decoded is not None else []
+        """Complete frames that preceded the error in the chunk being fed (``Decoder.feed``)."""
 
 
 class MessageTooLargeError(ProtocolError):
-    """A frame announced a payload at or above the configured size limit (upstream RT0003)."""
+    """A frame announced a payload at or above the configured size limit.
+
+    Raised as soon as the frame's header is read, before any of its payload is buffered, so an
+    announced size costs no memory.
+    """
+
+    error_code = "RT0003"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,11 @@ class Decoder:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Frame]:
-        """Consume a chunk and return every frame it completes, in order."""
+        """Consume a chunk and return every frame it completes, in order.
+
+        A header with an unknown control type, or announcing a payload at or above the size limit,
+        raises at once; the frames completed before it in this chunk ride on the error (``decoded``).
+        """
         buf = self._buf
         if buf:
             buf += data
@@ -103,20 +117,29 @@ class Decoder:
         frames: list[Frame] = []
         off = 0
         limit = self._max
+        error: ProtocolError | None = None
         # One copy per payload (memoryview slice -> bytes); the view is released before the
         # bytearray is trimmed, as an exported buffer cannot be resized.
         with memoryview(src) as view:
             while end - off >= HEADER_SIZE:
                 ty, flags, length = _unpack_header(view, off)
+                # Both checks look at the header alone: a bad frame costs nothing to buffer.
                 if ty < _FIRST_COMMAND and ty not in _KNOWN_CONTROL:
-                    raise ProtocolError(f"unknown message code {ty:#x}")
+                    error = ProtocolError(f"unknown message code {ty:#x}", decoded=frames)
+                    break
                 if limit is not None and length >= limit:
-                    raise MessageTooLargeError(f"hit message size limit: {length} >= {limit}")
+                    error = MessageTooLargeError(
+                        f"hit message size limit: {length} >= {limit}", decoded=frames
+                    )
+                    break
                 stop = off + HEADER_SIZE + length
                 if stop > end:
                     break
                 frames.append(Frame(ty, flags, view[off + HEADER_SIZE : stop].tobytes()))
                 off = stop
+        if error is not None:
+            buf.clear()  # nothing after a bad header can be framed: the stream is unusable
+            raise error
         if src is buf:
             if off:
                 del buf[:off]  # CPython trims a bytearray's head without moving the tail

@@ -54,7 +54,11 @@ class Leader:
         self.waiters = waiters
         self.epoch = epoch
         self.invoker = Invoker(
-            self, transport, concurrency_limit=config.worker.invoker.concurrent_invocations_limit
+            self,
+            transport,
+            concurrency_limit=config.worker.invoker.concurrent_invocations_limit,
+            message_size_limit=config.worker.invoker.message_size_limit,
+            message_size_warning=config.worker.invoker.message_size_warning,
         )
         self.timers = TimerService(self._propose_record)
         self._shuffle_queues: dict[int, list[tuple[int, int, bytes]]] = {}
