@@ -16,11 +16,12 @@ from typing import Any
 from restate_server.ids import InvocationId
 from restate_server.invoker.attempt import Snapshot
 from restate_server.invoker.service import Invoker
-from restate_server.log.records import InvokerEffect, JournalEntry
+from restate_server.log.records import InvokerEffect, terminal_to_wire
 from restate_server.protocol import codec, protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.schema.model import Deployment, Handler, HandlerType, ProtocolType, Service, ServiceType
 from restate_server.schema.options import InvocationOptions, ResolvedRetryPolicy
+from restate_server.storage.journal import JournalEntry
 
 CONTENT_TYPE = "application/vnd.restate.invocation.v{}"
 END = codec.encode_message(pb.EndMessage())
@@ -297,7 +298,8 @@ class FakeHost:
         return None
 
     def terminals(self) -> list[list[Any]]:
-        return [p.terminal for p in self.proposals if p.terminal is not None]
+        """The proposed terminals in their wire form (`["end"]`, `["kill", code, message]`, …)."""
+        return [terminal_to_wire(p.terminal) for p in self.proposals if p.terminal is not None]
 
 
 async def eventually(check: Callable[[], Any]) -> Any:

@@ -20,9 +20,10 @@ from invoker_fakes import (
 )
 from restate_server.invoker.attempt import Attempt, MessageLimits, Outcome, Snapshot, replay_bytes
 from restate_server.invoker.errors import AttemptError
-from restate_server.log.records import InvokerEffect, JournalEntry
+from restate_server.log.records import Ended, InvokerEffect, Suspended
 from restate_server.protocol import codec, protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
+from restate_server.storage.journal import JournalEntry
 
 SLEEP = frame(pb.SleepCommandMessage(wake_up_time=5, result_completion_id=1))
 OUTPUT = frame(pb.OutputCommandMessage(value=pb.Value(content=b'"ok"')))
@@ -85,7 +86,7 @@ async def test_bidi_attempt_replays_and_proposes_what_the_sdk_sends() -> None:
     assert first.pin == ("dp_1", 6)
     assert [e[0] for e in first.entries] == [T.SLEEP_COMMAND]
     assert first.first_command_index == 1
-    assert (second.pin, second.terminal, second.first_command_index) == (None, ["end"], 2)
+    assert (second.pin, second.terminal, second.first_command_index) == (None, Ended(), 2)
     assert [e[0] for e in second.entries] == [T.OUTPUT_COMMAND]
     assert first.now == int(FakeClock().time() * 1000)
     assert run.attempt.server_header == "sdk/1"
@@ -98,7 +99,7 @@ async def test_request_response_attempt_sends_everything_up_front() -> None:
     exchange.reply(SUSPEND_V6)
     exchange.finish()
     assert await run.outcome() == "suspend"
-    assert run.proposals[-1].terminal == ["suspend", [1], [], []]
+    assert run.proposals[-1].terminal == Suspended(completions=(1,))
 
 
 async def test_garbage_payload_fails_the_attempt_after_proposing_what_preceded_it() -> None:
