@@ -204,6 +204,8 @@ class Reader:
 
     def error(self, path: str, reason: str) -> Exception:
         """The caller's error for a value that reads fine but makes no sense (names key and source)."""
+        if path not in self._merged:
+            return self._error(f"'{path}' is not set: {reason}")
         return self._fail(path, reason)
 
     def string_list(self, path: str) -> list[str]:
