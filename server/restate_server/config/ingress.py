@@ -13,7 +13,10 @@ USED_KEYS = (
     "ingress.advertised-address",
     "ingress.advertised-ingress-endpoint",
     "ingress.kafka-clusters",
+    "ingress.ingestion.inflight-memory-budget",
 )
+
+DEFAULT_INFLIGHT_MEMORY_BUDGET = 1024 * 1024  # upstream's default: 1 MiB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +39,10 @@ class IngressOptions:
     reports to the CLI and UI; None means derive it from the bind address."""
     kafka_clusters: list[KafkaClusterOptions] = field(default_factory=list)
     """`kafka-clusters`: brokers that subscriptions may name."""
+    ingestion_inflight_memory_budget: int = DEFAULT_INFLIGHT_MEMORY_BUDGET
+    """`ingestion.inflight-memory-budget` (`RESTATE_INGRESS__INGESTION__INFLIGHT_MEMORY_BUDGET`), bytes:
+    Kafka records read but not yet durable in the log, per subscription; past it consumption pauses.
+    Default 1 MiB."""
 
 
 def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
@@ -44,6 +51,9 @@ def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
         advertised_ingress_endpoint=get.optional_str("ingress.advertised-ingress-endpoint")
         or get.optional_str("ingress.advertised-address"),
         kafka_clusters=get.kafka_clusters("ingress.kafka-clusters", KafkaClusterOptions),
+        ingestion_inflight_memory_budget=get.bytes(
+            "ingress.ingestion.inflight-memory-budget", DEFAULT_INFLIGHT_MEMORY_BUDGET
+        ),
     )
 
 
@@ -55,4 +65,6 @@ def dump(ingress: IngressOptions) -> dict[str, object]:
         table["kafka-clusters"] = [
             {"name": c.name, "brokers": list(c.brokers), **c.properties} for c in ingress.kafka_clusters
         ]
+    if ingress.ingestion_inflight_memory_budget != DEFAULT_INFLIGHT_MEMORY_BUDGET:
+        table["ingestion"] = {"inflight-memory-budget": ingress.ingestion_inflight_memory_budget}
     return table
