@@ -27,11 +27,10 @@ from prometheus_client import Gauge
 from restate_server.ids import InvocationId
 from restate_server.kafka import consumer as kc
 from restate_server.kafka.catalog import Subscription
-from restate_server.kafka.events import EventError, build_invoke, producer_id
+from restate_server.kafka.events import EventError, Services, build_invoke, producer_id
 from restate_server.log.records import Invoke, Record
 from restate_server.observability import metrics
 from restate_server.schema.options import ServerDefaults
-from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as st
 from restate_server.storage.status import InvocationStatus
 from restate_server.worker.actions import InvocationCompleted
@@ -98,7 +97,7 @@ class Dispatcher:
         *,
         subscription: Subscription,
         group_id: str,
-        registry: SchemaRegistry,
+        registry: Services,
         config: ServerDefaults,
         worker: Worker,
         control: Control,

@@ -15,13 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from restate_server.ids import InvocationId, partition_key_for
 from restate_server.kafka.catalog import Subscription
 from restate_server.log.records import Invoke, Source
-from restate_server.schema.model import HandlerType, ServiceType
+from restate_server.schema.model import HandlerType, Service, ServiceType
 from restate_server.schema.options import ServerDefaults, invocation_options
-from restate_server.schema.registry import SchemaRegistry
+
+
+class Services(Protocol):
+    """The registry lookup a sink needs (``SchemaRegistry`` satisfies it)."""
+
+    def service(self, name: str) -> Service | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +84,7 @@ def build_invoke(
     subscription: Subscription,
     producer: str,
     record: KafkaRecord,
-    registry: SchemaRegistry,
+    registry: Services,
     config: ServerDefaults,
     now: int,
 ) -> tuple[int, Invoke]:
