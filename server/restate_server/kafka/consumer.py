@@ -27,11 +27,34 @@ from restate_server.kafka.events import KafkaRecord
 from restate_server.observability import metrics
 
 log = logging.getLogger(__name__)
+librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
 
 POLL_TIMEOUT = 0.1  # seconds a consume call may block: bounds how late a store, pause or stop applies
 BATCH_SIZE = 1000  # records per consume call (one hand-over to the event loop)
 WATERMARK_INTERVAL = 2.0  # seconds between lag refreshes of an idle assignment
 ERROR_LOG_INTERVAL = 30.0  # seconds between repeated warnings for the same broker error
+
+
+class _Repeats(logging.Filter):
+    """Lets one librdkafka message per facility (``FAIL``, ``REQTMOUT``…) through per interval.
+
+    librdkafka logs every reconnect attempt of a broker that is down, many times a second.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        facility = str(record.msg).split(" ", 1)[0]
+        now = time.monotonic()
+        if now - self._last.get(facility, -ERROR_LOG_INTERVAL) < ERROR_LOG_INTERVAL:
+            return False
+        self._last[facility] = now
+        return True
+
+
+librdkafka_log.addFilter(_Repeats())
 
 TopicPartition = tuple[str, int]
 
@@ -140,7 +163,7 @@ class ConsumerThread:
         self._deliver(Stopped(error=error if error is not None else self._fatal))
 
     def _consume(self) -> None:
-        config: dict[str, Any] = {**self._config, "error_cb": self._on_error, "logger": log}
+        config: dict[str, Any] = {**self._config, "error_cb": self._on_error, "logger": librdkafka_log}
         consumer = self._factory(config)
         try:
             consumer.subscribe(
