@@ -364,9 +364,14 @@ def test_3b_old_version_drained_and_removed(world: World) -> None:
     world.done.add("drained")
 
 
-def _count(key: str) -> Any:
-    status, answer = http("POST", INGRESS + f"/Counter/{key}/get", timeout=10)
-    return answer if status == 200 else None
+def _count(key: str) -> int | None:
+    """``Counter/<key>/get``: no body and no content type (the handler takes no input)."""
+    request = urllib.request.Request(INGRESS + f"/Counter/{key}/get", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(json.loads(resp.read()))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def test_4_subscription_consumes_records(world: World) -> None:

@@ -184,7 +184,8 @@ class ConsumerThread:
                 now = time.monotonic()
                 if records or now >= next_watermarks:
                     partitions = {(r.topic, r.partition) for r in records} if records else None
-                    self._deliver(Batch(records=tuple(records), **self._watermarks(consumer, partitions)))
+                    highs, positions = self._watermarks(consumer, partitions)
+                    self._deliver(Batch(records=tuple(records), high_watermarks=highs, positions=positions))
                     next_watermarks = now + WATERMARK_INTERVAL
         finally:
             self._apply_stores(consumer)
@@ -205,8 +206,8 @@ class ConsumerThread:
 
     def _watermarks(
         self, consumer: confluent_kafka.Consumer, partitions: set[TopicPartition] | None
-    ) -> dict[str, dict[TopicPartition, int]]:
-        """Cached high watermarks (no broker round trip) and fetch positions, for the lag metric."""
+    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Cached high watermarks (no broker round trip) and, when idle, fetch positions: for the lag."""
         assigned = consumer.assignment()
         selected = [tp for tp in assigned if partitions is None or (tp.topic, tp.partition) in partitions]
         highs: dict[TopicPartition, int] = {}
@@ -222,7 +223,7 @@ class ConsumerThread:
             positions = {
                 (tp.topic, tp.partition): tp.offset for tp in consumer.position(selected) if tp.offset >= 0
             }
-        return {"high_watermarks": highs, "positions": positions}
+        return highs, positions
 
     def _is_record(self, message: confluent_kafka.Message) -> bool:
         error = message.error()
