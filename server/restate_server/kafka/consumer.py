@@ -149,6 +149,11 @@ class ConsumerThread:
         """Stop (or resume) fetching on every assigned partition; the group membership stays."""
         self._paused = paused
 
+    @property
+    def pause_applied(self) -> bool:
+        """Whether the assignment is paused now (the thread applies ``set_paused`` at its next turn)."""
+        return self._applied_pause
+
     def stop(self) -> None:
         """Ask the thread to commit what was stored, leave the group and exit (a ``Stopped`` event)."""
         self._stopping.set()
