@@ -82,8 +82,13 @@ class Broker:
             stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
         )
+        _wait(self._listening, START_TIMEOUT, "tansu did not listen")  # before a client logs refusals
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         _wait(lambda: admin.list_topics(timeout=1) is not None, START_TIMEOUT, "tansu did not answer")
+
+    def _listening(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex((self.host, self.port)) == 0
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
