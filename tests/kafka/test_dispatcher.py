@@ -173,6 +173,18 @@ async def test_revoked_partitions_are_neither_appended_nor_stored() -> None:
     assert h.control.stored == [("t", 1, 2)]
 
 
+async def test_an_assignment_without_revocation_starts_the_partition_afresh() -> None:
+    h = Harness(Limits(inflight_bytes=1000))
+    h.dispatcher.handle(kc.Assigned(partitions=(("t", 0),)))
+    h.dispatcher.handle(kc.Batch(records=records(0, range(20))))
+    assert h.dispatcher.paused
+    h.dispatcher.handle(kc.Assigned(partitions=(("t", 0),)))
+    assert h.dispatcher.inflight_bytes == 0
+    await h.durable(0)
+    assert h.control.stored == []  # the earlier generation's records are not this one's to commit
+    assert h.control.paused == [True, False]
+
+
 async def test_pauses_on_inflight_bytes_and_resumes_when_durable() -> None:
     h = Harness(Limits(inflight_bytes=1000))
     h.dispatcher.handle(kc.Assigned(partitions=(("t", 0),)))

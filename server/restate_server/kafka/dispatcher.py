@@ -138,22 +138,26 @@ class Dispatcher:
             return
         match event:
             case kc.Assigned():
-                for topic, partition in event.partitions:
-                    producer = producer_id(self._subscription.id, self._group_id, topic, partition)
-                    self._partitions[(topic, partition)] = _Partition(
-                        topic=topic, partition=partition, producer=producer
-                    )
+                for tp in event.partitions:
+                    self._drop_partition(tp)  # assigned again without a revocation: start afresh
+                    producer = producer_id(self._subscription.id, self._group_id, *tp)
+                    self._partitions[tp] = _Partition(topic=tp[0], partition=tp[1], producer=producer)
+                self._update_pause()
             case kc.Revoked():
                 for tp in event.partitions:
-                    gone = self._partitions.pop(tp, None)
-                    if gone is not None:
-                        self._inflight_bytes -= sum(a.size for a in gone.in_flight)
-                        self._forget_lag(gone)
+                    self._drop_partition(tp)
                 self._update_pause()
             case kc.Batch():
                 self._batch(event)
             case kc.Stopped():
                 self._fail(RuntimeError(event.error or "the Kafka consumer stopped"))
+
+    def _drop_partition(self, tp: kc.TopicPartition) -> None:
+        """Forget a partition: its appends still in flight finish, but store nothing any more."""
+        gone = self._partitions.pop(tp, None)
+        if gone is not None:
+            self._inflight_bytes -= sum(a.size for a in gone.in_flight)
+            self._forget_lag(gone)
 
     def close(self) -> None:
         """Stop tracking: drop the completion waiters and this subscription's gauges."""
