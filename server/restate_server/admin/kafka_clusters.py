@@ -46,10 +46,6 @@ def routes(on_change: OnChange | None = None) -> Callable[[admin_app.AdminRoutes
     return register
 
 
-register = routes()
-"""The routes without a change listener."""
-
-
 def _timestamp(millis: int) -> str:
     """RFC 3339 in UTC with the shortest exact fraction, as upstream's ``humantime`` prints it."""
     moment = datetime.fromtimestamp(millis // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")

@@ -39,10 +39,6 @@ def routes(on_change: OnChange | None = None) -> Callable[[admin_app.AdminRoutes
     return register
 
 
-register = routes()
-"""The routes without a change listener."""
-
-
 def notifying(handler: admin_app.Handler, on_change: OnChange | None) -> admin_app.Handler:
     """``handler``, then ``on_change`` when it succeeded."""
     if on_change is None:
