@@ -28,10 +28,12 @@ def kafka_config(path: Path, brokers: str) -> Path:
     return path
 
 
-def start_server(tmp_path: Path, sdk: Sdk, brokers: str) -> Server:
+def start_server(tmp_path: Path, sdk: Sdk, brokers: str, **env: str) -> Server:
     config = kafka_config(tmp_path / "restate.toml", brokers)
     server = Server(
-        base_dir=tmp_path / "data", log_path=tmp_path / "server.log", env={"RESTATE_CONFIG": str(config)}
+        base_dir=tmp_path / "data",
+        log_path=tmp_path / "server.log",
+        env={"RESTATE_CONFIG": str(config), **env},
     )
     server.start()
     server.register(sdk.uri)
@@ -114,6 +116,27 @@ def test_keyed_records_into_an_object_exactly_once_in_key_order(node: Server, ka
         ),
         timeout=30,
     )
+
+
+def test_backpressure_pauses_and_resumes_without_losing_or_doubling(
+    tmp_path: Path, sdk: Sdk, kafka_broker: Broker
+) -> None:
+    # a budget smaller than one batch: every batch pauses consumption until its appends are durable
+    budget = {"RESTATE_INGRESS__INGESTION__INFLIGHT_MEMORY_BUDGET": "1KiB"}
+    server = start_server(tmp_path, sdk, kafka_broker.bootstrap, **budget)
+    try:
+        kafka_broker.create_topic("slow", partitions=3)
+        records, expected = keyed_records(300)
+        kafka_broker.produce("slow", records)
+        subscribe(server, "slow", "service://Counter/append")
+        wait_until(lambda: total_seen(server) >= 300, timeout=120, interval=0.5)
+        for key in KEYS:
+            assert seen(server, key) == expected[key], key
+        log = server.log_path.read_text()
+        assert "consumption paused" in log
+        assert "consumption resumed" in log
+    finally:
+        server.stop()
 
 
 def test_service_sink_gets_value_and_kafka_headers(
