@@ -44,7 +44,9 @@ from .kubelet import dns
 
 def _load_kafka_broker() -> Any:
     """tests/integration/kafka_broker.py (tansu), loaded by path: ``tests`` is not a package."""
-    spec = importlib.util.spec_from_file_location("e2e_kafka_broker", REPO / "tests/integration/kafka_broker.py")
+    spec = importlib.util.spec_from_file_location(
+        "e2e_kafka_broker", REPO / "tests/integration/kafka_broker.py"
+    )
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
