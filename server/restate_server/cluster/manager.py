@@ -109,7 +109,9 @@ class PartitionManager:
         wake = self._wake.setdefault(partition, asyncio.Event())
         wake.set()
         if partition not in self._tasks:
-            self._tasks[partition] = asyncio.create_task(self._converge(partition, wake), name=f"role-{partition}")
+            self._tasks[partition] = asyncio.create_task(
+                self._converge(partition, wake), name=f"role-{partition}"
+            )
 
     async def _converge(self, partition: int, wake: asyncio.Event) -> None:
         """Move this partition's role towards the wanted one, one step at a time, forever."""

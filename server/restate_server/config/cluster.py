@@ -60,7 +60,7 @@ def read(get: Reader) -> ClusterOptions:
     if metadata_client == "etcd" and not addresses:
         raise get.error("metadata-client.addresses", "an etcd metadata client needs at least one address")
     if log_provider == "etcd" and metadata_client != "etcd":
-        raise get.error("bifrost.default-provider", "the etcd log needs `metadata-client.type = \"etcd\"`")
+        raise get.error("bifrost.default-provider", 'the etcd log needs `metadata-client.type = "etcd"`')
     return ClusterOptions(
         metadata_client=metadata_client,
         metadata_addresses=tuple(addresses),
@@ -82,4 +82,3 @@ def dump(cluster: ClusterOptions) -> dict[str, object]:
         client["addresses"] = list(cluster.metadata_addresses)
     out["metadata-client"] = client
     return out
-
