@@ -8,7 +8,6 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import PARTITIONS, all_rows, fill_partition, rows_of, snapshots_for
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm, keys
 from restate_server.storage.snapshots import rows as snapshot_rows
@@ -20,6 +19,7 @@ from restate_server.storage.snapshots.model import (
 )
 from restate_server.storage.snapshots.repository import SnapshotRepository
 from restate_server.storage.transaction import Transaction
+from snapshot_fixtures import PARTITIONS, all_rows, fill_partition, rows_of, snapshots_for
 
 
 def _fill_all(db: Database, rows: int = 50) -> None:
