@@ -8,6 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from restate_server.config.worker import ObjectStoreOptions
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm, keys
 from restate_server.storage.snapshots import rows as snapshot_rows
@@ -205,3 +206,23 @@ async def test_a_large_partition_streams_in_bounded_memory(
     assert peak < 4 * 1024 * 1024, f"peak {peak} bytes"  # measured ~2.1 MiB: two download chunks
     assert all(a == b for a, b in zip(expected, snapshot_rows.partition_rows(fresh_db, 1), strict=True))
     assert rows_of(fresh_db, 2) == []
+
+
+async def test_s3_settings_left_unset_come_from_the_aws_environment(
+    db: Database,
+    s3_destination: tuple[str, ObjectStoreOptions],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    destination, options = s3_destination
+    monkeypatch.setenv("AWS_ENDPOINT_URL", str(options.aws_endpoint_url))
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    repository = SnapshotRepository.open(destination)
+    fill_partition(db, 0, rows=3, applied_lsn=4)
+    await snapshots_for(db, repository, tmp_path / "a", "n1").create(0)
+    latest = await snapshots_for(db, repository, tmp_path / "a", "n1").latest(0)
+    assert latest is not None
+    assert latest.applied_lsn == 4

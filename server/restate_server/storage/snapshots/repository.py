@@ -71,10 +71,11 @@ def open_store(destination: str, object_store: ObjectStoreOptions) -> ObjectStor
                 )
                 if value is not None
             }
-            client = (
-                {} if object_store.aws_allow_http is None else {"allow_http": object_store.aws_allow_http}
-            )
-            return S3Store.from_url(destination, config=config, client_options=client)  # type: ignore[arg-type]
+            # Unset keys come from the AWS_* environment, but only while no client options are passed
+            # at all: an empty dict would hide AWS_ALLOW_HTTP.
+            allow_http = object_store.aws_allow_http
+            client = None if allow_http is None else {"allow_http": allow_http}
+            return S3Store.from_url(destination, config=config or None, client_options=client)  # type: ignore[arg-type]
         case _:
             raise SnapshotError(
                 f"snapshot destination {destination!r}: unsupported scheme, expected one of "
