@@ -27,8 +27,10 @@ def test_idle_invocation_suspends_and_resumes(short_inactivity: Server, sdk: Sdk
     # after the inactivity timeout the server closes its side and the SDK suspends: kill the SDK to
     # prove the resume needs no live attempt, then bring it back for the re-invocation
     wait_until(
-        lambda: server.query(f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'")
-        == [{"status": "suspended"}],
+        lambda: (
+            server.query(f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'")
+            == [{"status": "suspended"}]
+        ),
         timeout=10,
     )
     sdk.kill()
