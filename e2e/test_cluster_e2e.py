@@ -4,9 +4,10 @@ One scenario, one step per test, in order, on its own fakekube and test kubelet;
 in-process (``scenario.operator_running``). The kubelet runs the official etcd image as the local
 ``etcd`` binary, each member on its own loopback pod IP (``kubelet/images.py``).
 
-1. ``kubectl apply`` a RestateCluster with ``replicas: 3`` and ``cluster.etcd.provision: {}`` → the three
-   etcd pods become Ready and form ONE etcd cluster: every member's ``/health`` is true and every member
-   lists the same three members (by pod DNS name) under the same cluster id.
+1. ``kubectl apply`` ``manifests/examples/restatecluster-replicated.yaml`` (three replicas, a provisioned
+   etcd; snapshots go to the nodes' volumes, as there is no S3 here) → the three etcd pods become Ready
+   and form ONE etcd cluster: every member's ``/health`` is true and every member lists the same three
+   members (by pod DNS name) under the same cluster id.
 2. The servers waited for etcd: the RestateCluster reported ``Ready=False/WaitingForEtcd``, and the
    servers' StatefulSet was created only after etcd's reported three ready members (fakekube's global
    resourceVersion orders the two). The three restate pods then run with the cluster env: in their pod
@@ -30,33 +31,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from .conftest import Cluster, Kubelet, tail, wait_for
+from .conftest import REPO, Cluster, Kubelet, tail, wait_for
 from .scenario import http, operator_running, pod_processes
 
-CLUSTER = "trio"
-MEMBERS = [f"etcd-{n}" for n in range(3)]
-SERVERS = [f"restate-{n}" for n in range(3)]
-MANIFEST = f"""
-apiVersion: restate.dev/v1
-kind: RestateCluster
-metadata: {{name: {CLUSTER}}}
-spec:
-  compute:
-    image: restate-py-server:latest
-    replicas: 3
-  storage:
-    storageRequestBytes: 1073741824
-  cluster:
-    partitions: 4
-    etcd:
-      provision: {{storageRequestBytes: 1073741824}}
-  snapshots:
-    destination: file:///restate-data/snapshots
-    snapshotIntervalNumRecords: 1000
-  security:
-    disableNetworkPolicies: true
-"""
+EXAMPLE = REPO / "manifests/examples/restatecluster-replicated.yaml"
+SNAPSHOTS = "file:///restate-data/snapshots"
+"""The example's S3 bucket does not exist here; snapshots go to each node's volume instead."""
+
+
+def _manifest() -> tuple[str, dict[str, Any]]:
+    example = yaml.safe_load(EXAMPLE.read_text())
+    example["spec"]["snapshots"]["destination"] = SNAPSHOTS
+    return yaml.safe_dump(example), example
+
+
+MANIFEST, SPEC = _manifest()
+CLUSTER = SPEC["metadata"]["name"]
+MEMBERS = [f"etcd-{n}" for n in range(SPEC["spec"]["cluster"]["etcd"]["provision"]["replicas"])]
+SERVERS = [f"restate-{n}" for n in range(SPEC["spec"]["compute"]["replicas"])]
 CLUSTER_PATH = f"/apis/restate.dev/v1/restateclusters/{CLUSTER}"
 
 
@@ -174,13 +168,15 @@ def test_2_servers_waited_for_etcd_and_run_with_the_cluster_env(world: World) ->
         "RESTATE_METADATA_CLIENT__TYPE": "etcd",
         "RESTATE_METADATA_CLIENT__ADDRESSES": addresses,
         "RESTATE_BIFROST__DEFAULT_PROVIDER": "etcd",
-        "RESTATE_DEFAULT_NUM_PARTITIONS": "4",
-        "RESTATE_DEFAULT_REPLICATION": "2",
+        "RESTATE_DEFAULT_NUM_PARTITIONS": str(SPEC["spec"]["cluster"]["partitions"]),
+        "RESTATE_DEFAULT_REPLICATION": str(SPEC["spec"]["cluster"]["replication"]),
         "RESTATE_AUTO_PROVISION": "true",
         "RESTATE_CLUSTER_NAME": CLUSTER,
         "RESTATE_BIND_ADDRESS": "0.0.0.0:5122",
-        "RESTATE_WORKER__SNAPSHOTS__DESTINATION": "file:///restate-data/snapshots",
-        "RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS": "1000",
+        "RESTATE_WORKER__SNAPSHOTS__DESTINATION": SNAPSHOTS,
+        "RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS": str(
+            SPEC["spec"]["snapshots"]["snapshotIntervalNumRecords"]
+        ),
     }
     for server in SERVERS:
         pod = world.wait(
