@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import kopf
 from kubernetes.utils import parse_quantity
@@ -69,19 +70,29 @@ def plan_storage(desired: int, template_bytes: int | None, pvcs: Mapping[str, in
     )
 
 
-def cluster_readiness(sts: Mapping[str, Any] | None, replicas: int) -> tuple[bool, str, str]:
-    """(ready, reason, message) from the StatefulSet's status."""
+class Readiness(NamedTuple):
+    """One readiness verdict, as a condition reports it."""
+
+    ready: bool
+    reason: str
+    message: str
+
+
+def cluster_readiness(sts: Mapping[str, Any] | None, replicas: int) -> Readiness:
+    """Readiness of a StatefulSet from its status."""
     if sts is None:
-        return False, "StatefulSetMissing", "the StatefulSet does not exist yet"
+        return Readiness(False, "StatefulSetMissing", "the StatefulSet does not exist yet")
     status = sts.get("status") or {}
     ready = int(status.get("readyReplicas", 0) or 0)
     observed = status.get("observedGeneration")
     generation = (sts.get("metadata") or {}).get("generation")
     if observed is not None and generation is not None and observed < generation:
-        return False, "StatefulSetUpdating", "the StatefulSet controller has not seen the latest spec"
+        return Readiness(
+            False, "StatefulSetUpdating", "the StatefulSet controller has not seen the latest spec"
+        )
     if ready < replicas:
-        return False, "PodsNotReady", f"{ready}/{replicas} pods ready"
-    return True, "Reconciled", f"{ready}/{replicas} pods ready"
+        return Readiness(False, "PodsNotReady", f"{ready}/{replicas} pods ready")
+    return Readiness(True, "Reconciled", f"{ready}/{replicas} pods ready")
 
 
 def replication_feasible(spec: ClusterSpec) -> tuple[bool, str]:
@@ -92,15 +103,17 @@ def replication_feasible(spec: ClusterSpec) -> tuple[bool, str]:
     return True, f"replication {wanted} on {spec.replicas} node(s)"
 
 
-def etcd_readiness(spec: ClusterSpec, etcd_sts: Mapping[str, Any] | None) -> tuple[bool, str, str]:
-    """(ready, reason, message) of the cluster's etcd: a provisioned one from its StatefulSet."""
+def etcd_readiness(spec: ClusterSpec, etcd_sts: Mapping[str, Any] | None) -> Readiness:
+    """Readiness of the cluster's etcd: a provisioned one from its StatefulSet, an external one assumed."""
     assert spec.etcd is not None, "only an etcd cluster has an etcd"
     provision = spec.etcd.provision
     if provision is None:
         endpoints = len(spec.etcd.endpoints)
-        return True, "External", f"{endpoints} endpoint(s) from spec.cluster.etcd.endpoints (not probed)"
-    ready, reason, message = cluster_readiness(etcd_sts, provision.members)
-    return ready, reason, f"etcd {message}"
+        return Readiness(
+            True, "External", f"{endpoints} endpoint(s) from spec.cluster.etcd.endpoints (not probed)"
+        )
+    members = cluster_readiness(etcd_sts, provision.members)
+    return members._replace(message=f"etcd {members.message}")
 
 
 def servers_wait_for_etcd(etcd_ready: bool, servers_exist: bool) -> bool:
@@ -157,7 +170,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 def _apply(
     spec: ClusterSpec, storage: StoragePlan, objects: list[JsonObject], *, servers_exist: bool
-) -> tuple[dict[tuple[str, str], JsonObject], tuple[bool, str, str] | None]:
+) -> tuple[dict[tuple[str, str], JsonObject], Readiness | None]:
     """Grow the volumes and apply everything; the servers' StatefulSet last, and only once etcd is ready.
 
     Returns the applied objects and the etcd readiness (``None`` without etcd).
@@ -174,7 +187,7 @@ def _apply(
     etcd = None
     if spec.etcd is not None:
         etcd = etcd_readiness(spec, applied.get(("StatefulSet", names.ETCD_STATEFULSET)))
-        if servers_wait_for_etcd(etcd[0], servers_exist):
+        if servers_wait_for_etcd(etcd.ready, servers_exist):
             return applied, etcd
     if storage.recreate_statefulset:
         # Orphan: the pods keep running and the new StatefulSet adopts them. If the API server is still
@@ -209,15 +222,42 @@ def _refuse(spec: ClusterSpec, servers: Mapping[str, Any] | None, body: kopf.Bod
     patch.status["observedGeneration"] = body.meta.get("generation")
 
 
-def _readiness(
-    spec: ClusterSpec, servers: Mapping[str, Any] | None, etcd: tuple[bool, str, str] | None
-) -> tuple[bool, str, str]:
+def _readiness(spec: ClusterSpec, servers: Mapping[str, Any] | None, etcd: Readiness | None) -> Readiness:
     """The Ready condition: etcd first (when there is one), then the servers' pods."""
-    if etcd is not None and not etcd[0]:
+    if etcd is not None and not etcd.ready:
         if servers is None:
-            return False, "WaitingForEtcd", f"the servers start once {etcd[2]}"
-        return False, "EtcdNotReady", etcd[2]
+            return Readiness(False, "WaitingForEtcd", f"the servers start once {etcd.message}")
+        return Readiness(False, "EtcdNotReady", etcd.message)
     return cluster_readiness(servers, spec.replicas)
+
+
+def _conditions(
+    spec: ClusterSpec,
+    storage: StoragePlan,
+    ready: Readiness,
+    etcd: Readiness | None,
+    previous: list[Mapping[str, Any]] | None,
+    now: datetime,
+) -> list[JsonObject]:
+    """Ready first, then StorageValid, ReplicationFeasible and (with etcd) EtcdReady."""
+    replication_ok, replication_message = replication_feasible(spec)
+    verdicts = {
+        "Ready": ready,
+        "StorageValid": Readiness(
+            storage.refused is None,
+            "ShrinkRefused" if storage.refused else "Applied",
+            storage.refused or f"{storage.template_bytes} bytes per node",
+        ),
+        "ReplicationFeasible": Readiness(
+            replication_ok, "Feasible" if replication_ok else "NotEnoughNodes", replication_message
+        ),
+    }
+    if etcd is not None:
+        verdicts["EtcdReady"] = etcd
+    return [
+        common.condition(previous, type_=type_, status=v.ready, reason=v.reason, message=v.message, now=now)
+        for type_, v in verdicts.items()
+    ]
 
 
 def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -> None:
@@ -251,39 +291,9 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
         ]
         raise kopf.TemporaryError(str(exc), delay=SETTINGS.resync_seconds) from exc
     servers = applied.get(("StatefulSet", names.STATEFULSET))
-    ready, reason, message = _readiness(spec, servers, etcd)
-    conditions = [
-        common.condition(previous, type_="Ready", status=ready, reason=reason, message=message, now=now)
-    ]
     if storage.refused:
         common.event(body, reason="StorageShrinkRefused", message=storage.refused, warning=True)
-    conditions.append(
-        common.condition(
-            previous,
-            type_="StorageValid",
-            status=storage.refused is None,
-            reason="ShrinkRefused" if storage.refused else "Applied",
-            message=storage.refused or f"{storage.template_bytes} bytes per node",
-            now=now,
-        )
-    )
-    replication_ok, replication_message = replication_feasible(spec)
-    conditions.append(
-        common.condition(
-            previous,
-            type_="ReplicationFeasible",
-            status=replication_ok,
-            reason="Feasible" if replication_ok else "NotEnoughNodes",
-            message=replication_message,
-            now=now,
-        )
-    )
-    if etcd is not None:
-        conditions.append(
-            common.condition(
-                previous, type_="EtcdReady", status=etcd[0], reason=etcd[1], message=etcd[2], now=now
-            )
-        )
+    conditions = _conditions(spec, storage, _readiness(spec, servers, etcd), etcd, previous, now)
     patch.status["conditions"] = conditions
     patch.status["observedGeneration"] = generation
     patch.status["readyReplicas"] = int(((servers or {}).get("status") or {}).get("readyReplicas", 0) or 0)
