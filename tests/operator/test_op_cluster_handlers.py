@@ -58,7 +58,9 @@ def test_provisioned_etcd_gates_the_servers_until_it_is_ready(kube: FakeKube) ->
     assert conditions(status)["Ready"] == ("False", "WaitingForEtcd")
     assert conditions(status)["EtcdReady"] == ("False", "PodsNotReady")
     assert "0/3" in status["conditions"][0]["message"]
-    assert kube.get("apps/v1", "StatefulSet", "demo", "etcd") is not None
+    for kind, name in (("StatefulSet", "etcd"), ("Service", "etcd"), ("Service", "etcd-client")):
+        obj = kube.objects[(kind, "demo", name)]
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == rsc.obj["metadata"]["uid"], (kind, name)
     assert kube.get("apps/v1", "StatefulSet", "demo", "restate") is None, "servers wait for etcd"
     assert run(rsc) == status, "waiting is stable"
 
