@@ -219,7 +219,9 @@ def test_3_conditions_reflect_etcd_and_the_cluster_becomes_ready(world: World) -
 def test_4_a_replaced_etcd_member_rejoins_with_its_data(world: World) -> None:
     before = world.pod("etcd-1")
     assert before is not None
-    world.cluster.kubectl("delete", "pod", "etcd-1", "-n", CLUSTER, "--timeout=60s")
+    # --wait=false: the StatefulSet re-creates etcd-1 within milliseconds, and kubectl's wait (list, then
+    # watch for DELETED) can list the new pod of the same name and then wait for an event already past.
+    world.cluster.kubectl("delete", "pod", "etcd-1", "-n", CLUSTER, "--wait=false")
 
     def replaced_and_ready() -> str | None:
         pod = world.pod("etcd-1") or {}
