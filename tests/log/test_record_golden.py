@@ -18,8 +18,10 @@ from restate_server.log.records import (
     PatchState,
     Pause,
     Purge,
+    PurgeJournal,
     Record,
     RecordKind,
+    RestartAsNew,
     Resume,
     Source,
     Suspended,
@@ -130,6 +132,24 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
         ("960b00c0c418070707070707070707070707070707070707070707070707cf0000018bcfe5680608"),
     ),
     RecordKind.TRUNCATE_OUTBOX: (TruncateOutbox(epoch=5, up_to_seq=7), "940c05c007"),
+    RecordKind.PURGE_JOURNAL: (
+        PurgeJournal(invocation_id=b"\x03" * 24, now=1700000000000, submit_request=4),
+        ("960d00c0c418030303030303030303030303030303030303030303030303cf0000018bcfe5680004"),
+    ),
+    RecordKind.RESTART_AS_NEW: (
+        RestartAsNew(
+            invocation_id=b"\x03" * 24,
+            new_invocation_id=b"\x04" * 24,
+            copy_up_to=2,
+            deployment_id="dp_abc",
+            now=1700000000000,
+            submit_request=5,
+        ),
+        (
+            "990e00c0c418030303030303030303030303030303030303030303030303c418040404040404040404040404040404"
+            "04040404040404040402a664705f616263cf0000018bcfe5680005"
+        ),
+    ),
 }
 
 

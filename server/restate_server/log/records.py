@@ -57,6 +57,8 @@ class RecordKind(IntEnum):
     RESUME = 10
     PAUSE = 11
     TRUNCATE_OUTBOX = 12
+    PURGE_JOURNAL = 13
+    RESTART_AS_NEW = 14
 
 
 class RecordDecodeError(WireFormatError):
@@ -245,6 +247,34 @@ class TruncateOutbox(Record):
     up_to_seq: int
 
 
+@dataclass(slots=True, kw_only=True)
+class PurgeJournal(Record):
+    """Drop the journal of a completed invocation, keeping its status and result (admin)."""
+
+    kind: ClassVar[RecordKind] = RecordKind.PURGE_JOURNAL
+    invocation_id: bytes
+    now: int = 0
+    submit_request: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RestartAsNew(Record):
+    """Start `new_invocation_id` with the input (and journal prefix) of a completed invocation (admin).
+
+    The new id is chosen by the requester, so every replica and replay creates the same invocation.
+    `copy_up_to` is the last journal index copied (0: only the input). `deployment_id` replaces the
+    pinned deployment (None: keep the old pin).
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.RESTART_AS_NEW
+    invocation_id: bytes
+    new_invocation_id: bytes
+    copy_up_to: int = 0
+    deployment_id: str | None = None
+    now: int = 0
+    submit_request: int | None = None
+
+
 AnyRecord: TypeAlias = (
     AnnounceLeader
     | Invoke
@@ -258,6 +288,8 @@ AnyRecord: TypeAlias = (
     | Resume
     | Pause
     | TruncateOutbox
+    | PurgeJournal
+    | RestartAsNew
 )
 
 _CLASSES: dict[RecordKind, type[Record]] = {
@@ -275,6 +307,8 @@ _CLASSES: dict[RecordKind, type[Record]] = {
         Resume,
         Pause,
         TruncateOutbox,
+        PurgeJournal,
+        RestartAsNew,
     )
 }
 _ENVELOPE = {"epoch", "dedup"}

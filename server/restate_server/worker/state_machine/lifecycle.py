@@ -176,14 +176,19 @@ def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> 
     if was_running and st.exclusive:
         _release_key(ctx, inv, st)
     if st.journal_retention == 0:
-        journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
-        st.journal_length = 0
+        drop_journal(ctx, inv, st)
     if st.completion_retention == 0 and st.journal_retention == 0:
         ctx.forget(inv, st)
         if st.handler_ty == "Workflow" and st.key is not None:
             _clear_workflow(ctx, st)
     else:
         ctx.save(inv, st)
+
+
+def drop_journal(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
+    """Delete the journal of an invocation that will not run again (its status may stay)."""
+    journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
+    st.journal_length = 0
 
 
 def fail(ctx: Context, inv: bytes, st: InvocationStatus, failure: Failure) -> None:

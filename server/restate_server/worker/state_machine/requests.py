@@ -1,5 +1,7 @@
 """Admin requests that reach the state machine as records: terminate, purge, resume, pause, patch state.
 
+Restart-as-new creates an invocation, and lives in its own module (`restart`).
+
 Each answers the waiting request with a `SubmitOutcome`; whether a move is possible is read
 from the transition table, so the answers and the lifecycle cannot disagree.
 """
@@ -40,6 +42,22 @@ def purge(ctx: Context, record: rec.Purge) -> None:
             continue
         outcome = act.Outcome.OK if lifecycle.purge(ctx, inv, st) else act.Outcome.NOT_COMPLETED
     _answer(ctx, record.submit_request, outcome, None)
+
+
+def purge_journal(ctx: Context, record: rec.PurgeJournal) -> None:
+    """Drop a completed invocation's journal; its status and result stay for their retention."""
+    inv = record.invocation_id
+    st = ctx.status(inv)
+    if st is None:
+        outcome = act.Outcome.NOT_FOUND
+    elif st.status != Status.COMPLETED:
+        outcome = act.Outcome.NOT_COMPLETED
+    else:
+        lifecycle.drop_journal(ctx, inv, st)
+        st.commands = 0  # as upstream: the status no longer describes a journal
+        ctx.save(inv, st)
+        outcome = act.Outcome.OK
+    _answer(ctx, record.submit_request, outcome, inv)
 
 
 def resume(ctx: Context, record: rec.Resume) -> None:
