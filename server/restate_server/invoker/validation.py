@@ -244,15 +244,19 @@ def _command(spec: _Spec, frame: Frame, rules: Rules, command_index: int) -> Kin
             f"cannot process command {name} (command index {command_index}) because of a failed"
             f" precondition: unsupported entry type, {_PRECONDITIONS[spec.needs]}",
         )
-    if isinstance(msg, _CALLS) and rules.callees is not None:
-        if rules.callees(msg.service_name, msg.handler_name) is None:
-            # upstream's `CommandPreconditionError::ServiceHandlerNotFound`: the attempt fails and is
-            # retried (the callee may be registered meanwhile), the call is not journaled
-            raise AttemptError(
-                UNKNOWN_CALLEE,
-                f"cannot process command {name} (command index {command_index}) because of a failed"
-                f" precondition: the service handler {msg.service_name}/{msg.handler_name} was not found",
-            )
+    callees = rules.callees
+    if (
+        isinstance(msg, _CALLS)
+        and callees is not None
+        and callees(msg.service_name, msg.handler_name) is None
+    ):
+        # upstream's `CommandPreconditionError::ServiceHandlerNotFound`: the attempt fails and is
+        # retried (the callee may be registered meanwhile), the call is not journaled
+        raise AttemptError(
+            UNKNOWN_CALLEE,
+            f"cannot process command {name} (command index {command_index}) because of a failed"
+            f" precondition: the service handler {msg.service_name}/{msg.handler_name} was not found",
+        )
     return Kind.COMMAND
 
 
