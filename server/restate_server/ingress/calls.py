@@ -55,8 +55,8 @@ def _limit_key(request: web.Request) -> bool:
 
 def ingress_path(request: web.Request) -> str:
     """The normalised path and the query, as upstream hands them to the handler."""
-    path = paths.normalise(request.raw_path.partition("?")[0])
-    return f"{path}?{request.query_string}" if request.query_string else path
+    raw_path, question, raw_query = request.raw_path.partition("?")
+    return paths.normalise(raw_path) + question + raw_query
 
 
 async def call(ctx: IngressContext, request: web.Request, route: paths.ServiceCall) -> web.StreamResponse:
