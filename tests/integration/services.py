@@ -153,6 +153,12 @@ async def fail(ctx: Context, name: str) -> str:
 
 
 @greeter.handler()
+async def flaky(ctx: Context, name: str) -> str:
+    """Always fails with a retryable error: the server retries it and records the failure."""
+    raise ValueError(f"flaky failure of {name}")
+
+
+@greeter.handler()
 async def fail_with(ctx: Context, code: int) -> str:
     raise restate.TerminalError(f"failed with {code}", status_code=code)
 

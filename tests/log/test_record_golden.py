@@ -14,6 +14,7 @@ from restate_server.log.records import (
     InvocationResponse,
     Invoke,
     InvokerEffect,
+    JournalEvent,
     NotifySignal,
     PatchState,
     Pause,
@@ -78,10 +79,12 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             pin=("dp_abc", 5),
             terminal=Suspended(completions=(1,), signals=(), names=("sig",)),
             now=1700000000001,
+            event=JournalEvent(ty="Paused", json='{"ty":"Paused"}'),
         ),
         (
-            "990305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
-            "62630594a773757370656e6491019091a3736967cf0000018bcfe56801"
+            "9a0305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
+            "62630594a773757370656e6491019091a3736967cf0000018bcfe5680192a6506175736564af7b227479223a2250"
+            "6175736564227d"
         ),
     ),
     RecordKind.TIMER_FIRED: (
@@ -167,3 +170,14 @@ def test_record_decodes_from_its_golden_bytes(kind: RecordKind) -> None:
 
 def test_every_record_kind_has_golden_bytes() -> None:
     assert set(GOLDEN) == set(RecordKind)
+
+
+def test_an_invoker_effect_logged_before_journal_events_still_decodes() -> None:
+    """The `event` field was appended later: records without it decode with no event."""
+    old = (
+        "990305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
+        "62630594a773757370656e6491019091a3736967cf0000018bcfe56801"
+    )
+    record = decode(bytes.fromhex(old))
+    assert isinstance(record, InvokerEffect)
+    assert (record.event, record.now, record.pin) == (None, 1700000000001, ("dp_abc", 5))

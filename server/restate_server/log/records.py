@@ -29,6 +29,7 @@ import msgpack
 from restate_server.outcomes import (
     Ended as Ended,
     Failure as Failure,
+    JournalEvent as JournalEvent,
     Killed as Killed,
     Paused as Paused,
     Result as Result,
@@ -37,6 +38,8 @@ from restate_server.outcomes import (
     Value as Value,
     Void as Void,
     WireFormatError as WireFormatError,
+    journal_event_from_wire,
+    journal_event_to_wire,
     result_from_wire as result_from_wire,
     result_to_wire as result_to_wire,
     terminal_from_wire as terminal_from_wire,
@@ -140,7 +143,8 @@ class InvokerEffect(Record):
     """What one read from an attempt's stream produced: journal entries and maybe a terminal.
 
     `first_command_index` lets the processor drop commands it has already journaled (a retried
-    attempt re-sends what a previous one proposed). `terminal` says how the attempt ended, if it did.
+    attempt re-sends what a previous one proposed). `terminal` says how the attempt ended, if it did;
+    `event` is what `sys_journal_events` records of it (a transient error, a pause).
     """
 
     kind: ClassVar[RecordKind] = RecordKind.INVOKER_EFFECT
@@ -150,6 +154,7 @@ class InvokerEffect(Record):
     pin: tuple[str, int] | None = None
     terminal: Terminal | None = None
     now: int = 0
+    event: JournalEvent | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -327,6 +332,7 @@ _TO_WIRE: dict[str, Callable[[Any], Any]] = {
     "source": lambda s: s.to_wire(),
     "result": result_to_wire,
     "terminal": terminal_to_wire,
+    "event": journal_event_to_wire,
 }
 _FROM_WIRE: dict[str, Callable[[Any], Any]] = {
     "source": Source.from_wire,
@@ -336,6 +342,7 @@ _FROM_WIRE: dict[str, Callable[[Any], Any]] = {
     "entries": lambda es: [(e[0], e[1], e[2]) for e in es],
     "result": result_from_wire,
     "terminal": terminal_from_wire,
+    "event": journal_event_from_wire,
 }
 
 

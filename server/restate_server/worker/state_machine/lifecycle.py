@@ -10,10 +10,11 @@ from typing import Any
 
 from restate_server.ids import InvocationId
 from restate_server.log.records import Failure, InvocationResponse, Invoke, Result, Suspended, Terminate
+from restate_server.outcomes import JournalEvent
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_notification
-from restate_server.storage import inbox, journal, keys, promises, state, timers
+from restate_server.storage import inbox, journal, journal_events, keys, promises, state, timers
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import transitions
@@ -186,9 +187,15 @@ def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> 
 
 
 def drop_journal(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
-    """Delete the journal of an invocation that will not run again (its status may stay)."""
+    """Delete the journal (and its events) of an invocation that will not run again (its status may stay)."""
     journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
+    journal_events.delete_all(ctx.txn, ctx.partition, inv)
     st.journal_length = 0
+
+
+def record_event(ctx: Context, inv: bytes, st: InvocationStatus, event: JournalEvent) -> None:
+    """Keep a journal event, ordered after the journal's current last entry (upstream's rule)."""
+    journal_events.add(ctx.txn, ctx.partition, inv, max(st.journal_length - 1, 0), ctx.now, event)
 
 
 def fail(ctx: Context, inv: bytes, st: InvocationStatus, failure: Failure) -> None:
@@ -289,7 +296,7 @@ def purge(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     """Forget a completed invocation (retention expired, or admin purge)."""
     if not transitions.allowed(st.status, Event.PURGE):
         return False
-    journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
+    drop_journal(ctx, inv, st)
     if st.handler_ty == "Workflow" and st.key is not None:
         _clear_workflow(ctx, st)
     ctx.forget(inv, st)

@@ -9,6 +9,7 @@ from the transition table, so the answers and the lifecycle cannot disagree.
 from __future__ import annotations
 
 from restate_server.log import records as rec
+from restate_server.outcomes import JournalEvent
 from restate_server.storage import state
 from restate_server.storage.state_version import state_version
 from restate_server.storage.status import Status
@@ -16,6 +17,8 @@ from restate_server.worker import actions as act
 from restate_server.worker.state_machine import lifecycle, transitions
 from restate_server.worker.state_machine.context import Context
 from restate_server.worker.state_machine.transitions import Event
+
+MANUAL_PAUSE = JournalEvent(ty="Paused", json='{"ty":"Paused"}')  # upstream: a pause without a failure
 
 
 def _answer(ctx: Context, request_id: int | None, outcome: act.Outcome, inv: bytes | None) -> None:
@@ -85,6 +88,7 @@ def pause(ctx: Context, record: rec.Pause) -> None:
     elif st.status == Status.PAUSED:
         outcome = act.Outcome.ALREADY_PAUSED
     elif transitions.allowed(st.status, Event.PAUSE):
+        lifecycle.record_event(ctx, inv, st, MANUAL_PAUSE)
         lifecycle.pause(ctx, inv, st)
         outcome = act.Outcome.OK
     else:
