@@ -168,3 +168,18 @@ def test_unparsable_deployment_uris_are_4xx(server: Server, uri: str) -> None:
     resp = httpx.post(f"{server.admin}/deployments", json={"uri": uri}, timeout=30)
     assert resp.status_code == 422
     assert "server" not in resp.headers
+
+
+def test_service_openapi_describes_paths_that_answer(deployed: Server) -> None:
+    doc = httpx.get(f"{deployed.admin}/services/Counter/openapi", timeout=30).json()
+    server_url = doc["servers"][0]["url"]
+    assert server_url == f"{deployed.ingress}/"
+    call = "/restate/call/Counter/{key}/add"
+    assert doc["paths"][call]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/addRequest"
+    }
+    answered = httpx.post(server_url.rstrip("/") + call.replace("{key}", "oa"), json=4, timeout=30)
+    assert answered.json() == 4
+    admin_doc = httpx.get(f"{deployed.admin}/openapi", timeout=30).json()
+    assert "ModifyServiceStateRequest" in admin_doc["components"]["schemas"]
+    assert admin_doc["paths"]["/services/{service}/state"]["post"]["operationId"] == "modify_service_state"

@@ -17,6 +17,7 @@ from restate_server.admin.errors import json_response
 from restate_server.config.units import parse_duration
 from restate_server.ids import partition_key_for
 from restate_server.log.records import PatchState
+from restate_server.schema import openapi
 from restate_server.schema.registry import ServiceChanges
 
 _DURATION_FIELDS = (
@@ -92,47 +93,14 @@ async def get_handler(request: web.Request) -> web.StreamResponse:
     raise errors.AdminError(404, f"The requested handler '{handler}' on service '{service}' does not exist")
 
 
-def _operation(handler: dict[str, Any], summary: str, *, send: bool) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "operationId": handler["name"] + ("Send" if send else ""),
-        "responses": {"202" if send else "200": {"description": "Accepted" if send else "Success"}},
-    }
-    schema = handler.get("input_json_schema")
-    if schema is not None:
-        operation["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": False}
-    output = handler.get("output_json_schema")
-    if output is not None and not send:
-        operation["responses"]["200"]["content"] = {"application/json": {"schema": output}}
-    return operation
-
-
 async def get_service_openapi(request: web.Request) -> web.StreamResponse:
-    """``GET /services/{service}/openapi``: an OpenAPI 3.1 contract of the service's public handlers."""
+    """``GET /services/{service}/openapi``: the OpenAPI 3.1 contract of the service's public handlers."""
+    ctx = admin_app.context(request)
     name = request.match_info["service"]
-    service = _service_json(request, name)
-    keyed = service["ty"] != "Service"
-    base = f"/{name}/{{key}}" if keyed else f"/{name}"
-    paths: dict[str, Any] = {}
-    for handler in service["handlers"]:
-        if not handler["public"]:
-            continue
-        summary = handler.get("documentation", handler["name"])
-        paths[f"{base}/{handler['name']}"] = {"post": _operation(handler, summary, send=False)}
-        paths[f"{base}/{handler['name']}/send"] = {"post": _operation(handler, summary, send=True)}
-    if keyed:
-        key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-        for item in paths.values():
-            item["parameters"] = [key]
-    ingress = meta.ingress_endpoint(admin_app.context(request))
-    return json_response(
-        {
-            "openapi": "3.1.0",
-            "info": {"title": name, "version": str(service["revision"])},
-            "servers": [{"url": ingress.rstrip("/")}],
-            "paths": paths,
-        }
-    )
+    service = ctx.registry.service(name)
+    if service is None:
+        raise errors.not_found("service", name)
+    return json_response(openapi.service_openapi(service, meta.ingress_endpoint(ctx)))
 
 
 def _state_bytes(name: str, value: Any) -> bytes:
