@@ -17,7 +17,7 @@ from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_noti
 from restate_server.storage import inbox, journal, journal_events, keys, promises, state, timers
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
-from restate_server.worker.state_machine import transitions
+from restate_server.worker.state_machine import state_patch, transitions
 from restate_server.worker.state_machine.context import Context
 from restate_server.worker.state_machine.errors import ProtocolViolation
 from restate_server.worker.state_machine.transitions import Event
@@ -216,6 +216,9 @@ def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
         nxt = inbox.pop(ctx.txn, ctx.partition, st.service, st.key)
         if nxt is None:
             return
+        if (patch := inbox.mutation(nxt)) is not None:
+            state_patch.apply_queued(ctx, patch)
+            continue
         nst = ctx.status(nxt)
         if nst is not None and nst.status == Status.INBOXED:
             start_or_enqueue(ctx, nxt, nst)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from restate_server.log import records as rec
 from restate_server.outcomes import JournalEvent
-from restate_server.storage import state
-from restate_server.storage.state_version import state_version
+from restate_server.storage import inbox
 from restate_server.storage.status import Status
 from restate_server.worker import actions as act
-from restate_server.worker.state_machine import lifecycle, transitions
+from restate_server.worker.state_machine import lifecycle, state_patch, transitions
 from restate_server.worker.state_machine.context import Context
 from restate_server.worker.state_machine.transitions import Event
 
@@ -97,10 +96,9 @@ def pause(ctx: Context, record: rec.Pause) -> None:
 
 
 def patch_state(ctx: Context, record: rec.PatchState) -> None:
-    """Replace an object's whole state, unless `expected_version` no longer matches it."""
-    current = state.get_all(ctx.txn, ctx.partition, record.service, record.key)
-    if record.expected_version is not None and state_version(current) != record.expected_version:
-        return
-    state.clear_all(ctx.txn, ctx.partition, record.service, record.key)
-    for name, value in record.new_state.items():
-        state.put(ctx.txn, ctx.partition, record.service, record.key, name, value)
+    """Replace an object's state now, or after the invocations holding or waiting for its key (as upstream)."""
+    state_patch.check(record)
+    if inbox.lock_holder(ctx.txn, ctx.partition, record.service, record.key) is not None:
+        inbox.enqueue_mutation(ctx.txn, ctx.partition, record.service, record.key, rec.encode(record))
+    else:
+        state_patch.apply(ctx, record)
