@@ -148,3 +148,6 @@ def _start_copy(ctx: Context, record: RestartAsNew, old: InvocationStatus) -> No
     for entry in copy.entries:
         ctx.append_entry(new, st, entry.type, entry.flags, entry.payload)
     lifecycle.start_or_enqueue(ctx, new, st)
+    if st.status == Status.INVOKED and st.deployment_id is not None:
+        st.running_at = ctx.now  # pinned already: its first attempt will not announce a pin
+        ctx.save(new, st)
