@@ -144,7 +144,7 @@ async def modify_service_state(request: web.Request) -> web.StreamResponse:
             500, "Internal server error: Failed sending state patching command to the cluster."
         )
     record = PatchState(service=name, key=key, new_state=new_state, expected_version=version)
-    await ctx.worker.append(partition_key_for(key), record)
+    await ctx.worker.append(ctx.worker.partition_for(partition_key_for(key)), [record])
     return web.Response(status=202)
 
 
