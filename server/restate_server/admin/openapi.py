@@ -36,6 +36,7 @@ _DEPLOYMENT = _param("deployment", "path", "Deployment identifier")
 _SERVICE = _param("service", "path", "Fully qualified service name")
 _INVOCATION = _param("invocation_id", "path", "Invocation identifier")
 _SUBSCRIPTION = _param("subscription", "path", "Subscription identifier")
+_CLUSTER = _param("cluster_name", "path", "Kafka cluster name")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,6 +291,54 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="subscription",
         summary="Delete subscription",
         parameters=(_SUBSCRIPTION,),
+        responses={"202": None},
+    ),
+    Operation(
+        method="POST",
+        path="/kafka-clusters",
+        operation_id="create_kafka_cluster",
+        tag="kafka_cluster",
+        summary="Create Kafka cluster",
+        request="CreateKafkaClusterRequest",
+        responses={"201": "SimpleKafkaClusterResponse"},
+    ),
+    Operation(
+        method="GET",
+        path="/kafka-clusters",
+        operation_id="list_kafka_clusters",
+        tag="kafka_cluster",
+        summary="List Kafka clusters",
+        responses={"200": "ListKafkaClustersResponse"},
+    ),
+    Operation(
+        method="GET",
+        path="/kafka-clusters/{cluster_name}",
+        operation_id="get_kafka_cluster",
+        tag="kafka_cluster",
+        summary="Get Kafka cluster",
+        parameters=(
+            _CLUSTER,
+            _param("include_subscriptions", "query", "List the cluster's subscriptions too", BOOLEAN),
+        ),
+        responses={"200": "KafkaClusterResponse"},
+    ),
+    Operation(
+        method="PATCH",
+        path="/kafka-clusters/{cluster_name}",
+        operation_id="update_kafka_cluster",
+        tag="kafka_cluster",
+        summary="Update Kafka cluster",
+        parameters=(_CLUSTER,),
+        request="UpdateKafkaClusterRequest",
+        responses={"200": "SimpleKafkaClusterResponse"},
+    ),
+    Operation(
+        method="DELETE",
+        path="/kafka-clusters/{cluster_name}",
+        operation_id="delete_kafka_cluster",
+        tag="kafka_cluster",
+        summary="Delete Kafka cluster",
+        parameters=(_CLUSTER, _param("force", "query", "Delete its subscriptions too", BOOLEAN)),
         responses={"202": None},
     ),
     Operation(

@@ -249,6 +249,23 @@ SCHEMAS: Json = {
         "ListSubscriptionsResponse", {"subscriptions": array(ref("SubscriptionResponse"))}
     ),
     "QueryRequest": obj("QueryRequest", {"query": STRING}),
+    "CreateKafkaClusterRequest": obj(
+        "CreateKafkaClusterRequest", {"name": STRING, "properties": string_map()}
+    ),
+    "UpdateKafkaClusterRequest": obj("UpdateKafkaClusterRequest", {"properties": string_map()}),
+    "SimpleKafkaClusterResponse": obj(
+        "SimpleKafkaClusterResponse",
+        {"name": STRING, "properties": string_map(), "created_at": STRING},
+        {"info": array({})},
+    ),
+    "KafkaClusterResponse": obj(
+        "KafkaClusterResponse",
+        {"name": STRING, "properties": string_map(), "created_at": STRING},
+        {"subscriptions": array(ref("SubscriptionResponse")), "info": array({})},
+    ),
+    "ListKafkaClustersResponse": obj(
+        "ListKafkaClustersResponse", {"clusters": array(ref("SimpleKafkaClusterResponse"))}
+    ),
 }
 
 ERROR_RESPONSES: Json = {
