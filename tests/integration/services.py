@@ -146,6 +146,19 @@ async def greet_via(ctx: Context, name: str) -> str:
     return await ctx.service_call(greet, arg=name)
 
 
+@caller.handler()
+async def call_missing(ctx: Context, name: str) -> str:
+    """Calls a service nobody registered (upstream fails the attempt with RT0018 and retries)."""
+    answer = await ctx.generic_call("Nowhere", "go", arg=name.encode())
+    return answer.decode()
+
+
+@caller.handler()
+async def await_sleeper(ctx: Context, millis: int) -> int:
+    """Waits for a child that sleeps: killing this invocation must kill the child too."""
+    return await ctx.service_call(sleep_ms, arg=millis)
+
+
 greeter = restate.Service("Greeter")
 
 
@@ -162,6 +175,17 @@ async def header(ctx: Context, name: str) -> str | None:
 @greeter.handler()
 async def fail(ctx: Context, name: str) -> str:
     raise restate.TerminalError(f"failed: {name}", status_code=409)
+
+
+@greeter.handler()
+async def flaky(ctx: Context, name: str) -> str:
+    """Always fails with a retryable error: the server retries it and records the failure."""
+    raise ValueError(f"flaky failure of {name}")
+
+
+@greeter.handler()
+async def fail_with(ctx: Context, code: int) -> str:
+    raise restate.TerminalError(f"failed with {code}", status_code=code)
 
 
 app = restate.app([durable, counter, lazy, caller, greeter])

@@ -64,6 +64,8 @@ class Snapshot:
     options: InvocationOptions
     idempotency_key: str | None
     retry_count: int = 0
+    callees: validation.Callees | None = None
+    """Whom a call may target (the schema registry's handlers); None: calls are not checked."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +140,7 @@ def _rules(snap: Snapshot) -> validation.Rules:
         snap.protocol_version,
         service.ty if service is not None else None,
         handler.ty if handler is not None else None,
+        snap.callees,
     )
 
 

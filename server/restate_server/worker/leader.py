@@ -167,6 +167,7 @@ class Leader:
             pinned=st.deployment_id is not None,
             options=options,
             idempotency_key=st.idempotency_key,
+            callees=self.registry.handler,
         )
 
     # ---- outbox shuffle
