@@ -1,7 +1,8 @@
 """Stored bytes: typed statuses, results and terminals encode exactly as the list forms did.
 
 The hex strings were produced by the server before the types existed; data directories and logs
-written by it must keep loading, and new writes must not differ.
+written by it must keep loading, and new writes must not differ. Status rows moved to a columnar
+layout: the list-form rows written before must still load, and the new layout is frozen here too.
 """
 
 from __future__ import annotations
@@ -149,7 +150,35 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
     [(STATUS_COMPLETED, STATUS_COMPLETED_HEX), (STATUS_SUSPENDED, STATUS_SUSPENDED_HEX)],
     ids=["completed", "suspended"],
 )
-def test_status_rows_keep_their_bytes(st: InvocationStatus, golden: str) -> None:
+def test_status_rows_written_as_lists_still_load(st: InvocationStatus, golden: str) -> None:
+    decoded = InvocationStatus.decode(bytes.fromhex(golden))
+    assert decoded == st
+    assert type(decoded.status) is Status
+    assert peek_status(bytes.fromhex(golden)) == st.status
+
+
+STATUS_COMPLETED_LAYOUT_HEX = (
+    "f206020000a13f0000040000000200000000000000060000003b020000010000000000000002000000000000000000000000"
+    "00000000000000000000000000000000000000000000000000000009000000000000000a0000000000000000000000000000"
+    "0000000000000000000300000006000000070000000f00000017000000190000001d000000240000003c0000004400000044"
+    "0000004800000053766372756e6b576f726b666c6f77576f726b666c6f77696b64705f317365727669636501010101010101"
+    "010101010101010101010101010101010143616c6c65722f68626f6f6d969192c41802020202020202020202020202020202"
+    "020202020202020203920102910191a16e939101911191a178c0"
+)
+STATUS_SUSPENDED_LAYOUT_HEX = (
+    "f204010000000800000000000000000000000000000000000000000000010000000000000002000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000100000002000000020000000900000009000000090000000900000010000000100000001000000010"
+    "00000010000000536853657276696365696e67726573739690909090939201029090c4026f6b"
+)
+
+
+@pytest.mark.parametrize(
+    ("st", "golden"),
+    [(STATUS_COMPLETED, STATUS_COMPLETED_LAYOUT_HEX), (STATUS_SUSPENDED, STATUS_SUSPENDED_LAYOUT_HEX)],
+    ids=["completed", "suspended"],
+)
+def test_status_rows_keep_their_layout(st: InvocationStatus, golden: str) -> None:
     assert st.encode().hex() == golden
     decoded = InvocationStatus.decode(bytes.fromhex(golden))
     assert decoded == st

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from restate_server.admin.query import flow_control, journal, keyed, tables
 
-TABLES: dict[str, tables.Table] = {
+TABLES: dict[str, tables.AnyTable] = {
     t.name: t
     for t in (
-        tables.Table("sys_invocation_status", tables.INVOCATION_STATUS, tables.build_status),
+        tables.ColumnarTable("sys_invocation_status", tables.INVOCATION_STATUS, tables.build_status),
         tables.Table("sys_invocation_state", tables.INVOCATION_STATE, tables.build_state_of_invocations),
         tables.Table("sys_service", tables.SERVICE, tables.build_services),
         tables.Table("sys_deployment", tables.DEPLOYMENT, tables.build_deployments),
         tables.Table("state", keyed.STATE, keyed.build_state),
-        tables.Table("sys_journal", journal.JOURNAL, journal.build_journal),
+        tables.ColumnarTable("sys_journal", journal.JOURNAL, journal.build_journal),
         tables.Table("sys_journal_events", journal.JOURNAL_EVENTS, journal.build_events),
         tables.Table("sys_keyed_service_status", keyed.KEYED_SERVICE_STATUS, keyed.build_locks),
         tables.Table("sys_inbox", keyed.INBOX, keyed.build_inbox),

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
-from restate_server.admin.query import catalog, pushdown, tables
+from restate_server.admin.query import catalog, pushdown, scan, tables
 
 SYS_INVOCATION_VIEW = """CREATE VIEW sys_invocation AS SELECT
     ss.id, ss.vqueue_id, ss.target, ss.target_service_name, ss.target_service_key, ss.target_handler_name,
@@ -56,6 +56,10 @@ SYS_INVOCATION_VIEW = """CREATE VIEW sys_invocation AS SELECT
 FROM sys_invocation_state sis
 RIGHT JOIN sys_invocation_status ss ON ss.id = sis.id"""
 """Upstream's view: the raw status joined with the invoker's in-memory attempt state."""
+SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS = SYS_INVOCATION_VIEW.replace("ON ss.id = sis.id", "ON false")
+"""The same view when the invoker holds no attempt: no row can match, so the join needs no ids
+(building the ``id`` column of every retained invocation only to join it with nothing is most of
+the cost of ``SELECT count(*) FROM sys_invocation``)."""
 
 _VIEW_NEEDS = ("sys_invocation_status", "sys_invocation_state")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -113,13 +117,7 @@ def execute(sql: str, sources: tables.Sources, limits: Limits = DEFAULT_LIMITS) 
         # scan, and the optimised plan tells which invocation ids the query can read at all
         plan = _context(sources, set(), {}, limits=limits).sql_with_options(sql, _READ_ONLY)
         optimized = plan.optimized_logical_plan()
-        ctx = _context(
-            sources,
-            referenced_tables(sql),
-            pushdown.id_restrictions(optimized),
-            pushdown.projections(optimized),
-            limits=limits,
-        )
+        ctx = _context(sources, referenced_tables(sql), pushdown.scans(optimized), limits=limits)
         df = ctx.sql_with_options(sql, _READ_ONLY)
         batches = _collect(df.execute_stream(), limits.memory_bytes)
         schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
@@ -138,11 +136,7 @@ def _collect(stream: Iterable[Any], budget: int) -> list[pa.RecordBatch]:
         batch: pa.RecordBatch = item.to_pyarrow()
         held += batch.get_total_buffer_size()
         if held > budget:
-            raise QueryError(
-                500,
-                f"Datafusion error: Resources exhausted: the answer holds more than {budget} bytes "
-                "(admin.query-engine.memory-size); select fewer rows or columns",
-            )
+            raise _exhausted(budget, "the answer holds")
         batches.append(batch)
     return batches
 
@@ -150,12 +144,17 @@ def _collect(stream: Iterable[Any], budget: int) -> list[pa.RecordBatch]:
 def _context(
     sources: tables.Sources,
     wanted: set[str],
-    only: dict[str, frozenset[bytes]],
-    columns: dict[str, frozenset[str]] | None = None,
+    reads: dict[str, scan.Scan],
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> SessionContext:
-    """A session with every table registered: the ``wanted`` ones filled, the others empty."""
+    """A session with every table registered: the ``wanted`` ones filled, the others empty.
+
+    What a table yields for its scan is held in memory until the query runs (DataFusion's Python
+    API takes no lazily pulled batches: a ``RecordBatchReader`` or a ``pyarrow`` dataset over one is
+    read whole when registered), so it counts against the query's memory share: a scan that
+    would hold more fails with "Resources exhausted" instead of growing the process.
+    """
     config = (
         SessionConfig()
         .with_information_schema(True)
@@ -168,16 +167,37 @@ def _context(
     else:
         runtime = runtime.with_disk_manager_specified(limits.spill_dir)
     ctx = SessionContext(config, runtime)
+    held = 0
     for name, table in catalog.TABLES.items():
-        data = (
-            table.materialise(sources, only.get(name), (columns or {}).get(name))
-            if name in wanted
-            else table.schema.empty_table()
-        )
-        batches = data.to_batches(max_chunksize=_BATCH_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]
-        ctx.register_record_batches(name, [batches])
-    ctx.sql(SYS_INVOCATION_VIEW)  # the one DDL statement: ours, before any of the caller's
+        batches = []
+        if name in wanted:
+            read = reads.get(name, scan.EVERYTHING)
+            for batch in table.batches(sources, read):
+                held += _size(batch, read.columns)
+                if held > limits.memory_bytes:
+                    raise _exhausted(limits.memory_bytes, "the tables it reads hold")
+                batches.append(batch)
+        ctx.register_record_batches(name, [batches or [pa.RecordBatch.from_pylist([], table.schema)]])
+    view = SYS_INVOCATION_VIEW if sources.attempts else SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS
+    ctx.sql(view)  # the one DDL statement: ours, before any of the caller's
     return ctx
+
+
+def _size(batch: pa.RecordBatch, columns: frozenset[str] | None) -> int:
+    """Bytes a batch holds in the columns read (unread ones are shared all-null arrays)."""
+    return sum(
+        batch.column(i).get_total_buffer_size()
+        for i, name in enumerate(batch.schema.names)
+        if columns is None or name in columns
+    )
+
+
+def _exhausted(budget: int, what: str) -> QueryError:
+    return QueryError(
+        500,
+        f"Datafusion error: Resources exhausted: {what} more than {budget} bytes "
+        "(admin.query-engine.memory-size); select fewer rows or columns",
+    )
 
 
 def _translate(error: Exception) -> QueryError:

@@ -1,17 +1,26 @@
 """The journal tables: one row per journal entry (commands and notifications) of each invocation.
 
-Entries are stored as raw service-protocol messages; the type label, name, promise key and sleep
-wake-up time are decoded from them as upstream's journal v2 rows show them.
+Entries are stored as raw service-protocol messages. ``sys_journal`` is built column by column
+from chunks of stored entries: ids and indexes come from the keys, the type label and lengths from
+each entry's head, and the payload (which may be megabytes) is copied only when ``raw`` is read.
+Name, promise key and sleep wake-up time need the message decoded, which happens row by row and
+only when one of those columns is read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from restate_server.admin.query import tables
+import numpy as np
+import pyarrow as pa
+
+from restate_server.admin.query import columns, scan as scans, tables
+from restate_server.admin.query.columns import Chunk
 from restate_server.ids import InvocationId
 from restate_server.protocol import codec, messages
-from restate_server.storage import journal as journal_store, journal_events
+from restate_server.rocksdb import prefix_end
+from restate_server.storage import journal_events, keys
 
 JOURNAL = tables.schema_of(
     ("partition_key", tables.U64),
@@ -77,26 +86,63 @@ def _entry_details(type_: int, payload: bytes) -> dict[str, Any]:
     return row
 
 
-def build_journal(src: tables.Sources, only: tables.Only) -> tables.Rows:
-    """Every entry of the selected invocations, in journal order."""
-    rows = []
-    for txn, partition, invocation_id, _st in tables.statuses(src, only):
-        inv = InvocationId.from_bytes(invocation_id)
-        text = str(inv)
-        for index, entry in enumerate(journal_store.read(txn, partition, invocation_id)):
-            rows.append(
-                {
-                    "partition_key": inv.partition_key,
-                    "id": text,
-                    "index": index,
-                    "entry_type": entry_type_name(entry.type),
-                    "raw": entry.payload,
-                    "raw_length": len(entry.payload),
-                    "version": 2,
-                    **_entry_details(entry.type, entry.payload),
-                }
-            )
-    return rows
+_KEY_ID = 3  # table tag and partition id come first in a journal key
+_KEY_INDEX = _KEY_ID + 24
+_HEAD = 4  # u16 message type and u16 flags before the payload
+_DETAILS = frozenset({"name", "sleep_wakeup_at", "promise_name"})
+
+
+def _entry_chunks(src: tables.Sources, scan: scans.Scan) -> Iterator[tuple[list[bytes], list[bytes]]]:
+    """Stored journal entries (keys, values) of the scan's invocations, in journal order."""
+    if src.db is None:
+        return
+    if scan.ids is not None:
+        prefixes = [keys.journal_prefix(src.partition_of(i), i) for i in sorted(scan.ids)]
+    else:
+        prefixes = [keys.table(keys.JOURNAL, p) for _txn, p in src.partitions(scan.partitions)]
+    for prefix in prefixes:
+        yield from src.db.scan_chunks(
+            prefix, prefix_end(prefix), scans.BATCH_ROWS, max_bytes=scans.BATCH_BYTES
+        )
+
+
+def _entry_types(types: np.ndarray[Any, np.dtype[np.generic]]) -> pa.Array:
+    distinct, codes = np.unique(types, return_inverse=True)
+    return columns.labels(codes, [entry_type_name(int(t)) for t in distinct])
+
+
+def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBatch]:
+    """Every entry of the selected invocations, in journal order, a batch at a time."""
+    wanted = scan.columns
+    for row_keys, values in _entry_chunks(src, scan):
+        n = len(values)
+        key_chunk = Chunk.of(row_keys)
+        raw_ids = key_chunk.data[(key_chunk.starts + _KEY_ID)[:, None] + np.arange(24)]
+        read_raw = wanted is None or "raw" in wanted
+        heads = Chunk.of(values if read_raw else [v[:_HEAD] for v in values])
+        types = heads.fixed(0, ">u2")
+        lengths = np.fromiter(map(len, values), np.int64, n) - _HEAD
+        built: dict[str, pa.Array] = {
+            "partition_key": pa.array(key_chunk.fixed(_KEY_ID, ">u8").astype(np.uint64), pa.uint64()),
+            "id": columns.invocation_ids(raw_ids),
+            "index": pa.array(key_chunk.fixed(_KEY_INDEX, ">u4").astype(np.uint32), pa.uint32()),
+            "entry_type": _entry_types(types),
+            "raw_length": pa.array(lengths, pa.uint64()),
+            "version": pa.array(np.full(n, 2, np.uint32), pa.uint32()),
+        }
+        if read_raw:
+            built["raw"] = heads.binaries(np.full(n, _HEAD, np.int64), heads.lengths)
+        if wanted is None or wanted & _DETAILS:
+            details = [_entry_details(int(t), v[_HEAD:]) for t, v in zip(types, values, strict=True)]
+            for name in _DETAILS:
+                built[name] = pa.array([d.get(name) for d in details], JOURNAL.field(name).type)
+        arrays = [
+            built[f.name]
+            if f.name in built and (wanted is None or f.name in wanted)
+            else columns.nulls(n, f.type)
+            for f in JOURNAL
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=JOURNAL)
 
 
 def build_events(src: tables.Sources, only: tables.Only) -> tables.Rows:

@@ -1,20 +1,35 @@
-"""Which invocation ids a query can possibly read, so only their rows are taken from the store.
+"""What a query can possibly read of each table, so only that is taken from the store.
 
 ``restate invocations describe`` asks for one invocation's journal and status; reading every
 journal of every retained invocation to answer it would cost time and memory proportional to the
-whole store. The query is planned once against empty tables; DataFusion's optimizer pushes filters
-down to sit right above each table scan, and where such a filter pins ``id`` to literals
-(``id = 'inv_…'``, ``id IN (…)``, ORs of those, ANDed with anything), only those ids are read.
-Anything else (no filter, another shape) means "read everything", so the result never changes.
+whole store. The query is planned once against empty tables; DataFusion's optimizer pushes
+projections into each table scan, limits into scans that have no filter above them, and filters
+down to sit right above each scan. From that plan each table gets one :class:`~.scan.Scan`:
+
+* the columns its scans read (the others come back as nulls);
+* where a filter pins ``id`` to literals (``id = 'inv_…'``, ``id IN (…)``, ORs of those, ANDed with
+  anything), only those ids, read by point lookups;
+* the filter itself, as far as it compares columns with literals, as a pyarrow expression that
+  drops rows batch by batch before DataFusion sees them (the parts it cannot translate are left
+  out, which only lets more rows through);
+* a limit, when the table's only scan carries one.
+
+Anything else (no filter, another shape) means "read everything", so the result never changes:
+DataFusion applies the query's own filters and limits to whatever comes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
+import operator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import Expr, LogicalPlan
 
+from restate_server.admin.query.scan import Scan
 from restate_server.ids import IdError, InvocationId
 
 KEYED_BY_INVOCATION = frozenset(
@@ -23,6 +38,144 @@ KEYED_BY_INVOCATION = frozenset(
 """Tables whose ``id`` column is the invocation id their rows are stored under."""
 
 Ids = frozenset[bytes]
+
+
+def scans(plan: LogicalPlan) -> dict[str, Scan]:
+    """Per table the plan reads: one scan covering every way the plan reads it."""
+    ids = id_restrictions(plan)
+    columns = projections(plan)
+    found = list(_scan_nodes(plan, None))
+    count = collections.Counter(table for table, _v, _f in found)
+    predicates: dict[str, pc.Expression | None] = {}
+    limits: dict[str, int | None] = {}
+    for table, variant, parent_filter in found:
+        predicate = None if parent_filter is None else predicate_of(parent_filter)
+        if table in predicates:  # read twice: a row either scan may keep must be kept
+            previous = predicates[table]
+            predicates[table] = None if previous is None or predicate is None else previous | predicate
+        else:
+            predicates[table] = predicate
+        fetch = variant.fetch()
+        limits[table] = (
+            int(fetch) if fetch is not None and count[table] == 1 and parent_filter is None else None
+        )
+    return {
+        table: Scan(
+            columns=columns.get(table),
+            ids=ids.get(table),
+            predicate=predicates[table],
+            limit=limits[table],
+        )
+        for table in count
+    }
+
+
+def _scan_nodes(plan: LogicalPlan, parent_filter: Expr | None) -> Iterator[tuple[str, Any, Expr | None]]:
+    """(table, TableScan variant, the filter right above it) of every scan in the plan."""
+    variant = plan.to_variant()
+    kind = type(variant).__name__
+    if kind == "TableScan":
+        yield str(variant.table_name()).rsplit(".", 1)[-1], variant, parent_filter
+        return
+    predicate = variant.predicate() if kind == "Filter" else None
+    for child in plan.inputs():
+        yield from _scan_nodes(child, predicate)
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_MIRRORED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def predicate_of(expr: Expr) -> pc.Expression | None:
+    """A pyarrow expression true wherever ``expr`` is (None: nothing to say, keep every row).
+
+    Only comparisons of a column with a literal, null tests, IN lists and their AND/OR/NOT are
+    translated; an AND keeps its translatable side (a weaker test), an OR needs both sides, and a
+    NOT needs an exact translation of what it negates.
+    """
+    translated = _translate(expr)
+    return None if translated is None else translated[0]
+
+
+def _translate(expr: Expr) -> tuple[pc.Expression, bool] | None:
+    """(expression, whether it is exact rather than only implied by ``expr``), or None."""
+    variant = _variant(expr)
+    kind = type(variant).__name__
+    if kind == "BinaryExpr":
+        op = str(variant.op()).upper()
+        left, right = variant.left(), variant.right()
+        if op in ("AND", "OR"):
+            a, b = _translate(left), _translate(right)
+            if a is not None and b is not None:
+                return (a[0] & b[0] if op == "AND" else a[0] | b[0]), a[1] and b[1]
+            if op == "AND" and (a or b) is not None:
+                return (a or b)[0], False  # type: ignore[index]
+            return None
+        if op in _COMPARISONS:
+            for column, value, side in ((left, right, op), (right, left, _MIRRORED[op])):
+                name, scalar = _column(column), _scalar(value)
+                if name is not None and scalar is not None:
+                    return _COMPARISONS[side](pc.field(name), scalar), True
+        return None
+    if kind in ("IsNull", "IsNotNull"):
+        name = _column(variant.expr())
+        if name is None:
+            return None
+        test = pc.field(name).is_null()
+        return (test if kind == "IsNull" else ~test), True
+    if kind == "InList":
+        name = _column(variant.expr())
+        values = [_scalar(item) for item in variant.list()]
+        if name is None or not values or any(v is None for v in values):
+            return None
+        members = pc.field(name).isin(pa.array([v.as_py() for v in values if v is not None]))
+        # NOT IN is false for a null member or operand in SQL; isin says true/false: keep it exact only positive
+        return (~members, False) if variant.negated() else (members, True)
+    if kind == "Not":
+        inner = _translate(variant.expr())
+        return (~inner[0], True) if inner is not None and inner[1] else None
+    return None
+
+
+def _variant(expr: Expr) -> Any:
+    """The expression's node, or None for kinds the Python API cannot show (scalar functions…)."""
+    try:
+        return expr.to_variant()
+    except ValueError:  # "Converting Expr::… to a Python object is not implemented"
+        return None
+
+
+def _column(expr: Expr) -> str | None:
+    variant = _variant(expr)
+    if type(variant).__name__ != "Column":
+        return None
+    name: str = variant.name()
+    return name
+
+
+def _scalar(expr: Expr) -> pa.Scalar | None:
+    """A literal that pyarrow compares like DataFusion does: strings, numbers, booleans."""
+    if type(_variant(expr)).__name__ != "Literal":
+        return None
+    value: Any = expr.python_value()
+    if not isinstance(value, pa.Scalar) or not value.is_valid:
+        return None
+    ty = value.type
+    if (
+        pa.types.is_string(ty)
+        or pa.types.is_large_string(ty)
+        or pa.types.is_integer(ty)
+        or pa.types.is_boolean(ty)
+    ):
+        return value
+    return None
 
 
 def id_restrictions(plan: LogicalPlan) -> dict[str, Ids]:
@@ -74,7 +227,7 @@ def _scans(plan: LogicalPlan, parent_filter: Expr | None) -> Iterator[tuple[str,
 
 def _ids(expr: Expr) -> Ids | None:
     """The ids a predicate admits, or None when it does not pin ``id`` down."""
-    variant = expr.to_variant()
+    variant = _variant(expr)
     kind = type(variant).__name__
     if kind == "BinaryExpr":
         op = str(variant.op()).upper()
@@ -98,12 +251,11 @@ def _ids(expr: Expr) -> Ids | None:
 
 
 def _is_id_column(expr: Expr) -> bool:
-    variant = expr.to_variant()
-    return type(variant).__name__ == "Column" and variant.name() == "id"
+    return _column(expr) == "id"
 
 
 def _literal(expr: Expr) -> str | None:
-    if type(expr.to_variant()).__name__ != "Literal":
+    if type(_variant(expr)).__name__ != "Literal":
         return None
     value: Any = expr.python_value()
     value = value.as_py() if hasattr(value, "as_py") else value

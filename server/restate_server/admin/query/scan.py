@@ -1,0 +1,56 @@
+"""What one query reads of one table: the seam between planning and the partition store.
+
+A :class:`Scan` says "rows of this table, in these partitions, only these columns, only rows that
+can pass this restriction, at most this many"; a table answers it with Arrow record batches. The
+planner fills it from DataFusion's optimised plan (``pushdown``); a node that does not hold a
+partition can answer the same request remotely, so nothing else about the query crosses the seam.
+Every restriction is safe to ignore: DataFusion still applies the query's own filters and limits
+to what comes back, so a table that reads more than asked is only slower, never wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+BATCH_ROWS = 8192
+"""Rows per record batch read from the store; bounds the memory of one step of a scan."""
+BATCH_BYTES = 16 * 1024 * 1024
+"""Stored bytes per batch at most, for tables whose rows can be large (journal entries)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scan:
+    """Which rows and columns of one table a query can read."""
+
+    columns: frozenset[str] | None = None
+    """Columns read; the others may come back as nulls. None: all of them."""
+    ids: frozenset[bytes] | None = None
+    """Raw invocation ids, for tables keyed by invocation: only their rows. None: all."""
+    partitions: frozenset[int] | None = None
+    """Partition ids to read. None: every partition of this node."""
+    predicate: pc.Expression | None = None
+    """Rows for which this is not true may be left out (implied by the query's own filter)."""
+    limit: int | None = None
+    """Rows at most (after the predicate): the query reads no more of this table."""
+
+
+EVERYTHING = Scan()
+
+
+def restrict(batches: Iterable[pa.RecordBatch], scan: Scan) -> Iterator[pa.RecordBatch]:
+    """Apply the scan's predicate and limit to batches a table produced."""
+    left = scan.limit
+    for batch in batches:
+        if scan.predicate is not None:
+            batch = batch.filter(scan.predicate)
+        if left is not None:
+            batch = batch.slice(0, left)
+            left -= batch.num_rows
+        if batch.num_rows:
+            yield batch
+        if left is not None and left <= 0:
+            return
