@@ -69,7 +69,9 @@ class Client:
         assert self._reader is not None
         head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n"
         if body is not None:
-            head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+            if not any(name.lower() == "content-type" for name in headers or {}):
+                head += "content-type: application/json\r\n"
+            head += f"content-length: {len(body)}\r\n"
         elif method != "GET":
             head += "content-length: 0\r\n"
         for name, value in (headers or {}).items():

@@ -35,6 +35,7 @@ from restate import (
     WorkflowContext,
     WorkflowSharedContext,
 )
+from restate.serde import BytesSerde
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -49,8 +50,9 @@ _seen: set[str] = set()
 
 
 def build_services(prefix: str) -> list[Service | VirtualObject | Workflow]:
-    """Greeter, Counter, Signup (workflow), Sleeper and Caller, each name prefixed with ``prefix``."""
+    """Greeter, Counter, Signup (workflow), Sleeper, Caller and Payload, each name prefixed with ``prefix``."""
     greeter = Service(f"{prefix}Greeter")
+    payload = Service(f"{prefix}Payload")
     counter = VirtualObject(f"{prefix}Counter")
     signup = Workflow(f"{prefix}Signup")
     sleeper = Service(f"{prefix}Sleeper")
@@ -100,7 +102,17 @@ def build_services(prefix: str) -> list[Service | VirtualObject | Workflow]:
     async def call_greet(ctx: Context, name: str) -> str:
         return await ctx.service_call(greet, name)
 
-    return [greeter, counter, signup, sleeper, caller]
+    @payload.handler(
+        input_serde=BytesSerde(),
+        output_serde=BytesSerde(),
+        accept="application/octet-stream",
+        content_type="application/octet-stream",
+    )
+    async def echo(ctx: Context, body: bytes) -> bytes:
+        """The request body back: large payloads through ingress, log, journal, replay and response."""
+        return body
+
+    return [greeter, counter, signup, sleeper, caller, payload]
 
 
 def with_stats(app: Asgi) -> Asgi:

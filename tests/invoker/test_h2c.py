@@ -203,6 +203,19 @@ async def test_sends_beyond_the_window_wait_for_window_updates_in_order() -> Non
     pool.close()
 
 
+async def test_a_body_of_many_frames_and_windows_arrives_whole() -> None:
+    body = bytes(range(256)) * (5 * 4096)  # 5 MiB: hundreds of frames and window updates
+    pool = H2Pool()
+    async with H2Server() as server:
+        stream, _ = await open_stream(pool, server, body[:1000])
+        stream.send(memoryview(body)[1000:])
+        stream.end()
+        request = await server.request()
+        await server.until(lambda: request.ended)
+        assert bytes(request.data) == body
+    pool.close()
+
+
 async def test_refused_connection_raises_and_leaves_no_pending_connect() -> None:
     pool = H2Pool(connect_timeout=5)
     async with H2Server() as server:

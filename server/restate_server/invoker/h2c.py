@@ -45,7 +45,7 @@ class H2Stream:
         self.listener = listener
         self.closed = False
 
-    def send(self, data: bytes, *, end_stream: bool = False) -> None:
+    def send(self, data: bytes | memoryview, *, end_stream: bool = False) -> None:
         """Queue data for sending (respecting flow control); never blocks."""
         self.conn.send(self.stream_id, data, end_stream)
 
@@ -70,7 +70,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
         # per stream: pending outgoing (data, end_stream) waiting for flow-control window
-        self._pending: dict[int, list[tuple[bytes, bool]]] = {}
+        self._pending: dict[int, list[tuple[bytes | memoryview, bool]]] = {}
         self.closed = False
         self._receiving = False  # inside data_received: flush once at the end instead of per send
         self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -190,7 +190,7 @@ class H2ClientConnection(asyncio.Protocol):
         self._flush()
         return stream
 
-    def send(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def send(self, stream_id: int, data: bytes | memoryview, end_stream: bool) -> None:
         if stream_id not in self.streams:
             return
         pending = self._pending.get(stream_id)
@@ -201,20 +201,25 @@ class H2ClientConnection(asyncio.Protocol):
         if not self._receiving:
             self._flush()
 
-    def _send_now(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        """Send as much as flow control allows; park the rest (in order) until a window update."""
+    def _send_now(self, stream_id: int, data: bytes | memoryview, end_stream: bool) -> None:
+        """Send as much as flow control allows; park the rest (in order) until a window update.
+
+        Frames are cut as memoryview slices: a large message (megabytes, in frames of 16 KiB) is
+        never copied whole again for each frame or each window update.
+        """
         try:
             if not data:
                 if end_stream:
                     self.h2.end_stream(stream_id)
                 return
-            while data:
+            view = memoryview(data)
+            while view:
                 window = min(self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size)
                 if window <= 0:
-                    self._pending.setdefault(stream_id, []).append((data, end_stream))
+                    self._pending.setdefault(stream_id, []).append((view, end_stream))
                     return
-                chunk, data = data[:window], data[window:]
-                self.h2.send_data(stream_id, chunk, end_stream=end_stream and not data)
+                chunk, view = view[:window], view[window:]
+                self.h2.send_data(stream_id, chunk, end_stream=end_stream and not view)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError, KeyError):
             return
 
