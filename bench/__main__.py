@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import aggregate, model, procs, profile, report, runner
+from bench import aggregate, charts, model, procs, profile, report, runner
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         runs, machine, settings = report.read(args.results.with_suffix(".json"))
         results = {name: aggregate.median_result(server_runs) for name, server_runs in runs.items()}
+        settings["charts"] = charts.draw(results, args.results.parent / "charts")
         report.write(args.results, report.render(results, machine, settings), runs, machine, settings)
         log.info("rewrote %s from %s", args.results, args.results.with_suffix(".json"))
         return 0
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_start": load_at_start,
         "loadavg_end": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
+    if not args.no_write:
+        settings["charts"] = charts.draw(results, args.results.parent / "charts")
     if options.profile_dir is not None:
         for directory in options.profile_dir.glob("*"):
             profile.summarize(directory)

@@ -40,11 +40,15 @@ class Admin:
         finally:
             await client.close()
 
-    async def sql(self, query: str) -> list[dict[str, Any]] | None:
+    async def sql(self, query: str, timeout_s: float = 30.0) -> list[dict[str, Any]] | None:
         """Rows of an admin SQL query, or None when the server cannot answer it."""
         try:
             response = await self.call(
-                "POST", "/query", {"query": query}, headers={"accept": "application/json"}
+                "POST",
+                "/query",
+                {"query": query},
+                headers={"accept": "application/json"},
+                timeout_s=timeout_s,
             )
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             return None

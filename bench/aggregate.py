@@ -77,6 +77,11 @@ def median_result(runs: list[ServerResult]) -> ServerResult:
             merged.scenarios = _scenarios([r.scenarios for r in runs])
         elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
             setattr(merged, field.name, _median([getattr(r, field.name) for r in runs]))
+    merged.sql_s = {
+        name: round(_median([r.sql_s[name] for r in runs if name in r.sql_s]), 4)
+        for name in dict.fromkeys(n for r in runs for n in r.sql_s)
+    }
+    merged.kills_under_load_s = [t for r in runs for t in r.kills_under_load_s]
     merged.status = "; ".join(dict.fromkeys(r.status for r in runs))
     merged.notes = [note for r in runs for note in r.notes]
     return merged

@@ -70,4 +70,10 @@ class ServerResult:
     kept_after_runs: dict[str, str] = dataclasses.field(default_factory=dict)
     restart_ready_s: float | None = None
     restart_first_call_s: float | None = None
+    #: Seconds from spawn to ready after each SIGKILL while a load generator keeps calling.
+    kills_under_load_s: list[float] = dataclasses.field(default_factory=list)
+    #: Query name -> seconds of ``POST /query`` (JSON), run on the store the scenarios left behind.
+    sql_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: (seconds since the server started, tree RSS in MB) about once a second, over the whole run.
+    rss_timeline: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     scenarios: list[ScenarioResult] = dataclasses.field(default_factory=list)

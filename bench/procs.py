@@ -238,13 +238,24 @@ class Running:
 
 
 class Sampler:
-    """Peak tree RSS of a process, sampled on demand (the harness calls ``sample`` from its loop)."""
+    """Peak tree RSS of a process, sampled on demand (the harness calls ``sample`` from its loop),
+    and a timeline of it: (seconds since the sampler started, MB) at most once per ``every_s``."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, every_s: float = 1.0) -> None:
         self.pid = pid
         self.peak = 0
+        self.started = time.monotonic()
+        self.every_s = every_s
+        self.timeline: list[tuple[float, float]] = []
+
+    def follow(self, pid: int) -> None:
+        """Sample another process from now on (the same server restarted); the timeline goes on."""
+        self.pid = pid
 
     def sample(self) -> int:
         current = rss_bytes(self.pid)
         self.peak = max(self.peak, current, hwm_bytes(self.pid))
+        now = time.monotonic() - self.started
+        if not self.timeline or now - self.timeline[-1][0] >= self.every_s:
+            self.timeline.append((round(now, 1), round(current / 1e6, 1)))
         return current

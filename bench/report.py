@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +101,7 @@ def _server_rows(results: dict[str, ServerResult]) -> list[list[str]]:
         ("registration to first greet call", lambda r: r.first_call_s, _s, ""),
         ("RSS idle (after registration)", lambda r: r.idle_rss, _mb, "≤ 100 MB"),
         ("RSS peak", lambda r: r.peak_rss, _mb, "≤ 300 MB"),
-        ("RSS idle after the runs", lambda r: r.idle_rss_after, _mb, ""),
+        ("RSS idle after the runs", lambda r: r.idle_rss_after, _mb, "≤ 150 MB"),
         ("CPU while idle", lambda r: r.idle_cpu_pct, lambda v: "-" if v is None else f"{v:.1f} %", ""),
         ("data dir fresh (after registration)", lambda r: r.disk_fresh, _mb, "≤ 10 MB"),
         ("data dir after the runs", lambda r: r.disk_after, _mb, ""),
@@ -111,6 +112,18 @@ def _server_rows(results: dict[str, ServerResult]) -> list[list[str]]:
             "",
         ),
         ("restart (SIGKILL) to ready", lambda r: r.restart_ready_s, _s, ""),
+        (
+            "longest restart to ready, SIGKILLs under load",
+            lambda r: max(r.kills_under_load_s) if r.kills_under_load_s else None,
+            _s,
+            "≤ 0.5 s",
+        ),
+        (
+            "median restart to ready, SIGKILLs under load",
+            lambda r: statistics.median(r.kills_under_load_s) if r.kills_under_load_s else None,
+            _s,
+            "",
+        ),
         ("restart (SIGKILL) to first greet call", lambda r: r.restart_first_call_s, _s, ""),
     ]
     rows = []
@@ -168,7 +181,7 @@ def _scenario_rows(results: dict[str, ServerResult]) -> tuple[list[list[str]], l
         for label, get, fmt, target in metrics:
             a = get(ours) if ours and ours.ops else None
             b = get(up) if up and up.ops else None
-            if label == "p50 latency" and name.startswith("greet-c1 "):
+            if label == "p50 latency" and name.startswith(("greet-c1 ", "payload-")):
                 target = "≤ 1.0x"
             rows_target = target
             main_rows.append([name, label, _cell(ours, fmt(a)), _cell(up, fmt(b)), _ratio(a, b), rows_target])
@@ -192,6 +205,25 @@ def _scenario_rows(results: dict[str, ServerResult]) -> tuple[list[list[str]], l
                 ]
             )
     return main_rows, cost_rows
+
+
+def _sql_rows(results: dict[str, ServerResult]) -> list[list[str]]:
+    ours, up = results.get(OURS), results.get(UPSTREAM)
+    names = dict.fromkeys([*(ours.sql_s if ours else {}), *(up.sql_s if up else {})])
+    rows = []
+    for name in names:
+        a = ours.sql_s.get(name) if ours else None
+        b = up.sql_s.get(name) if up else None
+        rows.append(
+            [
+                name,
+                _s(a) if a is not None else "failed",
+                _s(b) if b is not None else "failed",
+                _ratio(a, b),
+                "≤ 1.0x",
+            ]
+        )
+    return rows
 
 
 def _status_lines(results: dict[str, ServerResult]) -> list[str]:
@@ -244,6 +276,22 @@ def _targets(results: dict[str, ServerResult]) -> list[str]:
         fmt=mb,
     )
     check(
+        "RSS idle after the runs <= 150 MB",
+        None if ours.idle_rss_after is None else ours.idle_rss_after / 1e6,
+        150,
+        at_most=True,
+        fmt=mb,
+    )
+    check(
+        "longest restart to ready under load <= 0.5 s",
+        max(ours.kills_under_load_s) if ours.kills_under_load_s else None,
+        0.5,
+        at_most=True,
+        fmt="{:.2f} s",
+    )
+    for name, seconds in ours.sql_s.items():
+        check(f"SQL {name} <= 1.0x", ratio(seconds, up.sql_s.get(name)), 1.0, at_most=True)
+    check(
         "fresh data dir <= 10 MB",
         None if ours.disk_fresh is None else ours.disk_fresh / 1e6,
         10,
@@ -268,7 +316,7 @@ def _targets(results: dict[str, ServerResult]) -> list[str]:
             0.5,
             at_most=True,
         )
-        if mine.name.startswith("greet-c1 "):
+        if mine.name.startswith(("greet-c1 ", "payload-")):
             check(
                 f"{mine.name} p50 <= 1.0x",
                 ratio(a.p50_ms if a else None, b.p50_ms if b else None),
@@ -279,6 +327,13 @@ def _targets(results: dict[str, ServerResult]) -> list[str]:
         f"- **met ({len(met)})**: " + ("; ".join(met) or "none"),
         f"- **missed ({len(missed)})**: " + ("; ".join(missed) or "none"),
         f"- **not measured ({len(unknown)})**: " + ("; ".join(unknown) or "none"),
+    ]
+
+
+def charts_markdown(settings: dict[str, Any]) -> list[str]:
+    """Links to the PNG charts drawn from this run (``bench/charts.py``), if it drew them."""
+    return [f"![{title}](charts/{name}.png)" for name, title in settings.get("charts", {}).items()] or [
+        "(no charts: matplotlib was not installed)"
     ]
 
 
@@ -330,9 +385,12 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
     if settings.get("profiled"):
         out += ["**This run was profiled with py-spy: our server's figures include the sampling cost.**", ""]
     out += ["## Status", "", *_status_lines(results), ""]
-    out += ["## Targets (issue 4), ours against upstream in this run", "", *_targets(results), ""]
+    out += ["## Targets (issues 4 and 12), ours against upstream in this run", "", *_targets(results), ""]
+    out += ["## Charts", "", *charts_markdown(settings), ""]
     out += ["## Server figures", ""]
     out += [*_table(["figure", "ours", "upstream", "ours/upstream", "target"], _server_rows(results)), ""]
+    out += ["## SQL after the runs (`POST /query`, JSON answer, best of 3)", ""]
+    out += [*_table(["query", "ours", "upstream", "ours/upstream", "target"], _sql_rows(results)), ""]
     out += ["## Scenarios", ""]
     out += [*_table(["scenario", "figure", "ours", "upstream", "ours/upstream", "target"], main_rows), ""]
     out += ["## Cost of the load generator and the SDK processes", ""]

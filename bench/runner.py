@@ -6,8 +6,10 @@ The sequence is the same for every server, so the figures compare like with like
    answer; 2. register the h2c deployment and the HTTP/1.1 one; time the first successful call;
 3. settle, then idle RSS, idle CPU and the fresh data-directory size; 4. every scenario of both
 deployments, each bounded in operations and time; 5. idle RSS and data-directory size after the
-runs, and how many invocations the server still retains; 6. SIGKILL, start on the same directory,
-time to ready and to the first successful call; 7. SIGTERM.
+runs, how many invocations the server still retains, and the time of a few SQL queries over that
+store; 6. ``KILLS`` SIGKILLs while callers keep calling, each restart timed to ready; 7. SIGKILL,
+start on the same directory, time to ready and to the first successful call; 8. SIGTERM. RSS is
+sampled throughout (peak, and a timeline for the memory chart).
 
 A server that cannot start or register is recorded as such and the run moves on: the harness must
 stay usable while this project's server is incomplete.
@@ -38,6 +40,37 @@ MODES: tuple[tuple[str, str, int, dict[str, Any]], ...] = (
 
 #: Bound on the final counter check (1,000 ``get`` calls from 32 clients).
 VERIFY_LIMIT_S = 60.0
+
+#: SIGKILLs under load, the seconds between them, and the callers that keep calling meanwhile.
+KILLS, KILL_EVERY_S, KILL_LOAD_CALLERS = 6, 2.0, 8
+
+#: Queries timed after the scenarios (the store then holds every retained call and the big payloads).
+SQL_QUERIES = {
+    "count(*) sys_invocation": "SELECT count(*) AS n FROM sys_invocation",
+    "status, count(*) group by status": "SELECT status, count(*) AS n FROM sys_invocation GROUP BY status",
+    "CLI invocations list": (
+        "WITH invocations AS (SELECT inv.id, inv.target, inv.status, inv.created_at, inv.pinned_deployment_id,"
+        " inv.retry_count AS num_retries, inv.last_failure AS last_failure_message FROM sys_invocation inv"
+        " WHERE inv.status != 'completed' ORDER BY inv.created_at DESC LIMIT 100)"
+        " SELECT inv.*, dp.id IS NOT NULL AS pinned_deployment_exists"
+        " FROM sys_deployment dp RIGHT JOIN invocations inv ON dp.id = inv.pinned_deployment_id"
+    ),
+    "CLI services status": (
+        "SELECT target_service_name, target_handler_name, status, COUNT(1) AS num_invocations,"
+        " MIN(created_at) AS oldest_at, FIRST_VALUE(id ORDER BY created_at ASC) AS oldest_invocation"
+        " FROM sys_invocation WHERE target_service_name IN ('Greeter', 'Counter')"
+        " GROUP BY target_service_name, target_handler_name, status ORDER BY target_handler_name"
+    ),
+    "journal of the payload calls (join)": (
+        "SELECT j.id, j.index, j.entry_type, j.raw_length FROM sys_journal j"
+        " JOIN sys_invocation i ON i.id = j.id WHERE i.target_handler_name = 'echo'"
+    ),
+    # what `restate invocations describe` does: the id first (not timed), then that journal
+    "journal of one 30 MiB payload call, with raw": (
+        "SELECT index, entry_type, raw FROM sys_journal WHERE id = '{payload_id}' ORDER BY index"
+    ),
+}
+SQL_TRIES = 3
 
 
 async def _service_seen(port: int, prefix: str) -> int:
@@ -100,6 +133,8 @@ class ServerBench:
             if self.result.peak_rss is None and self.sampler is not None:
                 self._sample()
                 self.result.peak_rss = self.sampler.peak or None
+            if self.sampler is not None:
+                self.result.rss_timeline = self.sampler.timeline
             if self.server is not None:
                 self.server.stop()
         return self.result
@@ -229,6 +264,7 @@ class ServerBench:
             return
         result.idle_rss_after, _ = await self._settle()
         result.disk_after = procs.disk_usage(self.base_dir)
+        await self._sql()
         rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")
         if rows:
             result.retained_invocations = int(next(iter(rows[0].values())))
@@ -293,7 +329,7 @@ class ServerBench:
             make_client=lambda: load.Client("127.0.0.1", ingress, scenario.timeout_s),
             concurrency=scenario.concurrency,
             duration_s=self.options.duration_s,
-            max_ops=self.options.max_ops,
+            max_ops=min(self.options.max_ops, scenario.max_ops or self.options.max_ops),
             on_tick=self._sample,
         )
         await asyncio.to_thread(profile.finish, profiler)
@@ -398,14 +434,81 @@ class ServerBench:
             problems.append("no successful add to check")
         return problems
 
+    async def _sql(self) -> None:
+        """Time each of ``SQL_QUERIES`` (best of ``SQL_TRIES``) on the store the scenarios left."""
+        found = await self.admin.sql(
+            "SELECT id FROM sys_invocation WHERE target_handler_name = 'echo' AND journal_size > 1"
+            " ORDER BY created_at DESC LIMIT 1"
+        )
+        payload_id = str(found[0]["id"]) if found else "inv_none"
+        for name, template in SQL_QUERIES.items():
+            query = template.replace("{payload_id}", payload_id)
+            best = None
+            for _ in range(SQL_TRIES):
+                started = time.monotonic()
+                rows = await self.admin.sql(query, timeout_s=120.0)
+                self._sample()
+                if rows is None:
+                    best = None
+                    break
+                elapsed = time.monotonic() - started
+                best = elapsed if best is None else min(best, elapsed)
+            if best is not None:
+                self.result.sql_s[name] = round(best, 4)
+            log.info("%s sql %s: %s", self.spec.name, name, "failed" if best is None else f"{best:.3f} s")
+
+    async def _kills_under_load(self, spec: procs.ServerSpec) -> None:
+        """SIGKILL the server ``KILLS`` times while callers keep calling; time each restart to ready."""
+        stop = asyncio.Event()
+
+        async def caller(n: int) -> None:
+            client = load.Client("127.0.0.1", self.spec.ports.ingress, 5.0)
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    await client.request("POST", "/Greeter/greet", f'"k{n}-{i}"'.encode())
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+                    await client.close()
+                    client = load.Client("127.0.0.1", self.spec.ports.ingress, 5.0)
+                    await asyncio.sleep(0.05)
+            await client.close()
+
+        callers = [asyncio.create_task(caller(n), name=f"kill-load-{n}") for n in range(KILL_LOAD_CALLERS)]
+        try:
+            for _ in range(KILLS):
+                await asyncio.sleep(KILL_EVERY_S)
+                assert self.server is not None
+                self._sample()
+                self.server.kill()
+                self.server = procs.Running(spec, self.base_dir, self.log_path)
+                if self.sampler is not None:
+                    self.sampler.follow(self.server.pid)
+                ready = await asyncio.to_thread(self.server.wait_ready, 60.0)
+                if ready is None:
+                    self.result.notes.append(
+                        f"kill under load: not ready within 60 s\n{self.server.log_tail()}"
+                    )
+                    return
+                self.result.kills_under_load_s.append(round(ready, 3))
+        finally:
+            stop.set()
+            await asyncio.gather(*callers, return_exceptions=True)
+        log.info("%s restarts under load: %s", self.spec.name, self.result.kills_under_load_s)
+
     async def _restart(self, spec: procs.ServerSpec) -> None:
         assert self.server is not None
         if not self.server.alive():
             return
         self._sample()
         self.result.peak_rss = self.sampler.peak if self.sampler else None
+        await self._kills_under_load(spec)
+        if not self.server.alive():
+            return
         self.server.kill()
         self.server = procs.Running(spec, self.base_dir, self.log_path)
+        if self.sampler is not None:
+            self.sampler.follow(self.server.pid)
         started = self.server.started
         ready = await asyncio.to_thread(self.server.wait_ready, 60.0)
         self.result.restart_ready_s = ready

@@ -58,6 +58,8 @@ class Scenario:
     #: Per-request timeout; the closed loop lets in-flight operations finish within it, and the
     #: probe gives up after it (so a server that hangs costs at most this much per scenario).
     timeout_s = 10.0
+    #: Operations at most in the measured window (besides ``--max-ops``); None: no own bound.
+    max_ops: int | None = None
 
     def __init__(self, target: Target, concurrency: int) -> None:
         self.prefix = target.prefix
@@ -209,6 +211,37 @@ class SignupWorkflow(Scenario):
             raise load.CheckError(f"workflow: unexpected result {body!r}")
 
 
+class Payload(Scenario):
+    """``Payload.echo`` with a body of ``mib`` MiB: the bytes go through ingress, log, journal, replay
+    to the SDK, and back in the response; the echo must equal the body."""
+
+    kind = "payload"
+    timeout_s = 120.0
+    max_ops = 5
+
+    def __init__(self, target: Target, mib: int) -> None:
+        super().__init__(target, 1)
+        self.mib = mib
+        block = bytes(range(256)) * 4096  # 1 MiB, not all zeros (nothing on the way may shortcut it)
+        self.body = block * mib
+
+    @property
+    def name(self) -> str:
+        return f"payload-{self.mib}MiB-c1 [{self.mode}]"
+
+    def headers(self, index: int) -> dict[str, str] | None:
+        keyed = super().headers(index)
+        return None if keyed is None else {"idempotency-key": f"{keyed['idempotency-key']}-{self.mib}MiB"}
+
+    async def op(self, client: load.Client, index: int) -> None:
+        headers = {"content-type": "application/octet-stream", **(self.headers(index) or {})}
+        response = await client.request("POST", f"/{self.prefix}Payload/echo", self.body, headers)
+        if response.status != 200:
+            raise load.HttpStatusError(response.status, response.body, "echo")
+        if response.body != self.body:
+            raise load.CheckError(f"echo: {len(response.body)} bytes back for {len(self.body)} sent")
+
+
 def build(target: Target) -> list[Scenario]:
     """Every scenario for one deployment, in the order they run (``send`` last: it leaves a backlog)."""
     return [
@@ -219,5 +252,7 @@ def build(target: Target) -> list[Scenario]:
         SignupWorkflow(target, 32),
         Sleep(target, 32),
         CallerGreet(target, 32),
+        Payload(target, 20),
+        Payload(target, 30),
         Send(target, 32),
     ]

@@ -265,3 +265,27 @@ def test_journal_rows_read_payloads_only_when_selected(store: Database) -> None:
     assert _plain(rows[1]["sleep_wakeup_at"]) == 1_700_000_000_000
     [raw] = _table(f"SELECT raw FROM sys_journal WHERE id = '{inv}' AND index = 0", store)
     assert raw["raw"] == big
+
+
+def test_a_journal_joined_with_filtered_invocations_reads_only_their_entries(store: Database) -> None:
+    wanted, other = InvocationId.generate(21), InvocationId.generate(22)
+    txn = Transaction(store)
+    for inv, handler in ((wanted, "echo"), (other, "greet")):
+        partition = partition_of(inv.partition_key, NUM_PARTITIONS)
+        status.put(txn, partition, inv.to_bytes(), _random_status(random.Random(2)))
+        st = status.get(txn, partition, inv.to_bytes())
+        assert st is not None
+        st.handler = handler
+        status.put(txn, partition, inv.to_bytes(), st)
+        journal_store.append(txn, partition, inv.to_bytes(), 0, messages.MessageType.INPUT_COMMAND, 0, b"x")
+    txn.commit()
+    sql = (
+        "SELECT j.id, count(j.raw) AS n FROM sys_journal j JOIN sys_invocation i ON i.id = j.id "
+        "WHERE i.target_handler_name = 'echo' GROUP BY j.id"
+    )
+    plan = engine._context(_sources(store), set(), {}).sql(sql).optimized_logical_plan()
+    assert pushdown.id_sources(plan)["sys_journal"] == "sys_invocation_status"
+    assert _table(sql, store) == [{"id": str(wanted), "n": 1}]
+    computed = "SELECT j.id FROM sys_journal j JOIN (SELECT target AS id FROM sys_invocation_status) s ON s.id = j.id"
+    plan = engine._context(_sources(store), set(), {}).sql(computed).optimized_logical_plan()
+    assert "sys_journal" not in pushdown.id_sources(plan)  # that `id` is not an invocation id

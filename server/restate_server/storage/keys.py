@@ -20,6 +20,8 @@ FSM = b"F"
 PROMISE = b"P"
 INBOX_HEAD = b"H"
 JOURNAL_EVENTS = b"E"
+INVOKED = b"N"  # index of the invocations in status invoked: what a new leader resumes
+RESULT = b"U"  # large results of completed invocations, kept out of their status rows
 
 _PART = struct.Struct(">cH")
 _U32 = struct.Struct(">I")
@@ -53,6 +55,14 @@ def split_service_key(data: bytes) -> tuple[str, str, bytes]:
 
 def status(partition: int, invocation_id: bytes) -> bytes:
     return table(STATUS, partition) + invocation_id
+
+
+def invoked(partition: int, invocation_id: bytes) -> bytes:
+    return table(INVOKED, partition) + invocation_id
+
+
+def result(partition: int, invocation_id: bytes) -> bytes:
+    return table(RESULT, partition) + invocation_id
 
 
 def journal_prefix(partition: int, invocation_id: bytes) -> bytes:

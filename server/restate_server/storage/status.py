@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -105,11 +106,16 @@ class InvocationStatus:
         return _encode(self)
 
     @classmethod
-    def decode(cls, data: bytes) -> InvocationStatus:
-        """A row of either layout: the current one, or the msgpack list written before it."""
+    def decode(cls, data: bytes, load_result: Callable[[], bytes | None] | None = None) -> InvocationStatus:
+        """A row of either layout: the current one, or the msgpack list written before it.
+
+        A large result is stored apart from the row (see `put`): ``load_result`` reads it. Without
+        it such a row decodes with ``result`` None, which is only right for readers that do not
+        need the result (`get` and the scans here always pass it).
+        """
         if data[0] != FORMAT:
             return _decode_list(data)
-        return _decode(data)
+        return _decode(data, load_result)
 
 
 # ------------------------------------------------------------------ row layout
@@ -187,7 +193,10 @@ STATUS_CODES: tuple[Status, ...] = (
     Status.COMPLETED,
 )
 """Stored status byte -> status; append new statuses, never reorder (the bytes are on disk)."""
-RESULT_KINDS: tuple[str | None, ...] = (None, "value", "failure", "void")
+RESULT_KINDS: tuple[str | None, ...] = (None, "value", "failure", "void", "value stored apart")
+INLINE_RESULT = 1024
+"""Results up to this many bytes stay in the status row; larger ones go to their own row, so that
+scans of the status table (SQL, the cleaner) never read megabytes of output."""
 
 _FIXED = struct.Struct("<" + "".join(code for _name, code in FIXED))
 _ENDS = struct.Struct(f"<{len(VARIABLE)}I")
@@ -201,6 +210,7 @@ VARIABLE_OFFSET = ENDS_OFFSET + _ENDS.size
 _BIT = {name: 1 << i for i, name in enumerate(NULLABLE)}
 _STATUS_CODE = {s: i for i, s in enumerate(STATUS_CODES)}
 _RESULT_KIND = {Value: 1, Failure: 2, Void: 3}
+_VALUE, _APART = 1, 4
 
 
 (
@@ -231,6 +241,7 @@ def _encode(st: InvocationStatus) -> bytes:
     kind, caller_id, caller_target, subscription_id = (*st.source, None, None, None, None)[:4]
     result = st.result
     failure = result if isinstance(result, Failure) else None
+    apart = stored_apart(result)
     present = (
         (_P_PROTOCOL if st.protocol_version is not None else 0)
         | (_P_INBOXED if st.inboxed_at is not None else 0)
@@ -269,13 +280,13 @@ def _encode(st: InvocationStatus) -> bytes:
             st.signal_ids,
             st.signal_names,
             suspended_to_wire(st.waiting) if st.waiting is not None else None,
-            result.content if isinstance(result, Value) else None,
+            result.content if isinstance(result, Value) and not apart else None,
         ),
         use_bin_type=True,
     )
     header = _FIXED.pack(
         _STATUS_CODE[st.status],
-        0 if result is None else _RESULT_KIND[type(result)],
+        _APART if apart else 0 if result is None else _RESULT_KIND[type(result)],
         st.cancel_requested,
         0,
         present,
@@ -299,7 +310,12 @@ def _encode(st: InvocationStatus) -> bytes:
     return b"".join((_FORMAT_BYTE, header, ends, *parts, tail))
 
 
-def _decode(data: bytes) -> InvocationStatus:
+def stored_apart(result: Result | None) -> bool:
+    """Whether `put` keeps this result in its own row."""
+    return isinstance(result, Value) and len(result.content) > INLINE_RESULT
+
+
+def _decode(data: bytes, load_result: Callable[[], bytes | None] | None) -> InvocationStatus:
     (
         status_code,
         result_kind,
@@ -328,8 +344,11 @@ def _decode(data: bytes) -> InvocationStatus:
         memoryview(data)[e12:], raw=False, strict_map_key=False
     )
     result: Result | None = None
-    if result_kind == 1:
+    if result_kind == _VALUE:
         result = Value(content=content)
+    elif result_kind == _APART:
+        apart = load_result() if load_result is not None else None
+        result = None if apart is None else Value(content=apart)
     elif result_kind == 2:
         result = Failure(code=failure_code, message=data[e11:e12].decode())
     elif result_kind == 3:
@@ -390,15 +409,57 @@ _STATUS, _WAITING, _RESULT = (_FIELDS.index(name) for name in ("status", "waitin
 
 def get(txn: Transaction, partition: int, invocation_id: bytes) -> InvocationStatus | None:
     data = txn.get(keys.status(partition, invocation_id))
-    return None if data is None else InvocationStatus.decode(data)
+    return None if data is None else InvocationStatus.decode(data, _loader(txn, partition, invocation_id))
+
+
+def _loader(txn: Transaction, partition: int, invocation_id: bytes) -> Callable[[], bytes | None]:
+    return lambda: txn.get(keys.result(partition, invocation_id))
 
 
 def put(txn: Transaction, partition: int, invocation_id: bytes, status: InvocationStatus) -> None:
     txn.put(keys.status(partition, invocation_id), status.encode())
+    if stored_apart(status.result):
+        assert isinstance(status.result, Value)
+        txn.put(keys.result(partition, invocation_id), status.result.content)
+    _index(txn, partition, invocation_id, status.status)
 
 
 def delete(txn: Transaction, partition: int, invocation_id: bytes) -> None:
     txn.delete(keys.status(partition, invocation_id))
+    txn.delete(keys.invoked(partition, invocation_id))
+    txn.delete(keys.result(partition, invocation_id))
+
+
+def _index(txn: Transaction, partition: int, invocation_id: bytes, status: Status) -> None:
+    """Keep the index of invoked invocations: a new leader resumes those without reading every
+    retained status row (there may be millions)."""
+    if status == Status.INVOKED:
+        txn.put(keys.invoked(partition, invocation_id), b"")
+    else:
+        txn.delete(keys.invoked(partition, invocation_id))
+
+
+def scan_invoked(txn: Transaction, partition: int) -> list[bytes]:
+    """Ids of the invocations in status invoked (from the index, see `build_invoked_index`)."""
+    prefix = keys.table(keys.INVOKED, partition)
+    return [k[len(prefix) :] for k, _ in txn.scan_prefix(prefix)]
+
+
+INVOKED_INDEX = b"invoked_index"
+"""fsm marker: the partition's index of invoked invocations is complete (version 1)."""
+
+
+def build_invoked_index(txn: Transaction, partition: int) -> bool:
+    """Build the index from the status rows once (stores written before it existed); True if built."""
+    marker = keys.fsm(partition, INVOKED_INDEX)
+    if txn.get(marker) is not None:
+        return False
+    prefix = keys.table(keys.STATUS, partition)
+    for key, value in txn.scan_prefix(prefix):
+        if peek_status(value) == Status.INVOKED:
+            txn.put(keys.invoked(partition, key[len(prefix) :]), b"")
+    txn.put(marker, keys.u64(1))
+    return True
 
 
 def peek_status(data: bytes) -> Status:
@@ -417,7 +478,7 @@ def scan_with_status(
     """Rows in the given status; others are skipped without being decoded (a restart scans them all)."""
     prefix = keys.table(keys.STATUS, partition)
     return [
-        (k[len(prefix) :], InvocationStatus.decode(v))
+        (k[len(prefix) :], InvocationStatus.decode(v, _loader(txn, partition, k[len(prefix) :])))
         for k, v in txn.scan_prefix(prefix)
         if peek_status(v) == wanted
     ]
@@ -425,4 +486,7 @@ def scan_with_status(
 
 def scan(txn: Transaction, partition: int) -> list[tuple[bytes, InvocationStatus]]:
     prefix = keys.table(keys.STATUS, partition)
-    return [(k[len(prefix) :], InvocationStatus.decode(v)) for k, v in txn.scan_prefix(prefix)]
+    return [
+        (k[len(prefix) :], InvocationStatus.decode(v, _loader(txn, partition, k[len(prefix) :])))
+        for k, v in txn.scan_prefix(prefix)
+    ]

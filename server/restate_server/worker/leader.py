@@ -81,7 +81,7 @@ class Leader:
     def on_leadership(self, partition: int) -> None:
         """Resume what was in flight when the previous leader stopped."""
         txn = Transaction(self.db)
-        for inv, _st in status.scan_with_status(txn, partition, status.Status.INVOKED):
+        for inv in status.scan_invoked(txn, partition):
             self.invoker.start(partition, inv)
         for key in timers.all_timers(txn, partition):
             fire_at, *_ = timers.parse(key)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from restate_server.log.api import LogCorrupted, LogEntry, LogProvider
 from restate_server.log.records import AnnounceLeader
 from restate_server.rocksdb import Database
-from restate_server.storage import fsm
+from restate_server.storage import fsm, status
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import Context, ServiceLookup, apply
@@ -62,6 +62,8 @@ class PartitionProcessor:
         ``trim_point <= applied_lsn < next_lsn``.
         """
         txn = Transaction(self.db)
+        if status.build_invoked_index(txn, self.partition):  # a store written before the index
+            txn.commit()
         self.applied_lsn = fsm.get_int(txn, self.partition, fsm.APPLIED_LSN)
         self.last_now = fsm.get_int(txn, self.partition, fsm.LAST_NOW)
         self.leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)

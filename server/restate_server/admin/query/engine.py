@@ -16,6 +16,7 @@ is collected batch by batch up to the same share.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,7 +118,13 @@ def execute(sql: str, sources: tables.Sources, limits: Limits = DEFAULT_LIMITS) 
         # scan, and the optimised plan tells which invocation ids the query can read at all
         plan = _context(sources, set(), {}, limits=limits).sql_with_options(sql, _READ_ONLY)
         optimized = plan.optimized_logical_plan()
-        ctx = _context(sources, referenced_tables(sql), pushdown.scans(optimized), limits=limits)
+        ctx = _context(
+            sources,
+            referenced_tables(sql),
+            pushdown.scans(optimized),
+            pushdown.id_sources(optimized),
+            limits=limits,
+        )
         df = ctx.sql_with_options(sql, _READ_ONLY)
         batches = _collect(df.execute_stream(), limits.memory_bytes)
         schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
@@ -145,6 +152,7 @@ def _context(
     sources: tables.Sources,
     wanted: set[str],
     reads: dict[str, scan.Scan],
+    id_sources: dict[str, str] | None = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
 ) -> SessionContext:
@@ -167,20 +175,63 @@ def _context(
     else:
         runtime = runtime.with_disk_manager_specified(limits.spill_dir)
     ctx = SessionContext(config, runtime)
-    held = 0
-    for name, table in catalog.TABLES.items():
-        batches = []
+    read_batches: dict[str, list[pa.RecordBatch]] = {}
+    budget = _Budget(limits.memory_bytes)
+    # tables restricted by another table's ids come after it
+    order = sorted(catalog.TABLES, key=lambda n: n in (id_sources or {}) and _restricts(reads, id_sources, n))
+    for name in order:
+        table = catalog.TABLES[name]
+        batches: list[pa.RecordBatch] = []
         if name in wanted:
             read = reads.get(name, scan.EVERYTHING)
+            source = (id_sources or {}).get(name)
+            if source is not None and source in read_batches and _restricts(reads, id_sources, name):
+                read = _with_ids(read, read_batches[source])
             for batch in table.batches(sources, read):
-                held += _size(batch, read.columns)
-                if held > limits.memory_bytes:
-                    raise _exhausted(limits.memory_bytes, "the tables it reads hold")
+                budget.add(_size(batch, read.columns))
                 batches.append(batch)
+        read_batches[name] = batches
         ctx.register_record_batches(name, [batches or [pa.RecordBatch.from_pylist([], table.schema)]])
     view = SYS_INVOCATION_VIEW if sources.attempts else SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS
     ctx.sql(view)  # the one DDL statement: ours, before any of the caller's
     return ctx
+
+
+class _Budget:
+    """Bytes the tables of one query hold, refused past its memory share."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def add(self, size: int) -> None:
+        self.held += size
+        if self.held > self.limit:
+            raise _exhausted(self.limit, "the tables it reads hold")
+
+
+def _restricts(reads: dict[str, scan.Scan], id_sources: dict[str, str] | None, name: str) -> bool:
+    """Whether ``name``'s ids come from its join partner: the partner's own scan is restricted."""
+    source = (id_sources or {}).get(name)
+    if source is None:
+        return False
+    mine, theirs = reads.get(name, scan.EVERYTHING), reads.get(source, scan.EVERYTHING)
+    if theirs.columns is not None and "id" not in theirs.columns:
+        return False  # the partner's ids are not read
+    partner_restricted = theirs.ids is not None or theirs.predicate is not None or theirs.limit is not None
+    # of two restricted partners, the one read first restricts the other (alphabetical: stable)
+    if mine.ids is not None or mine.predicate is not None:
+        return partner_restricted and name > source
+    return partner_restricted
+
+
+def _with_ids(read: scan.Scan, partner: list[pa.RecordBatch]) -> scan.Scan:
+    """The scan restricted to the ids its join partner's rows carry (intersected with its own)."""
+    texts = {text for batch in partner for text in batch.column("id").to_pylist() if text is not None}
+    ids = pushdown.parse_ids(texts)
+    if read.ids is not None:
+        ids &= read.ids
+    return dataclasses.replace(read, ids=ids)
 
 
 def _size(batch: pa.RecordBatch, columns: frozenset[str] | None) -> int:

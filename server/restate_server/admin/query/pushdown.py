@@ -12,7 +12,10 @@ down to sit right above each scan. From that plan each table gets one :class:`~.
 * the filter itself, as far as it compares columns with literals, as a pyarrow expression that
   drops rows batch by batch before DataFusion sees them (the parts it cannot translate are left
   out, which only lets more rows through);
-* a limit, when the table's only scan carries one.
+* a limit, when the table's only scan carries one;
+* for a table joined on ``id`` (an inner join) with a table whose scan is restricted, the ids that
+  scan yields (:func:`id_sources`): ``sys_journal j JOIN sys_invocation i ON i.id = j.id WHERE
+  i.target = …`` reads only the journals of the matching invocations.
 
 Anything else (no filter, another shape) means "read everything", so the result never changes:
 DataFusion applies the query's own filters and limits to whatever comes back.
@@ -80,6 +83,63 @@ def _scan_nodes(plan: LogicalPlan, parent_filter: Expr | None) -> Iterator[tuple
     predicate = variant.predicate() if kind == "Filter" else None
     for child in plan.inputs():
         yield from _scan_nodes(child, predicate)
+
+
+_PASS_THROUGH = frozenset({"SubqueryAlias", "Projection", "Filter", "Sort", "Limit", "TableScan", "Join"})
+"""Plan nodes through which a column named ``id`` still carries the ids of the table scanned below."""
+
+
+def id_sources(plan: LogicalPlan) -> dict[str, str]:
+    """Tables whose ids can be restricted to the ids another table's scan yields, by inner joins on id.
+
+    ``{"sys_journal": "sys_invocation_status"}`` means: every row of ``sys_journal`` the query can
+    use joins an ``id`` of the rows read from ``sys_invocation_status`` (its scan, restricted as
+    :func:`scans` says), so the journal needs no other ids.
+    """
+    found: dict[str, str] = {}
+    for node in _walk(plan):
+        variant = node.to_variant()
+        if type(variant).__name__ != "Join" or str(variant.join_type()) not in ("Inner", "JoinType.Inner"):
+            continue
+        if not any(_column(a) == "id" and _column(b) == "id" for a, b in variant.on()):
+            continue
+        left, right = node.inputs()[:2]
+        a, b = _id_table(left), _id_table(right)
+        if a is not None and b is not None and a != b:
+            found.setdefault(a, b)
+            found.setdefault(b, a)
+    return found
+
+
+def _walk(plan: LogicalPlan) -> Iterator[LogicalPlan]:
+    yield plan
+    for child in plan.inputs():
+        yield from _walk(child)
+
+
+def _id_table(plan: LogicalPlan) -> str | None:
+    """The one table keyed by invocation whose ids the ``id`` column of this subtree carries, if any."""
+    scanned = []
+    for node in _walk(plan):
+        variant = node.to_variant()
+        kind = type(variant).__name__
+        if kind not in _PASS_THROUGH:
+            return None
+        if kind == "Projection" and not all(
+            _column(e) is not None for e in variant.projections() if _output_name(e) == "id"
+        ):
+            return None  # an `id` computed from something else
+        if kind == "TableScan":
+            scanned.append(str(variant.table_name()).rsplit(".", 1)[-1])
+    keyed = [t for t in scanned if t in KEYED_BY_INVOCATION]
+    if "sys_invocation_status" in keyed:
+        return "sys_invocation_status"  # the view's id (its join keeps every status row)
+    return keyed[0] if len(keyed) == 1 else None
+
+
+def _output_name(expr: Expr) -> str:
+    name: str = expr.schema_name()
+    return name.rsplit(".", 1)[-1]
 
 
 _COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
@@ -241,12 +301,12 @@ def _ids(expr: Expr) -> Ids | None:
         if op == "=":
             for column, value in ((left, right), (right, left)):
                 if _is_id_column(column) and (text := _literal(value)) is not None:
-                    return _parse({text})
+                    return parse_ids({text})
         return None
     if kind == "InList" and not variant.negated() and _is_id_column(variant.expr()):
         values = [_literal(item) for item in variant.list()]
         if all(v is not None for v in values):
-            return _parse({v for v in values if v is not None})
+            return parse_ids({v for v in values if v is not None})
     return None
 
 
@@ -262,7 +322,7 @@ def _literal(expr: Expr) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _parse(texts: set[str]) -> Ids:
+def parse_ids(texts: set[str]) -> Ids:
     """Stored forms of the well-formed ids; a malformed id matches no row."""
     out = set()
     for text in texts:

@@ -138,7 +138,7 @@ def _status(r: Rows) -> pa.Array:
 
 def _completion_result(r: Rows) -> pa.Array:
     kind = r.fixed("result_kind")
-    code = np.where(r.fixed("status") != _COMPLETED, 0, np.where(kind == _FAILURE, 2, np.minimum(kind, 1)))
+    code = np.where((r.fixed("status") != _COMPLETED) | (kind == 0), 0, np.where(kind == _FAILURE, 2, 1))
     return columns.labels(code, [None, "success", "failure"])
 
 

@@ -1,0 +1,83 @@
+"""Status rows beside their helpers: the index of invoked invocations (kept by every status write,
+built once for older stores) and large results kept in rows of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from restate_server.rocksdb import Database
+from restate_server.storage import keys, status
+from restate_server.storage.status import InvocationStatus, Status
+from restate_server.storage.transaction import Transaction
+
+
+def _status(state: Status) -> InvocationStatus:
+    return InvocationStatus(
+        status=state,
+        service="S",
+        handler="h",
+        key=None,
+        service_ty="Service",
+        handler_ty=None,
+        created_at=1,
+        modified_at=2,
+        source=["ingress", None, None, None],
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    store = Database(tmp_path / "db")
+    yield store
+    store.close()
+
+
+def test_status_writes_keep_the_index_of_invoked_invocations(db: Database) -> None:
+    a, b, c = (bytes([n]) * 24 for n in (1, 2, 3))
+    txn = Transaction(db)
+    status.put(txn, 0, a, _status(Status.INVOKED))
+    status.put(txn, 0, b, _status(Status.INVOKED))
+    status.put(txn, 0, c, _status(Status.INBOXED))
+    txn.commit()
+    assert status.scan_invoked(Transaction(db), 0) == [a, b]
+    txn = Transaction(db)
+    status.put(txn, 0, a, _status(Status.SUSPENDED))
+    status.put(txn, 0, c, _status(Status.INVOKED))
+    status.delete(txn, 0, b)
+    txn.commit()
+    assert status.scan_invoked(Transaction(db), 0) == [c]
+    assert status.scan_invoked(Transaction(db), 1) == []
+
+
+def test_a_store_written_before_the_index_gets_it_once(db: Database) -> None:
+    running, done = bytes([7]) * 24, bytes([8]) * 24
+    txn = Transaction(db)
+    txn.put(keys.status(3, running), _status(Status.INVOKED).encode())  # rows without their index
+    txn.put(keys.status(3, done), _status(Status.COMPLETED).encode())
+    txn.commit()
+    txn = Transaction(db)
+    assert status.build_invoked_index(txn, 3)
+    txn.commit()
+    assert status.scan_invoked(Transaction(db), 3) == [running]
+    assert not status.build_invoked_index(Transaction(db), 3)  # marked: never scanned again
+
+
+def test_large_results_are_kept_apart_from_the_status_row(db: Database) -> None:
+    from restate_server.outcomes import Value
+
+    inv = bytes([9]) * 24
+    big = _status(Status.COMPLETED)
+    big.result = Value(content=b"r" * (status.INLINE_RESULT + 1))
+    txn = Transaction(db)
+    status.put(txn, 2, inv, big)
+    txn.commit()
+    row = db.get(keys.status(2, inv))
+    assert row is not None
+    assert len(row) < status.INLINE_RESULT  # scans of the status table do not read the result
+    assert status.get(Transaction(db), 2, inv) == big
+    assert status.scan(Transaction(db), 2) == [(inv, big)]
+    txn = Transaction(db)
+    status.delete(txn, 2, inv)
+    txn.commit()
+    assert db.get(keys.result(2, inv)) is None
