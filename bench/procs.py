@@ -247,6 +247,9 @@ class Sampler:
         self.started = time.monotonic()
         self.every_s = every_s
         self.timeline: list[tuple[float, float]] = []
+        self.phase = "start"
+        #: Peak tree RSS per phase of the run (what the harness was doing when sampled).
+        self.phase_peaks: dict[str, int] = {}
 
     def follow(self, pid: int) -> None:
         """Sample another process from now on (the same server restarted); the timeline goes on."""
@@ -255,6 +258,7 @@ class Sampler:
     def sample(self) -> int:
         current = rss_bytes(self.pid)
         self.peak = max(self.peak, current, hwm_bytes(self.pid))
+        self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0), current)
         now = time.monotonic() - self.started
         if not self.timeline or now - self.timeline[-1][0] >= self.every_s:
             self.timeline.append((round(now, 1), round(current / 1e6, 1)))

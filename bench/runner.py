@@ -108,6 +108,11 @@ class ServerBench:
         if self.sampler is not None and self.server is not None and self.server.alive():
             self.sampler.sample()
 
+    def _phase(self, name: str) -> None:
+        if self.sampler is not None:
+            self._sample()
+            self.sampler.phase = name
+
     def _cpu(self) -> float:
         assert self.server is not None
         return procs.cpu_seconds(self.server.pid)
@@ -135,6 +140,7 @@ class ServerBench:
                 self.result.peak_rss = self.sampler.peak or None
             if self.sampler is not None:
                 self.result.rss_timeline = self.sampler.timeline
+                self.result.peak_rss_by_phase = self.sampler.phase_peaks
             if self.server is not None:
                 self.server.stop()
         return self.result
@@ -248,6 +254,7 @@ class ServerBench:
                         reason=f"deployment not registered: {result.registration.get(mode)}",
                     )
                 else:
+                    self._phase("payload" if isinstance(scenario, scenarios.Payload) else "scenarios")
                     outcome = await self._bounded(scenario, self.options.service_port + offset)
                 log.info(
                     "%s %s: %s %s",
@@ -262,8 +269,10 @@ class ServerBench:
                     result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
         if result.status == "crashed":
             return
+        self._phase("idle after")
         result.idle_rss_after, _ = await self._settle()
         result.disk_after = procs.disk_usage(self.base_dir)
+        self._phase("sql")
         await self._sql()
         rows = await self.admin.sql("SELECT count(*) AS n FROM sys_invocation")
         if rows:
@@ -474,6 +483,7 @@ class ServerBench:
                     await asyncio.sleep(0.05)
             await client.close()
 
+        self._phase("kills")
         callers = [asyncio.create_task(caller(n), name=f"kill-load-{n}") for n in range(KILL_LOAD_CALLERS)]
         try:
             for _ in range(KILLS):

@@ -12,11 +12,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-
-import httpx
+from typing import TYPE_CHECKING
 
 from restate_server.invoker.signing import RequestSigner
 from restate_server.protocol import discovery
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,8 @@ async def _attempt(
     # http:// without the HTTP/1.1 flag means h2c with prior knowledge; https negotiates by ALPN.
     http1 = use_http_11 or url.startswith("https:")
     http2 = not use_http_11
+    import httpx  # about 0.1 s to import: loaded on the first discovery, not at start-up
+
     async with httpx.AsyncClient(
         http1=http1, http2=http2, timeout=attempt_timeout, follow_redirects=False
     ) as client:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import base58
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+# jwt and cryptography (about 0.1 s to import) are loaded when a key is configured, not at start-up.
 
 SCHEME_HEADER = "x-restate-signature-scheme"
 JWT_HEADER = "x-restate-jwt-v1"
@@ -31,6 +34,8 @@ class RequestSigner:
     """Mints ``x-restate-jwt-v1`` tokens with one Ed25519 private key."""
 
     def __init__(self, key: Ed25519PrivateKey, *, clock: Callable[[], float] = time.time) -> None:
+        from cryptography.hazmat.primitives import serialization
+
         self._key = key
         self._clock = clock
         raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -39,6 +44,9 @@ class RequestSigner:
     @classmethod
     def from_pem_file(cls, path: str | Path) -> RequestSigner:
         """Load the key from a PEM file that must hold exactly one PKCS#8 Ed25519 private key."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         data = Path(path).read_bytes()
         blocks = data.count(b"-----BEGIN ")
         if blocks != 1:
@@ -62,5 +70,7 @@ class RequestSigner:
         }
         if service_key is not None:
             claims["sub"] = service_key
+        import jwt
+
         token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.key_id})
         return {SCHEME_HEADER: "v1", JWT_HEADER: token}
