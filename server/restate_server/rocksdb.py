@@ -29,6 +29,9 @@ from rocksdict import (
 )
 
 
+BLOB_MIN_BYTES = 64 * 1024
+
+
 class Database:
     """A raw-bytes RocksDB handle with the two write modes the node needs."""
 
@@ -51,7 +54,14 @@ class Database:
         opts.set_write_buffer_size(write_buffer_bytes)
         table = BlockBasedOptions()
         table.set_block_cache(Cache(cache_bytes))  # RocksDB's default is 32 MiB per database
+        table.set_bloom_filter(10, False)  # point reads (status, fsm) skip SST files without the key
         opts.set_block_based_table_factory(table)
+        # Values of 64 KiB and more (large inputs, outputs, journal entries, log records) go to blob
+        # files: the SST files keep small pointers, so flushes and compactions do not rewrite
+        # megabytes of payload again and again, and reads of everything else stay fast after them.
+        opts.set_enable_blob_files(True)
+        opts.set_min_blob_size(BLOB_MIN_BYTES)
+        opts.set_enable_blob_gc(True)
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)
         opts.set_max_log_file_size(1024 * 1024)

@@ -67,6 +67,11 @@ class Snapshot:
     callees: validation.Callees | None = None
     """Whom a call may target (the schema registry's handlers); None: calls are not checked."""
 
+    @property
+    def journal_bytes(self) -> int:
+        """Bytes the replay sends (the journal's payloads)."""
+        return sum(len(entry.payload) for entry in self.journal)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageLimits:
@@ -190,6 +195,7 @@ class Attempt:
         self._last_activity = self.clock.monotonic()
         self._input_closed = False
         self.server_header: str | None = None
+        self.large_messages = False  # a message past the size warning went by (see memory.trim_soon)
 
     # ---- leader-side pushes
     def push(self, journal_index: int, type_: int, payload: bytes, ack_completion_id: int | None) -> None:
@@ -422,6 +428,7 @@ class Attempt:
                 self.bidi.end()
 
     def _warn_size(self, frame: Frame) -> None:
+        self.large_messages = True
         log.warning(
             "message size warning for %s of invocation %s: %d >= %d bytes. Generating very large"
             " messages can make the system unstable if configured with too little memory; the"

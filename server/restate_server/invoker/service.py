@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from restate_server import memory
 from restate_server.invoker import events
 from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Transport
 from restate_server.invoker.clock import Clock, LoopClock, Timer
@@ -285,3 +286,5 @@ class Invoker:
             state.server = attempt.server_header
             state.in_flight = False
             state.attempt = None
+            if attempt.large_messages or snap.journal_bytes > self.limits.size_warning:
+                memory.trim_soon()  # megabytes of message buffers are about to be freed

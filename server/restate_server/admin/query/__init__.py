@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from restate_server import memory
 from restate_server.admin import app as admin_app, errors
 
 if TYPE_CHECKING:
@@ -132,10 +133,14 @@ async def run_query(request: web.Request, gate: QueryGate, limits: engine.Limits
         return errors.json_response({"message": message}, status=429)
     except engine.QueryError as e:
         return errors.json_response({"message": e.message}, status=e.status)
-    if request.headers.get("accept") == "application/json":
-        return await _stream(request, render.json_rows(result), errors.JSON_CONTENT_TYPE)
-    data = await asyncio.to_thread(render.arrow_stream, result)
-    return await _stream(request, iter([data]), ARROW_CONTENT_TYPE)
+    try:
+        if request.headers.get("accept") == "application/json":
+            return await _stream(request, render.json_rows(result), errors.JSON_CONTENT_TYPE)
+        data = await asyncio.to_thread(render.arrow_stream, result)
+        return await _stream(request, iter([data]), ARROW_CONTENT_TYPE)
+    finally:
+        del result
+        memory.trim_soon()  # the tables and the answer (possibly large) are freed by now
 
 
 async def _stream(request: web.Request, chunks: Iterator[bytes], content_type: str) -> web.StreamResponse:
