@@ -28,7 +28,6 @@ from rocksdict import (
     WriteOptions,
 )
 
-
 BLOB_MIN_BYTES = 64 * 1024
 
 
