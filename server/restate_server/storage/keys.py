@@ -22,6 +22,7 @@ INBOX_HEAD = b"H"
 JOURNAL_EVENTS = b"E"
 INVOKED = b"N"  # index of the invocations in status invoked: what a new leader resumes
 RESULT = b"U"  # large results of completed invocations, kept out of their status rows
+JOURNAL_PAYLOAD = b"X"  # payloads of large journal entries, kept out of the journal rows
 
 _PART = struct.Struct(">cH")
 _U32 = struct.Struct(">I")
@@ -71,6 +72,10 @@ def journal_prefix(partition: int, invocation_id: bytes) -> bytes:
 
 def journal(partition: int, invocation_id: bytes, index: int) -> bytes:
     return journal_prefix(partition, invocation_id) + _U32.pack(index)
+
+
+def journal_payload(partition: int, invocation_id: bytes, index: int) -> bytes:
+    return table(JOURNAL_PAYLOAD, partition) + invocation_id + _U32.pack(index)
 
 
 def journal_events_prefix(partition: int, invocation_id: bytes) -> bytes:

@@ -20,7 +20,7 @@ from restate_server.admin.query.columns import Chunk
 from restate_server.ids import InvocationId
 from restate_server.protocol import codec, messages
 from restate_server.rocksdb import prefix_end
-from restate_server.storage import journal_events, keys
+from restate_server.storage import journal as journal_store, journal_events, keys
 
 JOURNAL = tables.schema_of(
     ("partition_key", tables.U64),
@@ -118,10 +118,15 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
         n = len(values)
         key_chunk = Chunk.of(row_keys)
         raw_ids = key_chunk.data[(key_chunk.starts + _KEY_ID)[:, None] + np.arange(24)]
-        read_raw = wanted is None or "raw" in wanted
-        heads = Chunk.of(values if read_raw else [v[:_HEAD] for v in values])
-        types = heads.fixed(0, ">u2")
-        lengths = np.fromiter(map(len, values), np.int64, n) - _HEAD
+        heads = Chunk.of(values)  # journal rows are small: large payloads are kept apart
+        first = heads.fixed(0, ">u2").astype(np.int64)
+        apart = np.flatnonzero(first == journal_store.APART)
+        types = first.copy()
+        lengths = heads.lengths - _HEAD
+        if len(apart):
+            kept_apart = heads.take(apart)
+            types[apart] = kept_apart.fixed(2, ">u2")
+            lengths[apart] = kept_apart.fixed(6, ">u4")
         built: dict[str, pa.Array] = {
             "partition_key": pa.array(key_chunk.fixed(_KEY_ID, ">u8").astype(np.uint64), pa.uint64()),
             "id": columns.invocation_ids(raw_ids),
@@ -130,12 +135,16 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
             "raw_length": pa.array(lengths, pa.uint64()),
             "version": pa.array(np.full(n, 2, np.uint32), pa.uint32()),
         }
-        if read_raw:
-            built["raw"] = heads.binaries(np.full(n, _HEAD, np.int64), heads.lengths)
-        if wanted is None or wanted & _DETAILS:
-            details = [_entry_details(int(t), v[_HEAD:]) for t, v in zip(types, values, strict=True)]
-            for name in _DETAILS:
-                built[name] = pa.array([d.get(name) for d in details], JOURNAL.field(name).type)
+        read_raw = wanted is None or "raw" in wanted
+        read_details = wanted is None or bool(wanted & _DETAILS)
+        if read_raw or read_details:
+            payloads = _payloads(src, row_keys, values, set(apart.tolist()))
+            if read_raw:
+                built["raw"] = pa.array(payloads, pa.large_binary())
+            if read_details:
+                details = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
+                for name in _DETAILS:
+                    built[name] = pa.array([d.get(name) for d in details], JOURNAL.field(name).type)
         arrays = [
             built[f.name]
             if f.name in built and (wanted is None or f.name in wanted)
@@ -143,6 +152,20 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
             for f in JOURNAL
         ]
         yield pa.RecordBatch.from_arrays(arrays, schema=JOURNAL)
+
+
+def _payloads(
+    src: tables.Sources, row_keys: list[bytes], values: list[bytes], apart: set[int]
+) -> list[bytes]:
+    """Each entry's payload: inline after the head, or read from its own row (only when asked for)."""
+    assert src.db is not None
+    out = []
+    for row, (key, value) in enumerate(zip(row_keys, values, strict=True)):
+        if row in apart:
+            out.append(src.db.get(journal_store.apart_key(key)) or b"")
+        else:
+            out.append(value[_HEAD:])
+    return out
 
 
 def build_events(src: tables.Sources, only: tables.Only) -> tables.Rows:
