@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import pyarrow as pa
 import pytest
-from restate_server.admin.query import columns, engine, journal, pushdown, tables
+from restate_server.admin.query import columns, engine, journal, keyed, pushdown, tables
 from restate_server.ids import InvocationId, partition_of
 from restate_server.outcomes import Failure, Suspended, Value, Void, result_to_wire, suspended_to_wire
 from restate_server.protocol import messages, protocol_pb2
@@ -289,3 +289,20 @@ def test_a_journal_joined_with_filtered_invocations_reads_only_their_entries(sto
     computed = "SELECT j.id FROM sys_journal j JOIN (SELECT target AS id FROM sys_invocation_status) s ON s.id = j.id"
     plan = engine._context(_sources(store), set(), {}).sql(computed).optimized_logical_plan()
     assert "sys_journal" not in pushdown.id_sources(plan)  # that `id` is not an invocation id
+
+
+def test_state_of_one_object_is_read_from_its_key_range_only(store: Database) -> None:
+    from restate_server.ids import partition_key_for
+    from restate_server.storage import state
+
+    for key in ("k1", "k2"):
+        txn = Transaction(store)
+        state.put(txn, partition_of(partition_key_for(key), NUM_PARTITIONS), "Counter", key, b"count", b"1")
+        txn.commit()
+    sql = "SELECT service_key, key FROM state WHERE service_name = 'Counter' AND service_key = 'k2'"
+    plan = engine._context(_sources(store), set(), {}).sql(sql).optimized_logical_plan()
+    read = pushdown.scans(plan)["state"]
+    assert (read.service, read.service_key) == ("Counter", "k2")
+    rows = list(tables.KeyedTable("state", keyed.STATE, keyed.build_state).batches(_sources(store), read))
+    assert sum(b.num_rows for b in rows) == 1
+    assert _table(sql, store) == [{"service_key": "k2", "key": "count"}]

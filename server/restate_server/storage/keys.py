@@ -44,6 +44,11 @@ def service_key(service: str, key: str) -> bytes:
     return _lp(service) + _lp(key)
 
 
+def service_prefix(service: str) -> bytes:
+    """The start of every (service, key) part of one service: its rows are one key range."""
+    return _lp(service)
+
+
 def split_service_key(data: bytes) -> tuple[str, str, bytes]:
     """Inverse of service_key; returns (service, key, rest)."""
     n = _U32.unpack_from(data, 0)[0]

@@ -11,12 +11,12 @@ TABLES: dict[str, tables.AnyTable] = {
         tables.Table("sys_invocation_state", tables.INVOCATION_STATE, tables.build_state_of_invocations),
         tables.Table("sys_service", tables.SERVICE, tables.build_services),
         tables.Table("sys_deployment", tables.DEPLOYMENT, tables.build_deployments),
-        tables.Table("state", keyed.STATE, keyed.build_state),
+        tables.KeyedTable("state", keyed.STATE, keyed.build_state),
         tables.ColumnarTable("sys_journal", journal.JOURNAL, journal.build_journal),
         tables.Table("sys_journal_events", journal.JOURNAL_EVENTS, journal.build_events),
-        tables.Table("sys_keyed_service_status", keyed.KEYED_SERVICE_STATUS, keyed.build_locks),
-        tables.Table("sys_inbox", keyed.INBOX, keyed.build_inbox),
-        tables.Table("sys_promise", keyed.PROMISE, keyed.build_promises),
+        tables.KeyedTable("sys_keyed_service_status", keyed.KEYED_SERVICE_STATUS, keyed.build_locks),
+        tables.KeyedTable("sys_inbox", keyed.INBOX, keyed.build_inbox),
+        tables.KeyedTable("sys_promise", keyed.PROMISE, keyed.build_promises),
         *flow_control.TABLES,
     )
 }

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from restate_server.admin.query import tables
+from restate_server.admin.query.scan import Scan
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.log.records import Failure, Value
 from restate_server.storage import inbox, keys, promises, status
@@ -53,12 +54,24 @@ PROMISE = tables.schema_of(
 )
 
 
-def _keyed_rows(src: tables.Sources, tag: bytes) -> Iterator[tuple[Transaction, str, str, bytes, bytes]]:
-    """(txn, service, key, rest of the row key, value) of every row of a keyed table."""
-    for txn, partition in src.partitions():
-        prefix = keys.table(tag, partition)
+def _keyed_rows(
+    src: tables.Sources, tag: bytes, scan: Scan
+) -> Iterator[tuple[Transaction, str, str, bytes, bytes]]:
+    """(txn, service, key, rest of the row key, value) of the rows of a keyed table the scan reads:
+    every row, one service's key range, or one object's range in the one partition holding it."""
+    only = None
+    if scan.service is not None and scan.service_key is not None:
+        only = frozenset({partition_of(partition_key_for(scan.service_key), src.num_partitions)})
+    for txn, partition in src.partitions(only):
+        table = keys.table(tag, partition)
+        if scan.service is None:
+            prefix = table
+        elif scan.service_key is None:
+            prefix = table + keys.service_prefix(scan.service)
+        else:
+            prefix = table + keys.service_key(scan.service, scan.service_key)
         for row_key, value in txn.scan_prefix(prefix):
-            service, key, rest = keys.split_service_key(row_key[len(prefix) :])
+            service, key, rest = keys.split_service_key(row_key[len(table) :])
             yield txn, service, key, rest, value
 
 
@@ -69,10 +82,10 @@ def _utf8(data: bytes) -> str | None:
         return None
 
 
-def build_state(src: tables.Sources, _only: tables.Only) -> tables.Rows:
+def build_state(src: tables.Sources, scan: Scan) -> tables.Rows:
     """One row per state key of every object and workflow."""
     rows = []
-    for _txn, service, key, name, value in _keyed_rows(src, keys.STATE):
+    for _txn, service, key, name, value in _keyed_rows(src, keys.STATE, scan):
         rows.append(
             {
                 "partition_key": partition_key_for(key),
@@ -88,7 +101,7 @@ def build_state(src: tables.Sources, _only: tables.Only) -> tables.Rows:
     return rows
 
 
-def build_locks(src: tables.Sources, _only: tables.Only) -> tables.Rows:
+def build_locks(src: tables.Sources, scan: Scan) -> tables.Rows:
     """Which invocation holds each locked key (upstream's ``sys_keyed_service_status``)."""
     return [
         {
@@ -97,14 +110,14 @@ def build_locks(src: tables.Sources, _only: tables.Only) -> tables.Rows:
             "service_key": key,
             "invocation_id": str(InvocationId.from_bytes(value)),
         }
-        for _txn, service, key, _rest, value in _keyed_rows(src, keys.LOCK)
+        for _txn, service, key, _rest, value in _keyed_rows(src, keys.LOCK, scan)
     ]
 
 
-def build_inbox(src: tables.Sources, _only: tables.Only) -> tables.Rows:
+def build_inbox(src: tables.Sources, scan: Scan) -> tables.Rows:
     """Invocations queued behind a locked key, with their arrival sequence numbers."""
     rows = []
-    for txn, service, key, rest, value in _keyed_rows(src, keys.INBOX):
+    for txn, service, key, rest, value in _keyed_rows(src, keys.INBOX, scan):
         if inbox.mutation(value) is not None:
             continue  # a state patch waiting for the key: not an invocation
         inv = InvocationId.from_bytes(value)
@@ -122,10 +135,10 @@ def build_inbox(src: tables.Sources, _only: tables.Only) -> tables.Rows:
     return rows
 
 
-def build_promises(src: tables.Sources, _only: tables.Only) -> tables.Rows:
+def build_promises(src: tables.Sources, scan: Scan) -> tables.Rows:
     """Durable promises of workflows, with their completion if any."""
     rows = []
-    for _txn, service, key, rest, value in _keyed_rows(src, keys.PROMISE):
+    for _txn, service, key, rest, value in _keyed_rows(src, keys.PROMISE, scan):
         name = rest.decode()
         result = promises.decode(value).result
         row: dict[str, Any] = {

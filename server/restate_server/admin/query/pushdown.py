@@ -62,15 +62,52 @@ def scans(plan: LogicalPlan) -> dict[str, Scan]:
         limits[table] = (
             int(fetch) if fetch is not None and count[table] == 1 and parent_filter is None else None
         )
+    targets = {table: _target(filters) for table, filters in _filters_by_table(found).items()}
     return {
         table: Scan(
             columns=columns.get(table),
             ids=ids.get(table),
             predicate=predicates[table],
             limit=limits[table],
+            service=targets.get(table, (None, None))[0],
+            service_key=targets.get(table, (None, None))[1],
         )
         for table in count
     }
+
+
+def _filters_by_table(found: list[tuple[str, Any, Expr | None]]) -> dict[str, list[Expr | None]]:
+    out: dict[str, list[Expr | None]] = {}
+    for table, _variant, parent_filter in found:
+        out.setdefault(table, []).append(parent_filter)
+    return out
+
+
+def _target(filters: list[Expr | None]) -> tuple[str | None, str | None]:
+    """(service, key) that every scan's filter pins with ``service_name = …`` / ``service_key = …``."""
+    pinned = [_pinned(f) if f is not None else {} for f in filters]
+    service = {p.get("service_name") for p in pinned}
+    key = {p.get("service_key") for p in pinned}
+    one_service = service.pop() if len(service) == 1 else None
+    one_key = key.pop() if len(key) == 1 and one_service is not None else None
+    return one_service, one_key
+
+
+def _pinned(expr: Expr) -> dict[str, str]:
+    """Columns an expression's top-level ANDs set equal to a string literal."""
+    variant = _variant(expr)
+    if type(variant).__name__ != "BinaryExpr":
+        return {}
+    op = str(variant.op()).upper()
+    if op == "AND":
+        return {**_pinned(variant.left()), **_pinned(variant.right())}
+    if op != "=":
+        return {}
+    for column, value in ((variant.left(), variant.right()), (variant.right(), variant.left())):
+        name, scalar = _column(column), _scalar(value)
+        if name is not None and scalar is not None and isinstance(scalar.as_py(), str):
+            return {name: scalar.as_py()}
+    return {}
 
 
 def _scan_nodes(plan: LogicalPlan, parent_filter: Expr | None) -> Iterator[tuple[str, Any, Expr | None]]:

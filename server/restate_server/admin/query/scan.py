@@ -36,6 +36,10 @@ class Scan:
     """Rows for which this is not true may be left out (implied by the query's own filter)."""
     limit: int | None = None
     """Rows at most (after the predicate): the query reads no more of this table."""
+    service: str | None = None
+    """For tables keyed by (service, key): only this service's rows (a key range)."""
+    service_key: str | None = None
+    """With ``service``: only this object's rows (one partition, one key range)."""
 
 
 EVERYTHING = Scan()

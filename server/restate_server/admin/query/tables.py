@@ -85,21 +85,32 @@ class Table:
 
     def batches(self, sources: Sources, scan: Scan = scans.EVERYTHING) -> Iterator[pa.RecordBatch]:
         """The table's rows as Arrow; absent keys in a row are nulls, and so are unread columns."""
-        rows = self.build(sources, scan.ids)
-        read = (
-            self.schema
-            if scan.columns is None
-            else pa.schema([f for f in self.schema if f.name in scan.columns])
-        )
-        built = pa.Table.from_pylist(rows, schema=read) if len(read) else None
-        arrays = [
-            built.column(f.name)
-            if built is not None and f.name in read.names
-            else pa.nulls(len(rows), f.type)
-            for f in self.schema
-        ]
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
-        return scans.restrict(table.to_batches(max_chunksize=scans.BATCH_ROWS), scan)
+        return _from_rows(self.schema, self.build(sources, scan.ids), scan)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedTable:
+    """A table of rows stored under (service, key): the scan's service and key narrow the read to
+    one key range (and, with a key, to the one partition that holds it)."""
+
+    name: str
+    schema: pa.Schema
+    build: Callable[[Sources, Scan], Rows]
+
+    def batches(self, sources: Sources, scan: Scan = scans.EVERYTHING) -> Iterator[pa.RecordBatch]:
+        return _from_rows(self.schema, self.build(sources, scan), scan)
+
+
+def _from_rows(schema: pa.Schema, rows: Rows, scan: Scan) -> Iterator[pa.RecordBatch]:
+    """Python rows as batches of ``schema``; absent keys are nulls, and so are unread columns."""
+    read = schema if scan.columns is None else pa.schema([f for f in schema if f.name in scan.columns])
+    built = pa.Table.from_pylist(rows, schema=read) if len(read) else None
+    arrays = [
+        built.column(f.name) if built is not None and f.name in read.names else pa.nulls(len(rows), f.type)
+        for f in schema
+    ]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    return scans.restrict(table.to_batches(max_chunksize=scans.BATCH_ROWS), scan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +125,7 @@ class ColumnarTable:
         return scans.restrict(self.build(sources, scan), scan)
 
 
-AnyTable = Table | ColumnarTable
+AnyTable = Table | ColumnarTable | KeyedTable
 
 
 def schema_of(*columns: tuple[str, pa.DataType]) -> pa.Schema:
