@@ -232,10 +232,28 @@ STATUS_CHUNK_ROWS = 65536
 """Status rows cut into columns at once (about 300 bytes each): fewer, larger numpy steps."""
 
 
+def _gathered(
+    chunks: Iterator[tuple[list[bytes] | None, list[bytes]]],
+) -> Iterator[tuple[list[bytes] | None, list[bytes]]]:
+    """The chunks of all partitions regrouped into chunks of about ``STATUS_CHUNK_ROWS`` rows: each
+    chunk costs a fixed number of numpy and Arrow steps, and partitions are often small."""
+    held_keys: list[bytes] | None = None
+    held: list[bytes] = []
+    for row_keys, values in chunks:
+        if row_keys is not None:
+            held_keys = (held_keys or []) + row_keys if held else list(row_keys)
+        held = held + values if held else values
+        if len(held) >= STATUS_CHUNK_ROWS:
+            yield held_keys, held
+            held_keys, held = None, []
+    if held:
+        yield held_keys, held
+
+
 def build_status(src: Sources, scan: Scan) -> Iterator[pa.RecordBatch]:
     """Raw invocation status rows (``sys_invocation_status``), column by column."""
     with_keys = scan.columns is None or bool(scan.columns & status_columns.KEY_COLUMNS)
-    for row_keys, values in status_chunks(src, scan, with_keys=with_keys):
+    for row_keys, values in _gathered(status_chunks(src, scan, with_keys=with_keys)):
         rows = status_columns.Rows(row_keys, values)
         yield status_columns.batch(rows, INVOCATION_STATUS, scan.columns)
 
