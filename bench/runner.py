@@ -239,34 +239,40 @@ class ServerBench:
         result.idle_rss, result.idle_cpu_pct = await self._settle()
         result.disk_fresh = procs.disk_usage(self.base_dir)
         run_id = f"{self.spec.name}{int(time.time())}"
-        for mode, prefix, offset, _extras in MODES:
-            for scenario in self._scenarios(mode, prefix, run_id):
-                assert self.server is not None
-                if not self.server.alive():
-                    outcome = ScenarioResult(
-                        name=scenario.name, mode=mode, status="not run", reason="server crashed earlier"
-                    )
-                elif result.registration.get(mode) != "ok":
-                    outcome = ScenarioResult(
-                        name=scenario.name,
-                        mode=mode,
-                        status="not run",
-                        reason=f"deployment not registered: {result.registration.get(mode)}",
-                    )
-                else:
-                    self._phase("payload" if isinstance(scenario, scenarios.Payload) else "scenarios")
-                    outcome = await self._bounded(scenario, self.options.service_port + offset)
-                log.info(
-                    "%s %s: %s %s",
-                    self.spec.name,
-                    outcome.name,
-                    outcome.status,
-                    f"{outcome.throughput:.0f}/s" if outcome.ops else outcome.reason[:200],
+        planned = [
+            (mode, offset, scenario)
+            for mode, prefix, offset, _extras in MODES
+            for scenario in self._scenarios(mode, prefix, run_id)
+        ]
+        # the payload scenarios last: what they leave in memory must not count for the others
+        planned.sort(key=lambda item: isinstance(item[2], scenarios.Payload))
+        for mode, offset, scenario in planned:
+            assert self.server is not None
+            if not self.server.alive():
+                outcome = ScenarioResult(
+                    name=scenario.name, mode=mode, status="not run", reason="server crashed earlier"
                 )
-                result.scenarios.append(outcome)
-                if not self.server.alive() and result.status != "crashed":
-                    result.status = "crashed"
-                    result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
+            elif result.registration.get(mode) != "ok":
+                outcome = ScenarioResult(
+                    name=scenario.name,
+                    mode=mode,
+                    status="not run",
+                    reason=f"deployment not registered: {result.registration.get(mode)}",
+                )
+            else:
+                self._phase("payload" if isinstance(scenario, scenarios.Payload) else "scenarios")
+                outcome = await self._bounded(scenario, self.options.service_port + offset)
+            log.info(
+                "%s %s: %s %s",
+                self.spec.name,
+                outcome.name,
+                outcome.status,
+                f"{outcome.throughput:.0f}/s" if outcome.ops else outcome.reason[:200],
+            )
+            result.scenarios.append(outcome)
+            if not self.server.alive() and result.status != "crashed":
+                result.status = "crashed"
+                result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
         if result.status == "crashed":
             return
         self._phase("idle after")

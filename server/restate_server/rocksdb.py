@@ -60,6 +60,7 @@ class Database:
         # megabytes of payload again and again, and reads of everything else stay fast after them.
         opts.set_enable_blob_files(True)
         opts.set_min_blob_size(BLOB_MIN_BYTES)
+        opts.set_blob_compression_type(DBCompressionType.lz4())  # cheap; payloads are often JSON
         opts.set_enable_blob_gc(True)
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)

@@ -46,6 +46,7 @@ class Http1Exchange:
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 allow_redirects=False,
             ) as response:
+                self._body = b""  # sent: not kept (it can be megabytes) while the answer streams
                 self._response = response
                 listener.on_headers(response.status, {k.lower(): v for k, v in response.headers.items()})
                 while not self.closed:

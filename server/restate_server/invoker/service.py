@@ -288,3 +288,6 @@ class Invoker:
             state.attempt = None
             if attempt.large_messages or snap.journal_bytes > self.limits.size_warning:
                 memory.trim_soon()  # megabytes of message buffers are about to be freed
+            # the next attempt reads a fresh snapshot; whatever still refers to this attempt (a
+            # timer not yet due, a connection's last stream) must not keep the journal alive
+            snap.journal.clear()

@@ -91,6 +91,7 @@ class PartitionProcessor:
         async for entries in self.log.tail(self.partition, self.applied_lsn + 1):
             for start in range(0, len(entries), MAX_BATCH):
                 self._apply_live(entries[start : start + MAX_BATCH])
+            del entries  # not held until the next batch: records may carry megabytes of payload
 
     def _apply_live(self, batch: list[LogEntry]) -> None:
         batch = [(lsn, r) for lsn, r in batch if lsn > self.applied_lsn]

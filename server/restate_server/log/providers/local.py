@@ -272,6 +272,7 @@ class LocalLog:
                     nxt = batch[-1][0] + 1
                 if batch:
                     yield batch
+                    batch = []  # not held while waiting: it may carry megabytes of payload
         finally:
             state.tails.remove(subscriber)
 
