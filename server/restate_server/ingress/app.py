@@ -26,6 +26,7 @@ from restate_server.ingress.errors import (
     NotReady,
     PayloadTooLarge,
     TooManyRequests,
+    Unavailable,
 )
 from restate_server.log.records import Failure, Invoke, NotifySignal, Result, Source, Value
 from restate_server.schema.model import HandlerType, ServiceType
@@ -34,7 +35,7 @@ from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as st_mod
 from restate_server.web import shedding
 from restate_server.worker.actions import InvocationCompleted, Outcome
-from restate_server.worker.api import WorkerHandle
+from restate_server.worker.api import WorkerHandle, WorkerUnavailable
 
 _COMMON = {
     "vary": "origin, access-control-request-method, access-control-request-headers",
@@ -111,6 +112,8 @@ class Ingress:
             route = paths.parse(request.rel_url.raw_path, self._is_keyed)
             match route:
                 case paths.Health():
+                    if not self.worker.ready():
+                        raise Unavailable("the node is not ready")
                     return _json(200, {"services": [s.name for s in self.registry.services()]})
                 case paths.ServiceCall():
                     return await self._call(request, route)
@@ -120,6 +123,8 @@ class Ingress:
                     return await self._awakeable(request, route)
         except IngressError as exc:
             return _error(exc.status, exc.message, "ingress")
+        except WorkerUnavailable as exc:  # not taken (no leader, the log refused): the client may retry
+            return _error(Unavailable.status, str(exc), "ingress")
         raise AssertionError("unreachable")
 
     def _is_keyed(self, name: str) -> bool | None:
