@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
+from restate_server.worker import fault_injection
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.cleaner import Cleaner
 from restate_server.worker.leadership.leadership import Leadership
@@ -132,6 +134,7 @@ class Node:
             transport=Transport(signer=signer, additional_headers=headers),
             supervisor=self.supervisor,
         )
+        fault_injection.install(os.environ, processors.values(), self.leadership.timers)  # TEST HOOK
         for p in processors.values():
             self.supervisor.spawn(_processor_task(p.partition), p.run, Policy.FATAL)
         self.leadership.start()

@@ -262,7 +262,7 @@ class Invoker:
             return AttemptError("RT0006", f"the attempt's effects could not be appended to the log: {failed}")
         if lsn is not None:
             await self.host.wait_applied(state.partition, lsn)
-        state.proposal_failures = 0
+            state.proposal_failures = 0  # the log takes appends again
         return None
 
     def _no_progress(self, state: InvocationState, error: AttemptError) -> float:

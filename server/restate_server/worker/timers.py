@@ -59,6 +59,10 @@ class TimerService:
         """(fire_at, key) of the timers waiting to fire, soonest first."""
         return sorted((f, k) for f, p, k in self._heap if partition is None or p == partition)
 
+    def due(self) -> bool:
+        """Whether a timer's time has come."""
+        return bool(self._heap) and self._heap[0][0] <= int(self._clock.time() * 1000)
+
     def fire_due(self) -> int:
         """Propose every timer whose time has come; returns the milliseconds until the next one (or -1)."""
         now = int(self._clock.time() * 1000)
