@@ -25,7 +25,9 @@ FAULT = "RPY_TEST_FAULT"
 
 def test_processor_crash_stops_the_node_non_zero_and_the_replay_recovers(tmp_path: Path, sdk: Sdk) -> None:
     server = Server(
-        base_dir=tmp_path / "data", log_path=tmp_path / "server.log", env={FAULT: "crash-processor-on-key=boom"}
+        base_dir=tmp_path / "data",
+        log_path=tmp_path / "server.log",
+        env={FAULT: "crash-processor-on-key=boom"},
     )
     server.start()
     try:
@@ -61,7 +63,8 @@ def test_timer_service_crash_is_logged_and_restarted(tmp_path: Path, sdk: Sdk) -
         assert "task timer-service crashed; restarting it" in log
         assert "InjectedCrash: injected crash of the timer service" in log
         assert httpx.get(f"{server.admin}/health", timeout=5).status_code == 200
-        assert server.proc is not None and server.proc.poll() is None
+        assert server.proc is not None
+        assert server.proc.poll() is None
     finally:
         server.stop()
 

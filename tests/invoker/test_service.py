@@ -303,7 +303,9 @@ async def test_a_crashing_task_is_logged_and_retried(caplog: pytest.LogCaptureFi
         await backing_off(invoker)
     assert "its task crashed; retrying" in caplog.text
     assert "RuntimeError: store unavailable" in caplog.text  # the traceback
-    assert invoker.invocations[INVOCATION_ID].last_failure == "internal error: RuntimeError('store unavailable')"
+    assert (
+        invoker.invocations[INVOCATION_ID].last_failure == "internal error: RuntimeError('store unavailable')"
+    )
     host.snapshot = working  # type: ignore[method-assign]
     clock.advance(clock.pending[0])
     (await opened(transport)).reply(END)

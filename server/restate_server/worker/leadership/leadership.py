@@ -247,7 +247,7 @@ class Leadership:
             return failed(WorkerUnavailable(f"partition {partition} is not led by this node"))
         record.epoch = led.epoch
         future = self.log.submit(partition, [record], led.epoch)
-        future.add_done_callback(lambda f: self._check_fenced(partition, led.epoch, f))
+        _when_done(future, lambda f: self._check_fenced(partition, led.epoch, f))
         return future
 
     def _propose_timer(self, partition: int, record: TimerFired) -> asyncio.Future[int]:
@@ -280,7 +280,7 @@ class Leadership:
                 unavailable.__cause__ = error
                 result.set_exception(unavailable)
 
-        appended.add_done_callback(done)
+        _when_done(appended, done)
         return result
 
     def _check_fenced(self, partition: int, epoch: int, future: asyncio.Future[int]) -> None:
@@ -305,6 +305,15 @@ class Leadership:
 
     async def wait_applied(self, partition: int, lsn: int) -> None:
         await self.processors[partition].wait_applied(lsn)
+
+
+def _when_done(future: asyncio.Future[int], callback: Callable[[asyncio.Future[int]], None]) -> None:
+    """Run ``callback`` once the append is decided; now if it already is (a refused append), so a
+    fenced partition has stepped down by the time its caller sees the error."""
+    if future.done():
+        callback(future)
+    else:
+        future.add_done_callback(callback)
 
 
 def _outbox_task(partition: int) -> str:
