@@ -112,7 +112,7 @@ class Ingress:
             route = paths.parse(request.rel_url.raw_path, self._is_keyed)
             match route:
                 case paths.Health():
-                    if not self.worker.ready():
+                    if self.worker is not None and not self.worker.ready():  # None: no partitions
                         raise Unavailable("the node is not ready")
                     return _json(200, {"services": [s.name for s in self.registry.services()]})
                 case paths.ServiceCall():

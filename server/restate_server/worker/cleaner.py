@@ -22,7 +22,7 @@ from restate_server.worker.errors import WorkerUnavailable
 
 log = logging.getLogger(__name__)
 
-SCAN_CHUNK = 1_000  # status rows read between two yields to the event loop (about a millisecond)
+SCAN_CHUNK = 250  # status rows read between two yields to the event loop (about 2 ms of decoding)
 PURGE_BATCH = 500  # invocation ids per Purge record
 
 ProposePurge = Callable[[int, Purge], Awaitable[int]]
