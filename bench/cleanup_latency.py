@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.outcomes import Value
 from restate_server.rocksdb import Database
@@ -142,7 +141,9 @@ def measure(server_src: Path | None, count: int, seconds: float, interval: str) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--server-src", type=Path, help="run the server from this source tree (PYTHONPATH)")
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to probe the ingress")
