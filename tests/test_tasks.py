@@ -117,3 +117,22 @@ async def test_a_task_waiting_to_restart_is_not_restarted_after_stop(monkeypatch
     await supervisor.stop()
     await asyncio.sleep(0.1)
     assert runs == 1
+
+
+async def test_a_retry_job_runs_until_it_returns() -> None:
+    runs = 0
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("first try fails")
+
+    supervisor = Supervisor(on_fatal=lambda name, error: pytest.fail("not fatal"))
+    supervisor.spawn("job", job, Policy.RETRY)
+    await _until(lambda: runs == 2 and not supervisor.running("job"))
+    await asyncio.sleep(0.01)
+    assert runs == 2  # done: not run again
+    supervisor.spawn("job", job, Policy.RETRY)  # the name is free again
+    await _until(lambda: runs == 3)
+    await supervisor.stop()

@@ -1,7 +1,7 @@
 """Supervision of the node's long-lived asyncio tasks: every one has a name, an owner and a policy.
 
 A long-lived task is meant to run until its owner stops it. Ending any other way (an exception, or
-returning on its own) is a crash: the supervisor logs it with its traceback and applies the task's
+returning on its own, except for ``RETRY`` jobs) is a crash: the supervisor logs it with its traceback and applies the task's
 policy, decided once per kind of task where it is spawned:
 
 - ``RESTART``: run it again after a backoff (0.1 s doubling up to 10 s). For tasks whose state is
@@ -9,6 +9,8 @@ policy, decided once per kind of task where it is spawned:
   where the dead one stopped: the timer service (its heap lives in the service object), a
   partition's outbox delivery (re-reads the outbox table), the retention cleaner (a new pass), the
   log trimmer (a new round).
+- ``RETRY``: for a job that ends (loading a new leader's running invocations and timers in steps):
+  returning is success; a crash runs it again from the start after the same backoff.
 - ``FATAL``: stop the node with a non-zero exit code. For tasks whose in-memory state cannot be
   trusted after a crash and that the process rebuilds on start: the partition processors (applied
   LSN, leader epoch, waiters; a restart replays the log from the store's applied LSN and resumes
@@ -45,6 +47,7 @@ class Policy(enum.Enum):
     """What a crash of the task leads to (see the module docstring for who gets which)."""
 
     RESTART = "restart"
+    RETRY = "retry"
     FATAL = "fatal"
 
 
@@ -117,11 +120,15 @@ class Supervisor:
     def _ended(self, entry: _Supervised, task: asyncio.Task[None]) -> None:
         if task.cancelled() or self._tasks.get(entry.name) is not entry:
             return  # stopped by its owner
-        error = task.exception() or TaskEnded(f"task {entry.name} returned although nobody stopped it")
         if self._stopping:
             return
+        error = task.exception()
+        if error is None and entry.policy is Policy.RETRY:
+            del self._tasks[entry.name]  # its job is done
+            return
+        error = error or TaskEnded(f"task {entry.name} returned although nobody stopped it")
         match entry.policy:
-            case Policy.RESTART:
+            case Policy.RESTART | Policy.RETRY:
                 delay = min(RESTART_INITIAL_DELAY * 2**entry.restarts, RESTART_MAX_DELAY)
                 entry.restarts += 1
                 log.error(

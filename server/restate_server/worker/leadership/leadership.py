@@ -38,10 +38,10 @@ from restate_server.log.api import Fenced, LogProvider, failed
 from restate_server.log.records import AnnounceLeader, InvokerEffect, Record, TimerFired, TruncateOutbox
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
-from restate_server.storage import outbox, status, timers
+from restate_server.storage import keys, outbox, status, timers
 from restate_server.storage.transaction import Transaction
 from restate_server.tasks import Policy, Supervisor
-from restate_server.worker import actions as act
+from restate_server.worker import actions as act, scan
 from restate_server.worker.errors import WorkerUnavailable
 from restate_server.worker.leadership.outbox import OutboxShuffle
 from restate_server.worker.leadership.proposals import until_landed
@@ -171,6 +171,7 @@ class Leadership:
         log.info("partition %d: stepping down from leader epoch %d", partition, led.epoch)
         self.timers.drop_partition(partition)
         self.supervisor.cancel_soon(_outbox_task(partition))
+        self.supervisor.cancel_soon(_resume_task(partition))
         for invocation_id, state in list(self.invoker.invocations.items()):
             if state.partition == partition:
                 self.invoker.abort(invocation_id)
@@ -189,19 +190,32 @@ class Leadership:
             self._start_effects(led)
 
     def _start_effects(self, led: _Led) -> None:
-        """Resume what was in flight when the previous leader stopped."""
+        """Lead from now on, and resume what was in flight when the previous leader stopped.
+
+        The outbox is loaded at once (it is short: delivered rows are truncated), so that its order
+        holds against messages the next batches add; running invocations and timers, which can be
+        millions, are loaded by a task in steps (`scan`), while new actions are already carried out
+        (both paths tolerate seeing the same invocation or timer twice).
+        """
         partition = led.partition
         led.phase = Phase.LEADER
-        txn = Transaction(self.db)
-        for inv, _st in status.scan_with_status(txn, partition, status.Status.INVOKED):
-            self.invoker.start(partition, inv)
-        for key in timers.all_timers(txn, partition):
-            fire_at, *_ = timers.parse(key)
-            self.timers.add(partition, key, fire_at)
-        for seq, target, record in outbox.pending(txn, partition):
+        for seq, target, record in outbox.pending(Transaction(self.db), partition):
             led.shuffle.enqueue(seq, target, record)
         self.supervisor.spawn(_outbox_task(partition), led.shuffle.run, Policy.RESTART)
+        self.supervisor.spawn(_resume_task(partition), lambda: self._resume(led), Policy.RETRY)
         log.info("partition %d: leading at epoch %d", partition, led.epoch)
+
+    async def _resume(self, led: _Led) -> None:
+        partition = led.partition
+        prefix = keys.table(keys.STATUS, partition)
+        async for rows in scan.chunks(self.db, prefix):
+            for key, value in rows:
+                if status.peek_status(value) == status.Status.INVOKED:
+                    self.invoker.start(partition, key[len(prefix) :])
+        async for rows in scan.chunks(self.db, keys.table(keys.TIMER, partition)):
+            for key, _ in rows:
+                fire_at, *_ = timers.parse(key)
+                self.timers.add(partition, key, fire_at)
 
     def handle(self, partition: int, actions: list[act.Action]) -> None:
         """Carry out a batch's actions if the partition is led here; a follower drops them."""
@@ -318,3 +332,7 @@ def _when_done(future: asyncio.Future[int], callback: Callable[[asyncio.Future[i
 
 def _outbox_task(partition: int) -> str:
     return f"outbox-{partition}"
+
+
+def _resume_task(partition: int) -> str:
+    return f"resume-{partition}"
