@@ -19,8 +19,10 @@ policy, decided once per kind of task where it is spawned:
 Tasks the supervisor does not own, and why:
 
 - the log's group-commit flusher (``log/providers/local.py``) lives only while appends are pending;
-  an unexpected error in it fails the appends it held (their callers retry) and the next append
-  starts a new one, so a crash costs a retry, never a stranded append;
+  a failed write (the way it fails: a full disk, an I/O error) fails the appends it held, and every
+  later one, without leaving a gap (their callers retry), and the next append starts a new flusher.
+  Past the write it only resolves futures; restarting it there could hand out LSNs twice, so a bug
+  in that bookkeeping is not papered over;
 - invocation tasks (``invoker/service.py``) are owned by the invoker, which logs a crashed attempt
   and retries it with backoff, like any failed attempt.
 """
