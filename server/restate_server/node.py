@@ -23,19 +23,21 @@ from pathlib import Path
 
 from aiohttp import web
 
-from restate_server.admin import invocations, query, subscriptions
+from restate_server.admin import invocations, kafka_clusters, query, subscriptions
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
 from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
+from restate_server.kafka.manager import KafkaIngress
 from restate_server.log.api import LogCorrupted, LogError
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
+from restate_server.storage.snapshots import durability
 from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
 from restate_server.worker import fault_injection
@@ -43,6 +45,7 @@ from restate_server.worker.api import WorkerHandle
 from restate_server.worker.cleaner import Cleaner
 from restate_server.worker.leadership.leadership import Leadership
 from restate_server.worker.processor import PartitionProcessor
+from restate_server.worker.snapshotter import SnapshotScheduler
 from restate_server.worker.waiters import Waiters
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,16 @@ class Node:
         self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
         self.supervisor = Supervisor(on_fatal=self._on_fatal)
+        self.snapshotter = SnapshotScheduler.from_options(
+            config.worker.snapshots,
+            self.db,
+            staging_dir=data_dir / "db-snapshots",
+            cluster_name=config.cluster_name,
+            node_name=config.node_name,
+        )
+        if self.snapshotter is not None:  # a new or wiped store starts from the latest snapshots
+            self.snapshotter.snapshots.clear_staging()
+            await self.snapshotter.snapshots.restore_empty(range(num_partitions))
         processors = {
             p: PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
             for p in range(num_partitions)
@@ -136,7 +149,11 @@ class Node:
         )
         fault_injection.install(os.environ, processors.values(), self.leadership.timers)  # TEST HOOK
         for p in processors.values():
+            if self.snapshotter is not None:
+                p.on_applied = self.snapshotter.on_applied
             self.supervisor.spawn(_processor_task(p.partition), p.run, Policy.FATAL)
+        if self.snapshotter is not None:
+            self.snapshotter.start(range(num_partitions))
         self.leadership.start()
         self.cleaner = Cleaner(
             self.db,
@@ -160,6 +177,10 @@ class Node:
             ready=self.ready,
         )
         ingress = Ingress(config, self.registry, worker)
+        self.kafka = KafkaIngress(
+            config=config, metadata=self.metadata, registry=self.registry, worker=worker
+        )
+        self.kafka.start()
         admin_ctx = AdminContext(
             registry=self.registry,
             config=config,
@@ -172,7 +193,13 @@ class Node:
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
         )
         admin_app = create_admin_app(
-            admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
+            admin_ctx,
+            extra=[
+                query.register,
+                invocations.register,
+                subscriptions.routes(self.kafka.changed),
+                kafka_clusters.routes(self.kafka.changed),
+            ],
         )
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         await self._serve("node", metrics.node_app(ready=self.ready), config.bind_address)
@@ -238,30 +265,39 @@ class Node:
         self.failed.set()
 
     async def _trim_logs(self) -> None:
-        """Drop log records the partition store has made durable, so the log stays small.
-
-        The store is written without a WAL, so "durable" means flushed to SST files: snapshot the
-        applied LSNs, flush, then trim up to the snapshot. A failed flush (a full disk) skips the
-        round: nothing is trimmed that the store may not have.
-        """
+        """Drop log records the partition store has made durable (and, with snapshots, a snapshot
+        covers), so the log stays small (`storage/snapshots/durability.py`). A failed flush (a full
+        disk) skips the round: nothing is trimmed that the store may not have."""
         while True:
             await asyncio.sleep(LOG_TRIM_INTERVAL)
-            applied = [(p.partition, p.applied_lsn) for p in self.processors.values()]
             try:
-                await asyncio.to_thread(self.db.flush)
-                for partition, lsn in applied:
-                    if lsn > 0:
-                        await self.log.trim(partition, lsn)
+                await self._trim_once()
             except LogError:
                 raise
             except Exception as exc:  # rocksdict's I/O errors are plain Exceptions
                 log.warning("log trimming skipped this round: %s", exc)
 
+    async def _trim_once(self) -> None:
+        partitions = list(self.processors)
+        durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, partitions)
+        for partition, lsn in durable.items():
+            snapshots = self.snapshotter
+            point = durability.trim_point(
+                durable_lsns=[lsn],
+                archived_lsn=None if snapshots is None else snapshots.archived_lsn(partition),
+                snapshots_enabled=snapshots is not None,
+            )
+            if point > 0:
+                await self.log.trim(partition, point)
+
     async def stop(self) -> None:
         self.stopping = True
         for runner in reversed(self.runners):
             await runner.cleanup()
+        await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leadership.stop()
+        if self.snapshotter is not None:
+            await self.snapshotter.stop()
         await self.supervisor.stop()
         await self.log.close()
         await self.metadata.close()

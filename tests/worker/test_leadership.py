@@ -115,9 +115,9 @@ async def test_step_down_stops_the_partition_effects_at_once(worker: WorkerEnv) 
     await worker.lead_all(epoch=1)
     for partition in (0, 1):
         await worker.leadership.append(
-            partition, invoke(n=10 + partition, execute_at=LATER)
+            partition, [invoke(n=10 + partition, execute_at=LATER)]
         )  # a timer on each
-        await worker.leadership.append(partition, invoke(n=20 + partition))  # an attempt on each
+        await worker.leadership.append(partition, [invoke(n=20 + partition)])  # an attempt on each
         await worker.applied(partition)
     invoker = worker.leadership.invoker
     await eventually(lambda: len(invoker.invocations) == 2)
@@ -169,19 +169,19 @@ async def test_actions_of_a_partition_not_led_are_dropped(worker: WorkerEnv) -> 
 
 async def test_appends_fail_with_a_retryable_error_only(worker: WorkerEnv) -> None:
     with pytest.raises(WorkerUnavailable, match="has no leader on this node"):
-        await worker.leadership.append(0, invoke(n=1))
+        await worker.leadership.append(0, [invoke(n=1)])
     await worker.lead_all()
     worker.storage.full = True
     with pytest.raises(WorkerUnavailable, match="No space left on device") as failure:
-        await worker.leadership.append(0, invoke(n=1))
+        await worker.leadership.append(0, [invoke(n=1)])
     assert isinstance(failure.value.__cause__, OSError)
     worker.storage.full = False
-    assert await worker.leadership.append(0, invoke(n=1)) > 0
+    assert await worker.leadership.append(0, [invoke(n=1)]) > 0
 
 
 async def test_a_fenced_append_steps_down(worker: WorkerEnv) -> None:
     await worker.lead_all()
     await worker.log.acquire(1, 9)
     with pytest.raises(WorkerUnavailable):
-        await worker.leadership.append(1, invoke(n=1))
+        await worker.leadership.append(1, [invoke(n=1)])
     assert worker.fenced == [(1, 1)]

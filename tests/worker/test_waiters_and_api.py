@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -61,14 +62,17 @@ class Appender:
         self.error = error
         self.appended: list[tuple[int, rec.Record]] = []
 
-    def append(self, partition: int, record: rec.Record) -> asyncio.Future[int]:
+    def append(self, partition: int, records: Sequence[rec.Record]) -> asyncio.Future[int]:
         if self.error is not None:
             return failed(self.error)
-        self.appended.append((partition, record))
-        request = record.submit_request  # type: ignore[attr-defined]
-        asyncio.get_running_loop().call_soon(
-            self.waiters.submitted, act.SubmitOutcome(request_id=request, outcome=act.Outcome.ACCEPTED)
-        )
+        for record in records:
+            self.appended.append((partition, record))
+            request = getattr(record, "submit_request", None)
+            if request is not None:
+                asyncio.get_running_loop().call_soon(
+                    self.waiters.submitted,
+                    act.SubmitOutcome(request_id=request, outcome=act.Outcome.ACCEPTED),
+                )
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         future.set_result(1)
         return future
@@ -88,6 +92,9 @@ async def test_the_handle_appends_to_the_key_partition_and_waits_for_the_verdict
         assert outcome.outcome is act.Outcome.ACCEPTED
         assert appender.appended == [(handle.partition_for(inv.partition_key), record)]
         assert not handle.ready()
+        other = invoke(n=2)
+        assert await handle.append(3, [other]) == 1  # no verdict awaited (ingestion)
+        assert appender.appended[-1] == (3, other)
         waiting = handle.wait_completion(record.invocation_id)
         handle.drop_completion(record.invocation_id, waiting)
         assert handle.read_status(inv) is None

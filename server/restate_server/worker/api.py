@@ -10,7 +10,7 @@ being taken is a :class:`WorkerUnavailable`, which both APIs answer with a 503.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from restate_server.ids import InvocationId, partition_of
@@ -25,8 +25,8 @@ from restate_server.worker.waiters import Waiters
 
 
 class Appender(Protocol):
-    def append(self, partition: int, record: Record) -> Awaitable[int]:
-        """Append a request's record to the partition's log; raises :class:`WorkerUnavailable`."""
+    def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
+        """Append records to the partition's log (position taken now); fails with :class:`WorkerUnavailable`."""
         ...
 
 
@@ -56,12 +56,20 @@ class WorkerHandle:
         request_id, future = self.waiters.new_submit(partition)
         record.submit_request = request_id  # type: ignore[attr-defined]
         try:
-            await self.appender.append(partition, record)
+            await self.appender.append(partition, [record])
             return await future
         finally:
             self.waiters.drop_submit(request_id)
             if not future.done():
                 future.cancel()
+
+    def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
+        """Append records that need no verdict (deduplicated ingestion); resolves once durable.
+
+        The log position is taken at call time, so calls made in order land in the log in order.
+        Fails with :class:`WorkerUnavailable` only.
+        """
+        return self.appender.append(partition, records)
 
     def wait_completion(self, invocation_id: bytes) -> asyncio.Future[act.InvocationCompleted]:
         partition = self.partition_for(InvocationId.from_bytes(invocation_id).partition_key)

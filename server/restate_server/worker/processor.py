@@ -36,6 +36,8 @@ COMMIT_RETRY_MAX = 2.0  # ... up to this: RocksDB retries its own recovery about
 ActionSink = Callable[[int, list[act.Action]], None]
 Announced = Callable[[int, int], None]
 """(partition, leader epoch): an `AnnounceLeader` was applied and moved the partition's epoch."""
+Applied = Callable[[int, int], None]
+"""(partition, applied LSN) after each live apply step."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +67,7 @@ class PartitionProcessor:
         self._counter = itertools.count()
         self.on_actions: ActionSink | None = None
         self.on_announced: Announced | None = None
+        self.on_applied: Applied | None = None
         self.commit_failures = 0
         """Consecutive failed commits of the current batch (0 while the store accepts writes)."""
 
@@ -110,6 +113,8 @@ class PartitionProcessor:
             return
         epoch_before = self.leader_epoch
         applied = await self._apply(batch)
+        if self.on_applied is not None:
+            self.on_applied(self.partition, self.applied_lsn)
         if applied.actions and self.on_actions is not None:
             self.on_actions(self.partition, applied.actions)
         if applied.leader_epoch != epoch_before and self.on_announced is not None:

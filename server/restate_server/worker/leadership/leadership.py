@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -152,7 +152,7 @@ class Leadership:
             phase=Phase.CANDIDATE,
             shuffle=OutboxShuffle(
                 partition,
-                self.append,
+                lambda target, record: self.append(target, [record]),
                 lambda seq: self.propose_until_landed(partition, TruncateOutbox(up_to_seq=seq)),
             ),
         )
@@ -271,15 +271,16 @@ class Leadership:
         what = f"partition {partition}: proposing {type(record).__name__}"
         return await until_landed(lambda: self._propose(partition, record), what)
 
-    def append(self, partition: int, record: Record) -> asyncio.Future[int]:
-        """Append a record from outside the leader (a request, an outbox message) to a led partition.
+    def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
+        """Append records from outside the leader (requests, outbox messages, Kafka events) to a led
+        partition; the position in the log is taken now.
 
         Fails only with `WorkerUnavailable`: the partition is not led here, or the log refused.
         """
         led = self._led.get(partition)
         if led is None:
             return failed(WorkerUnavailable(f"partition {partition} has no leader on this node; retry"))
-        appended = self.log.submit(partition, [record], led.epoch)
+        appended = self.log.submit(partition, records, led.epoch)
         result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def done(future: asyncio.Future[int]) -> None:
