@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
@@ -36,12 +38,13 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
-async def _health(request: web.Request) -> web.Response:
-    return web.Response(status=200)
+def node_app(ready: Callable[[], bool] = lambda: True) -> web.Application:
+    """`/metrics`, and `/health`: 200 while `ready()`, else 503 (the node cannot serve, or is stopping)."""
 
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200 if ready() else 503)
 
-def node_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/health", _health)
+    app.router.add_get("/health", health)
     return app
