@@ -97,7 +97,7 @@ async def test_the_handle_appends_to_the_key_partition_and_waits_for_the_verdict
         assert appender.appended[-1] == (3, other)
         waiting = handle.wait_completion(record.invocation_id)
         handle.drop_completion(record.invocation_id, waiting)
-        assert handle.read_status(inv) is None
+        assert await handle.read_status(inv) is None
     finally:
         db.close()
 

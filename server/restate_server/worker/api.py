@@ -52,7 +52,10 @@ class WorkerHandle:
 
     async def submit(self, partition_key: int, record: Record) -> act.SubmitOutcome:
         """Append a record that carries `submit_request` and wait for the processor's outcome."""
-        partition = self.partition_for(partition_key)
+        return await self.submit_to(self.partition_for(partition_key), record)
+
+    async def submit_to(self, partition: int, record: Record) -> act.SubmitOutcome:
+        """`submit` to a partition by number (a request another node forwarded)."""
         request_id, future = self.waiters.new_submit(partition)
         record.submit_request = request_id  # type: ignore[attr-defined]
         try:
@@ -78,6 +81,7 @@ class WorkerHandle:
     def drop_completion(self, invocation_id: bytes, future: asyncio.Future[act.InvocationCompleted]) -> None:
         self.waiters.drop_completion(invocation_id, future)
 
-    def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
+    async def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
+        """The invocation's committed status row (a cluster reads it where the partition is led)."""
         partition = self.partition_for(invocation_id.partition_key)
         return status.get(Transaction(self.db), partition, invocation_id.to_bytes())

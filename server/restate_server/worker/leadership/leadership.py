@@ -52,6 +52,8 @@ from restate_server.worker.waiters import Waiters
 
 log = logging.getLogger(__name__)
 
+Deliver = Callable[[int, Sequence[Record]], asyncio.Future[int]]
+"""(target partition, records): append records to another partition's log, wherever it is led."""
 OnFenced = Callable[[int, int], None]
 """(partition, our epoch): another sequencer took the partition's log; we stepped down."""
 
@@ -104,9 +106,10 @@ class Leadership:
             clock=clock,
         )
         self.timers = TimerService(self._propose_timer, clock=clock)
+        self.deliver: Deliver = self.append
+        """Where outbox messages for other partitions go (a cluster routes them to their leaders)."""
         for processor in processors.values():
-            processor.on_actions = self.handle
-            processor.on_announced = self._announced
+            self.attach(processor)
 
     def start(self) -> None:
         self.supervisor.spawn("timer-service", self.timers.run, Policy.RESTART)
@@ -115,6 +118,12 @@ class Leadership:
         for partition in list(self._led):
             self.step_down(partition)
         await self.invoker.close()
+
+    def attach(self, processor: PartitionProcessor) -> None:
+        """Carry out (when led) the actions of a processor, e.g. one a cluster node starts later;
+        the processor must also be in the `processors` mapping given at construction."""
+        processor.on_actions = self.handle
+        processor.on_announced = self._announced
 
     # ---- the leadership API (the cluster layer calls these)
     def epoch(self, partition: int) -> int | None:
@@ -152,7 +161,7 @@ class Leadership:
             phase=Phase.CANDIDATE,
             shuffle=OutboxShuffle(
                 partition,
-                lambda target, record: self.append(target, [record]),
+                lambda target, record: self.deliver(target, [record]),
                 lambda seq: self.propose_until_landed(partition, TruncateOutbox(up_to_seq=seq)),
             ),
         )
