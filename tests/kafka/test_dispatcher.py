@@ -56,7 +56,7 @@ class FakeWorker:
     def drop_completion(self, invocation_id: bytes, future: asyncio.Future[InvocationCompleted]) -> None:
         self.waiting.pop(invocation_id, None)
 
-    def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
+    async def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         return self.statuses.get(invocation_id.to_bytes())
 
     def complete(self, invocation_id: bytes) -> None:
