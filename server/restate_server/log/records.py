@@ -57,6 +57,7 @@ class RecordKind(IntEnum):
     RESUME = 10
     PAUSE = 11
     TRUNCATE_OUTBOX = 12
+    TRIM_STATE_HISTORY = 13
 
 
 class RecordDecodeError(WireFormatError):
@@ -212,6 +213,7 @@ class PatchState(Record):
     key: str
     new_state: dict[bytes, bytes]
     expected_version: str | None = None
+    now: int = 0  # when the admin API accepted the edit: the commit ts of its state history event
 
 
 @dataclass(slots=True, kw_only=True)
@@ -245,6 +247,21 @@ class TruncateOutbox(Record):
     up_to_seq: int
 
 
+@dataclass(slots=True, kw_only=True)
+class TrimStateHistory(Record):
+    """The leader's view of each keyed service's state history retention (ms, 0 = off) at `now`.
+
+    The partition keeps `retention` (a service without an entry records history) and deletes, a
+    bounded number at a time, the events older than `now - retention`; the leader sends another
+    record while old events remain. Carrying the retentions in the log keeps every replica's
+    history, and every replay's, equal whatever the schema said when they applied it.
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.TRIM_STATE_HISTORY
+    now: int
+    retention: dict[str, int]
+
+
 AnyRecord: TypeAlias = (
     AnnounceLeader
     | Invoke
@@ -258,6 +275,7 @@ AnyRecord: TypeAlias = (
     | Resume
     | Pause
     | TruncateOutbox
+    | TrimStateHistory
 )
 
 _CLASSES: dict[RecordKind, type[Record]] = {
@@ -275,6 +293,7 @@ _CLASSES: dict[RecordKind, type[Record]] = {
         Resume,
         Pause,
         TruncateOutbox,
+        TrimStateHistory,
     )
 }
 _ENVELOPE = {"epoch", "dedup"}

@@ -83,9 +83,13 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
         case rec.Pause():
             requests.pause(ctx, record)
         case rec.PatchState():
+            ctx.now = max(ctx.now, record.now)
             requests.patch_state(ctx, record)
         case rec.TruncateOutbox():
             outbox.truncate(ctx.txn, ctx.partition, record.up_to_seq)
+        case rec.TrimStateHistory():
+            ctx.now = max(ctx.now, record.now)
+            ctx.history.trim(ctx.txn, ctx.partition, now=ctx.now, retention=record.retention)
         case _:
             assert_never(record)
 

@@ -13,7 +13,7 @@ from restate_server.log.records import Failure, InvocationResponse, Invoke, Resu
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_notification
-from restate_server.storage import inbox, journal, keys, promises, state, timers
+from restate_server.storage import inbox, journal, keys, promises, timers
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import transitions
@@ -181,7 +181,7 @@ def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> 
     if st.completion_retention == 0 and st.journal_retention == 0:
         ctx.forget(inv, st)
         if st.handler_ty == "Workflow" and st.key is not None:
-            _clear_workflow(ctx, st)
+            _clear_workflow(ctx, inv, st)
     else:
         ctx.save(inv, st)
 
@@ -210,9 +210,9 @@ def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
             return
 
 
-def _clear_workflow(ctx: Context, st: InvocationStatus) -> None:
+def _clear_workflow(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
     assert st.key is not None
-    state.clear_all(ctx.txn, ctx.partition, st.service, st.key)
+    ctx.clear_all_state(st.service, st.key, (inv, "purge"))
     promises.clear_all(ctx.txn, ctx.partition, st.service, st.key)
 
 
@@ -286,6 +286,6 @@ def purge(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
         return False
     journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
     if st.handler_ty == "Workflow" and st.key is not None:
-        _clear_workflow(ctx, st)
+        _clear_workflow(ctx, inv, st)
     ctx.forget(inv, st)
     return True
