@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 
 INGRESS_REQUESTS = Counter("restate_ingress_requests", "Ingress requests", ["status", "rpc_service"])
 INVOKER_TASKS = Counter("restate_invoker_invocation_task", "Invocation attempts started", ["outcome"])
+REPLAY_STREAMS = Gauge("restate_replay_streams", "Replay API streams open")
+REPLAY_EVENTS_READ = Counter(
+    "restate_replay_events_read", "State history events the Replay API read from the partition store"
+)
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -4,13 +4,16 @@ aiohttp's own `TCPSite` hands each connection straight to aiohttp's request hand
 hands it to a `guard.ConnectionGuard` first, which makes the handler on the connection's first bytes.
 The idle (keep-alive) timeout is aiohttp's `keepalive_timeout`: it closes a connection that has not
 delivered a complete request head that long after accepting it or answering its last request.
-Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
+A listener may also take some connections away from aiohttp: `sniff` sees each connection's first
+bytes and returns the protocol that serves it instead (the node port pipes gRPC connections this
+way), or None to leave it to aiohttp. Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
 the connections it serves); the site also closes the guarded connections that never sent a byte.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +22,9 @@ from aiohttp import web
 from restate_server.web import guard
 
 BACKLOG = 1024  # pending connections the kernel queues before accept; matches the old TCPSite call
+
+Sniff = Callable[[bytes], asyncio.Protocol | None]
+"""Given a connection's first bytes, the protocol that serves it instead of aiohttp, or None."""
 
 
 class ListenerLimits(guard.Limits, Protocol):
@@ -45,13 +51,26 @@ class GuardedSite(web.BaseSite):
 
     __slots__ = ("_guard", "_host", "_port")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: guard.Limits, name: str) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        limits: guard.Limits,
+        name: str,
+        sniff: Sniff | None = None,
+    ) -> None:
         super().__init__(runner, backlog=BACKLOG)
         server = runner.server
         assert server is not None, "runner.setup() first"
         self._host = host
         self._port = port
-        self._guard = guard.ConnectionGuard(name=name, limits=limits, serve=lambda _first: server())
+
+        def serve(first: bytes) -> asyncio.Protocol:
+            other = None if sniff is None else sniff(first)
+            return other if other is not None else server()
+
+        self._guard = guard.ConnectionGuard(name=name, limits=limits, serve=serve)
 
     @property
     def name(self) -> str:
@@ -74,14 +93,22 @@ class GuardedSite(web.BaseSite):
 
 
 async def serve(
-    app: web.Application, name: str, host: str, port: int, limits: ListenerLimits
+    app: web.Application,
+    name: str,
+    host: str,
+    port: int,
+    limits: ListenerLimits,
+    sniff: Sniff | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind."""
+    """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind.
+
+    ``sniff`` may take connections away from ``app`` by their first bytes (see `Sniff`).
+    """
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_connection_timeout
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, limits, name)
+    site = GuardedSite(runner, host, port, limits, name, sniff)
     try:
         await site.start()
     except OSError:
