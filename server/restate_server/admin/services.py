@@ -21,6 +21,7 @@ _DURATION_FIELDS = (
     "journal_retention",
     "inactivity_timeout",
     "abort_timeout",
+    "state_history_retention",
 )
 
 
@@ -64,7 +65,7 @@ def _changes(body: dict[str, Any]) -> ServiceChanges:
 
 
 async def modify_service(request: web.Request) -> web.StreamResponse:
-    """``PATCH /services/{service}``: visibility, retentions and timeouts."""
+    """``PATCH /services/{service}``: visibility, retentions (and the state history's) and timeouts."""
     ctx = admin_app.context(request)
     name = request.match_info["service"]
     changes = _changes(await admin_app.read_json(request))

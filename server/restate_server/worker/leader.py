@@ -26,6 +26,7 @@ from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import journal, outbox, state, status, timers
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
+from restate_server.worker.history_retention import HistoryRetention
 from restate_server.worker.processor import PartitionProcessor
 from restate_server.worker.timers import TimerService
 from restate_server.worker.waiters import Waiters
@@ -61,6 +62,14 @@ class Leader:
             message_size_warning=config.worker.invoker.message_size_warning,
         )
         self.timers = TimerService(self._propose_record)
+        self.history = HistoryRetention(
+            config=config,
+            interval=max(config.worker.cleanup_interval, 1.0),
+            services=registry,
+            db=db,
+            processors=processors,
+            propose=self._propose_record,
+        )
         self._shuffle_queues: dict[int, list[tuple[int, int, bytes]]] = {}
         self._shuffle_tasks: dict[int, asyncio.Task[None]] = {}
         self._cleaner: asyncio.Task[None] | None = None
@@ -69,10 +78,12 @@ class Leader:
     # ---- lifecycle
     def start(self) -> None:
         self.timers.start()
+        self.history.start()
         self._cleaner = asyncio.get_running_loop().create_task(self._clean_periodically(), name="cleaner")
 
     async def stop(self) -> None:
         await self.timers.stop()
+        await self.history.stop()
         for task in [*self._shuffle_tasks.values(), *([self._cleaner] if self._cleaner else [])]:
             task.cancel()
         await asyncio.gather(*self._shuffle_tasks.values(), return_exceptions=True)
@@ -80,6 +91,7 @@ class Leader:
 
     def on_leadership(self, partition: int) -> None:
         """Resume what was in flight when the previous leader stopped."""
+        self.history.on_leadership(partition)
         txn = Transaction(self.db)
         for inv, _st in status.scan_with_status(txn, partition, status.Status.INVOKED):
             self.invoker.start(partition, inv)
