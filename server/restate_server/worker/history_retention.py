@@ -12,6 +12,7 @@ so trimming a long backlog proceeds in short apply steps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -106,10 +107,8 @@ class HistoryRetention:
 
     async def _run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):  # the interval passed: time for a sweep anyway
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             for partition in sorted(self._led):
                 try:
