@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from restate_server.admin import invocations, query, subscriptions
+from restate_server.admin import invocations, query, state, subscriptions
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
@@ -151,7 +151,7 @@ class Node:
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
         )
         admin_app = create_admin_app(
-            admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
+            admin_ctx, extra=[query.register, invocations.register, subscriptions.register, state.register]
         )
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         self.node_services = NodeServices()

@@ -51,6 +51,11 @@ class WorkerHandle:
         finally:
             self.waiters.drop_submit(request_id)
 
+    async def append(self, partition_key: int, record: Record) -> None:
+        """Append a record that needs no verdict; returns once it is durable."""
+        partition = self.partition_for(partition_key)
+        await self.log.submit(partition, [record], self.sequencer_epoch(partition))
+
     def wait_completion(self, invocation_id: bytes) -> asyncio.Future[act.InvocationCompleted]:
         return self.waiters.wait_completion(invocation_id)
 
