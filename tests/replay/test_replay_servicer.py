@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import MappingProxyType
 
 import grpc
 import httpx
 import pytest
 import uvloop
+from prometheus_client import REGISTRY
 from restate_server.node_services import NodeServices
 from restate_server.observability import metrics
 from restate_server.replay import cli, client, replay_pb2 as pb, replay_pb2_grpc
@@ -89,6 +90,14 @@ async def node_port(history: FakeHistory) -> AsyncIterator[str]:
         await services.stop(0)
 
 
+async def _eventually(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(DEADLINE):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.01)
+
+
 async def _replay(address: str, **request: object) -> list[pb.ReplayEvent]:
     async with grpc.aio.insecure_channel(address, options=client.CHANNEL_OPTIONS) as channel:
         stub = replay_pb2_grpc.StateReplayStub(channel)
@@ -135,12 +144,14 @@ async def test_time_bounds_are_inclusive() -> None:
 async def test_errors_are_status_codes(
     namespace: str, request_fields: dict[str, int], code: grpc.StatusCode, message: str
 ) -> None:
-    async with node_port(FakeHistory(20, trimmed_through=5)) as address:
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = replay_pb2_grpc.StateReplayStub(channel)
-            call = stub.Replay(pb.ReplayRequest(namespace=namespace, agent_id="k", **request_fields))
-            with pytest.raises(grpc.aio.AioRpcError) as caught:
-                _ = [event async for event in call]
+    async with (
+        node_port(FakeHistory(20, trimmed_through=5)) as address,
+        grpc.aio.insecure_channel(address) as channel,
+    ):
+        stub = replay_pb2_grpc.StateReplayStub(channel)
+        call = stub.Replay(pb.ReplayRequest(namespace=namespace, agent_id="k", **request_fields))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            _ = [event async for event in call]
     assert caught.value.code() == code
     assert message in (caught.value.details() or "")
 
@@ -159,9 +170,9 @@ async def test_a_cancelled_stream_stops_the_reads() -> None:
             first = await call.read()
             assert isinstance(first, pb.ReplayEvent)
             call.cancel()
-        async with asyncio.timeout(DEADLINE):
-            while metrics.REPLAY_STREAMS._value.get() > 0:  # the servicer's generator has closed
-                await asyncio.sleep(0.01)
+        await _eventually(
+            lambda: REGISTRY.get_sample_value("restate_replay_streams") == 0
+        )  # generator closed
         read_at_close = history.read
         await asyncio.sleep(0)
     assert history.read == read_at_close
