@@ -126,9 +126,9 @@ def main() -> None:
             )
         )
     finally:
-        sdk.kill()
-        sdk.wait(10)
         server.stop()
+        sdk.kill()
+        sdk.wait()
         shutil.rmtree(work, ignore_errors=True)
 
 
