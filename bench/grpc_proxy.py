@@ -32,7 +32,6 @@ def _identity(data: bytes) -> bytes:
 
 def _serve(conn: Connection) -> None:
     import uvloop
-
     from restate_server.node_services import NodeServices
     from restate_server.observability import metrics
     from restate_server.web import serving

@@ -1,8 +1,8 @@
 """Replay API streaming benchmark (not a test): a long state history through the real gRPC API of a real server.
 
 Starts ``restate-py-server`` and the benchmark's SDK services on free loopback ports, writes
-``--events`` history events to one ``Counter`` key through the admin API's state edits (concurrent
-``POST /services/Counter/state``: each applied edit is one event), then streams the whole history
+``--events`` history events (and a last marker) to one ``Counter`` key through the admin API's state
+edits (concurrent ``POST /services/Counter/state``: each applied edit is one event), then streams the whole history
 with ``restate_server.replay.client`` and reports the rate and how much the server's RSS grew while
 it streamed (sampled every 20 ms from /proc). The issue's targets: >= 10,000 events/s, < 20 MB.
 
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 import httpx
+from restate_server.replay.client import ReplayClient
 
 from bench import procs
-from restate_server.replay.client import ReplayClient
 
 KEY = "replay-bench"
 
@@ -50,7 +50,16 @@ async def _write_history(admin: str, events: int, writers: int) -> float:
 
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=writers)) as client:
         await asyncio.gather(*(writer(client) for _ in range(writers)))
+        # one more, after every other edit was acknowledged: once it is in the history, all of them are
+        marker = {"object_key": KEY, "new_state": {"done": list(b"true")}}
+        (await client.post(f"{admin}/services/Counter/state", json=marker)).raise_for_status()
     return events / (time.perf_counter() - started)
+
+
+def _marker_applied(node: str, since_ms: int) -> bool:
+    with ReplayClient(node) as client:
+        recent = client.replay(namespace="Counter", agent_id=KEY, start_ts=since_ms)
+        return any(op.key == "done" for event in recent for op in event.operations)
 
 
 def _stream(node: str) -> tuple[int, float]:
@@ -86,10 +95,13 @@ def main() -> None:
         deadline = time.monotonic() + 30
         while not procs.http_ok(f"http://127.0.0.1:{service_port}/health") and time.monotonic() < deadline:
             time.sleep(0.1)
-        httpx.post(f"{ports.admin_url}/deployments", json={"uri": f"http://127.0.0.1:{service_port}"}, timeout=30)
+        httpx.post(
+            f"{ports.admin_url}/deployments", json={"uri": f"http://127.0.0.1:{service_port}"}, timeout=30
+        )
         write_rate = asyncio.run(_write_history(ports.admin_url, args.events, args.writers))
         node = f"127.0.0.1:{ports.node}"
-        while sum(1 for _ in ReplayClient(node).replay(namespace="Counter", agent_id=KEY, start_ts=0)) < args.events:
+        written_ms = int(time.time() * 1000) - 10_000
+        while not _marker_applied(node, written_ms):
             time.sleep(0.5)  # the last edits are durable but maybe not applied yet
         rss_before = procs.rss_bytes(server.pid)
         peak = rss_before
