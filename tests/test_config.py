@@ -275,8 +275,6 @@ def test_known_but_unused_keys_are_listed(tmp_path: Path) -> None:
     )
     assert loaded.unused_keys == [
         "admin.disable-web-ui",
-        "auto-provision",
-        "bifrost.default-provider",
         "bifrost.seal-retry-interval",
         "roles",
         "tracing-headers",
@@ -376,7 +374,7 @@ def test_dump_config_round_trips(tmp_path: Path) -> None:
         load_config(["-c", str(dumped)], {})[0].unused_keys,
     )
     assert again == original
-    assert unused == ["worker.snapshots.destination", "worker.snapshots.snapshot-interval-num-records"]
+    assert unused == []
 
 
 def test_dump_of_defaults_uses_upstream_spelling() -> None:
@@ -433,3 +431,30 @@ def test_env_var_can_set_one_entry_of_a_map(tmp_path: Path) -> None:
 def test_state_history_retention_is_read_from_the_environment() -> None:
     config = _load([], {"RESTATE_DEFAULT_STATE_HISTORY_RETENTION": "0s"})
     assert config.default_state_history_retention == 0.0
+
+
+def test_cluster_keys_from_the_environment_as_the_operator_sets_them() -> None:
+    env = {
+        "RESTATE_METADATA_CLIENT__TYPE": "etcd",
+        "RESTATE_METADATA_CLIENT__ADDRESSES": '["http://h1:2379","http://h2:2379"]',
+        "RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated",
+        "RESTATE_DEFAULT_REPLICATION": "2",
+        "RESTATE_AUTO_PROVISION": "true",
+    }
+    cluster = _load([], env).cluster
+    assert cluster.clustered
+    assert cluster.metadata_addresses == ("http://h1:2379", "http://h2:2379")
+    assert cluster.log_provider == "etcd"
+    assert cluster.default_replication == 2
+    assert cluster.auto_provision
+    single = _load([], {}).cluster
+    assert (single.clustered, single.log_provider, single.default_replication) == (False, "local", 1)
+
+
+def test_cluster_keys_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one address"):
+        _load([], {"RESTATE_METADATA_CLIENT__TYPE": "etcd"})
+    with pytest.raises(ConfigError, match="etcd log needs"):
+        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"})
+    path = _write(tmp_path, "default-replication = { node = 3 }\n")
+    assert _load(["-c", str(path)]).cluster.default_replication == 3

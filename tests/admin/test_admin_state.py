@@ -12,7 +12,7 @@ from restate_server.admin import state
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
-from restate_server.ids import partition_key_for
+from restate_server.ids import partition_key_for, partition_of
 from restate_server.log.records import PatchState, Record
 from restate_server.metadata.providers.memory import MemoryMetadataStore
 from restate_server.schema.registry import SchemaRegistry
@@ -23,8 +23,11 @@ class _Worker:
     def __init__(self) -> None:
         self.appended: list[tuple[int, Record]] = []
 
-    async def append(self, partition_key: int, record: Record) -> None:
-        self.appended.append((partition_key, record))
+    def partition_for(self, partition_key: int) -> int:
+        return partition_of(partition_key, 4)
+
+    async def append(self, partition: int, records: list[Record]) -> None:
+        self.appended.extend((partition, record) for record in records)
 
 
 @pytest.fixture
@@ -46,8 +49,8 @@ async def test_an_edit_is_appended_as_one_record(edits: tuple[Client, _Worker]) 
     body: dict[str, Any] = {"object_key": "k", "version": "v1", "new_state": {"count": list(b"5")}}
     response = await client.post("/services/Counter/state", json=body)
     assert response.status == 202
-    [(partition_key, record)] = worker.appended
-    assert partition_key == partition_key_for("k")
+    [(partition, record)] = worker.appended
+    assert partition == partition_of(partition_key_for("k"), 4)
     assert isinstance(record, PatchState)
     assert (record.service, record.key, record.new_state, record.expected_version) == (
         "Counter",

@@ -61,5 +61,6 @@ async def modify_state(request: web.Request) -> web.StreamResponse:
     )
     if ctx.worker is None:
         raise errors.AdminError(503, "Error when routing the request internally. Reason: no worker")
-    await ctx.worker.append(partition_key_for(key), record)
+    worker = ctx.worker
+    await worker.append(worker.partition_for(partition_key_for(key)), [record])
     return web.Response(status=202)

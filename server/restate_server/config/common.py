@@ -7,8 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from restate_server.config import admin as admin_section, ingress as ingress_section, worker as worker_section
+from restate_server.config import (
+    admin as admin_section,
+    cluster as cluster_section,
+    ingress as ingress_section,
+    worker as worker_section,
+)
 from restate_server.config.admin import AdminOptions
+from restate_server.config.cluster import ClusterOptions
 from restate_server.config.ingress import IngressOptions
 from restate_server.config.layers import Reader
 from restate_server.config.units import format_duration
@@ -110,6 +116,7 @@ class Config:
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     ingress: IngressOptions = field(default_factory=IngressOptions)
     admin: AdminOptions = field(default_factory=AdminOptions)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
     def node_dir(self) -> Path:
@@ -163,6 +170,7 @@ def read(get: Reader) -> Config:
         worker=worker_section.read(get),
         ingress=ingress_section.read(get, get.optional_str("ingress.bind-ip") or bind_ip),
         admin=admin_section.read(get, get.optional_str("admin.bind-ip") or bind_ip),
+        cluster=cluster_section.read(get),
     )
 
 
@@ -211,4 +219,5 @@ def dump(config: Config) -> dict[str, object]:
     top["worker"] = worker
     top["admin"] = admin_section.dump(config.admin)
     top["ingress"] = ingress_section.dump(config.ingress)
+    top.update(cluster_section.dump(config.cluster))
     return top

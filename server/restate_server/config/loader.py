@@ -25,6 +25,7 @@ from pathlib import Path
 from restate_server.config import (
     admin,
     cli,
+    cluster,
     common,
     ingress,
     keys,
@@ -134,7 +135,14 @@ def _covers(used: str, path: str) -> bool:
 
 
 # Keys some section reads. A set key outside these (and known upstream) is reported as unused.
-_USED_KEYS = (*common.USED_KEYS, *worker.USED_KEYS, *ingress.USED_KEYS, *admin.USED_KEYS, *_OWN_KEYS)
+_USED_KEYS = (
+    *common.USED_KEYS,
+    *cluster.USED_KEYS,
+    *worker.USED_KEYS,
+    *ingress.USED_KEYS,
+    *admin.USED_KEYS,
+    *_OWN_KEYS,
+)
 
 
 def _build(merged: Mapping[str, layers.Setting]) -> Config:
