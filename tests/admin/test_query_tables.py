@@ -146,7 +146,14 @@ def test_state_history_has_one_row_per_operation(store: Database) -> None:
     txn = Transaction(store)
     changes = [(b"count", b"1"), (b"blob", b"\xff")]
     state_history.append(
-        txn, partition, "Counter", "k1", commit_ts=1_763_764_465_777, lsn=9, txn_id="t1", changes=changes
+        txn,
+        partition,
+        "Counter",
+        "k1",
+        commit_ts=1_763_764_465_777,
+        lsn=9,
+        origin=(None, "t1"),
+        changes=changes,
     )
     state_history.append(
         txn,
@@ -155,7 +162,7 @@ def test_state_history_has_one_row_per_operation(store: Database) -> None:
         "k1",
         commit_ts=1_763_764_466_000,
         lsn=12,
-        txn_id="t2",
+        origin=(None, "t2"),
         changes=[(b"count", None)],
     )
     txn.commit()

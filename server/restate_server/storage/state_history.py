@@ -2,9 +2,12 @@
 
 The state machine appends one event per applied record that changed an object's state, in the same
 transaction as the change itself, so the history and the state never disagree, on any replica or
-replay. An event row (`keys.history`) holds the msgpack list `[txn_id, [[state key, value or nil,
-version], ...]]`: nil is a cleared key, and `version` counts the changes of that state key (its
-counter lives in `keys.state_version`, so it survives the trimming of old events).
+replay. An event row (`keys.history`) holds the msgpack list `[invocation id or nil, where, [[state
+key, value or nil, version], ...]]`: what made the change (an invocation and its journal index, or
+nil and a label such as `admin/<lsn>`; the `inv_…` text is only made when the event is read, to keep
+it off the write path), then the operations: nil is a cleared key, and `version` counts the changes
+of that state key (its counter lives in `keys.state_version`, so it survives the trimming of old
+events).
 
 Retention trims the oldest events first, by an age index (`keys.history_age`) per service, and
 remembers per object the newest commit ts it removed (`keys.history_trimmed`): a reader asking for
@@ -21,12 +24,16 @@ from dataclasses import dataclass
 
 import msgpack
 
+from restate_server.ids import InvocationId
 from restate_server.rocksdb import Database, prefix_end
 from restate_server.storage import keys
 from restate_server.storage.transaction import Transaction
 
 Position = tuple[int, int]
 """(commit ts, lsn): where an event sits in the history of its object."""
+
+Origin = tuple[bytes | None, str]
+"""What made a change: (invocation id, journal index or "purge"), or (None, a label like "admin/<lsn>")."""
 
 _LAST = (1 << 64) - 1
 
@@ -47,6 +54,7 @@ class Event:
     commit_ts: int
     lsn: int
     txn_id: str
+    """`inv_…/<journal index>`, `inv_…/purge` or a label such as `admin/<lsn>`."""
     operations: tuple[Operation, ...]
 
     @property
@@ -56,12 +64,12 @@ class Event:
 
 def decode(row_key: bytes, value: bytes) -> Event:
     """An event from its `keys.history` row."""
-    txn_id, operations = msgpack.unpackb(value, raw=False)
+    invocation_id, where, operations = msgpack.unpackb(value, raw=False)
     commit_ts, lsn = keys.history_position(row_key)
     return Event(
         commit_ts=commit_ts,
         lsn=lsn,
-        txn_id=txn_id,
+        txn_id=where if invocation_id is None else f"{InvocationId.from_bytes(invocation_id)}/{where}",
         operations=tuple(Operation(key=k, value=v, version=n) for k, v, n in operations),
     )
 
@@ -77,7 +85,7 @@ def append(
     *,
     commit_ts: int,
     lsn: int,
-    txn_id: str,
+    origin: Origin,
     changes: Iterable[tuple[bytes, bytes | None]],
 ) -> None:
     """Record one event: the changes in the order they were made, each with its key's next version."""
@@ -93,7 +101,7 @@ def append(
         operations.append([state_key, value, version])
     for state_key, version in versions.items():
         txn.put(keys.state_version(partition, service, key, state_key), keys.u64(version))
-    row = msgpack.packb([txn_id, operations], use_bin_type=True)
+    row = msgpack.packb([*origin, operations], use_bin_type=True)
     txn.put(keys.history(partition, service, key, commit_ts, lsn), row)
     txn.put(keys.history_age(partition, service, commit_ts, lsn, key), b"")
 

@@ -18,12 +18,13 @@ from restate_server.ids import partition_of
 from restate_server.log.records import Failure, Record, Result, Value, Void, encode
 from restate_server.protocol.notifications import completion_notification, signal_notification
 from restate_server.storage import journal, outbox, state, status
+from restate_server.storage.state_history import Origin
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import transitions
 from restate_server.worker.state_machine.errors import ApplyError
-from restate_server.worker.state_machine.history import Origin, PendingHistory
+from restate_server.worker.state_machine.history import PendingHistory
 from restate_server.worker.state_machine.transitions import Event
 
 # (service name) -> (service type, {handler name: handler type}) or None; from the schema registry

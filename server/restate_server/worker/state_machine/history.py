@@ -16,24 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from restate_server.ids import InvocationId
 from restate_server.storage import state_history
+from restate_server.storage.state_history import Origin
 from restate_server.storage.transaction import Transaction
 
 TRIM_BUDGET = 1000
 """Events one `TrimStateHistory` record deletes at most: keeps each apply step short; the leader
 proposes another record while expired events remain."""
 
-Origin = tuple[bytes | None, str]
-"""What made a change: (invocation id, journal index or "purge"), or (None, a label like "admin/<lsn>")."""
-
 Change = tuple[bytes, bytes | None]  # (state key, new value or None when cleared)
-
-
-def txn_id(origin: Origin) -> str:
-    """The Replay API's `txn_id`: `inv_…/<journal index>`, `inv_…/purge` or the label as is."""
-    invocation_id, where = origin
-    return where if invocation_id is None else f"{InvocationId.from_bytes(invocation_id)}/{where}"
 
 
 @dataclass(slots=True)
@@ -66,7 +57,7 @@ class PendingHistory:
                     key,
                     commit_ts=commit_ts,
                     lsn=lsn,
-                    txn_id=txn_id(origin),
+                    origin=origin,
                     changes=changes,
                 )
         self._objects.clear()
