@@ -34,7 +34,10 @@ from restate_server.kafka.manager import KafkaIngress
 from restate_server.log.api import LogCorrupted, LogError
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
+from restate_server.node_services import NodeServices
 from restate_server.observability import metrics
+from restate_server.replay.servicer import ReplayServicer
+from restate_server.replay.source import LocalHistory
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage.snapshots import durability
@@ -202,7 +205,15 @@ class Node:
             ],
         )
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
-        await self._serve("node", metrics.node_app(ready=self.ready), config.bind_address)
+        self.node_services = NodeServices()
+        replay = ReplayServicer(
+            services=self.registry, source=LocalHistory(self.db), num_partitions=num_partitions
+        )
+        self.node_services.add_servicer(replay.register)
+        await self.node_services.start()
+        await self._serve(
+            "node", metrics.node_app(ready=self.ready), config.bind_address, sniff=self.node_services.sniff
+        )
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
             config.node_name,
@@ -246,10 +257,11 @@ class Node:
         app: web.Application,
         address: str,
         limits: serving.ListenerLimits = serving.DEFAULT_LIMITS,
+        sniff: serving.Sniff | None = None,
     ) -> None:
         host, port = _split_address(address)
         try:
-            runner = await serving.serve(app, name, host, port, limits)
+            runner = await serving.serve(app, name, host, port, limits, sniff)
         except OSError as exc:
             raise RuntimeError(f"[RT0004] could not bind {name} to {address}: {exc}") from exc
         self.runners.append(runner)
@@ -294,6 +306,7 @@ class Node:
         self.stopping = True
         for runner in reversed(self.runners):
             await runner.cleanup()
+        await self.node_services.stop()
         await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leadership.stop()
         if self.snapshotter is not None:

@@ -36,6 +36,7 @@ USED_KEYS = (
     "default-workflow-completion-retention",
     "default-num-partitions",
     "default-journal-retention",
+    "default-state-history-retention",
     "default-retry-policy",
     "request-identity-private-key-pem-file",
     "additional-request-headers",
@@ -95,6 +96,9 @@ class Config:
     """`default-idempotency-retention`, seconds an idempotency key is remembered after completion."""
     default_workflow_completion_retention: float = 86400.0
     """`default-workflow-completion-retention`, seconds a finished workflow's result is kept."""
+    default_state_history_retention: float = 86400.0
+    """`default-state-history-retention`, seconds the state history of virtual objects and workflows is
+    kept (the Replay API); 0 turns it off. Services override it with `state_history_retention`."""
     default_retry_policy: RetryPolicyOptions = field(default_factory=RetryPolicyOptions)
     request_identity_private_key_pem_file: Path | None = None
     """`worker.invoker.request-identity-private-key-pem-file` (the top-level key is the pre-1.7 alias)."""
@@ -155,6 +159,7 @@ def read(get: Reader) -> Config:
         default_journal_retention=get.duration("default-journal-retention", 86400.0),
         default_idempotency_retention=get.duration("default-idempotency-retention", 86400.0),
         default_workflow_completion_retention=get.duration("default-workflow-completion-retention", 86400.0),
+        default_state_history_retention=get.duration("default-state-history-retention", 86400.0),
         default_retry_policy=retry,
         request_identity_private_key_pem_file=Path(pem) if pem else None,
         additional_request_headers=headers,
@@ -193,6 +198,7 @@ def dump(config: Config) -> dict[str, object]:
         "default-workflow-completion-retention": format_duration(
             config.default_workflow_completion_retention
         ),
+        "default-state-history-retention": format_duration(config.default_state_history_retention),
         "default-retry-policy": {
             "initial-interval": format_duration(retry.initial_interval),
             "exponentiation-factor": retry.exponentiation_factor,

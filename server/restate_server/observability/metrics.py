@@ -9,6 +9,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_late
 
 INGRESS_REQUESTS = Counter("restate_ingress_requests", "Ingress requests", ["status", "rpc_service"])
 INVOKER_TASKS = Counter("restate_invoker_invocation_task", "Invocation attempts started", ["outcome"])
+REPLAY_STREAMS = Gauge("restate_replay_streams", "Replay API streams open")
+REPLAY_EVENTS_READ = Counter(
+    "restate_replay_events_read", "State history events the Replay API read from the partition store"
+)
 
 # Kafka ingress: upstream's `restate.kafka_ingress.requests.total` and `restate.kafka_ingress.consumer.lag`.
 KAFKA_INGRESS_REQUESTS = Counter(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restate_server.admin.query import flow_control, journal, keyed, tables
+from restate_server.admin.query import flow_control, history, journal, keyed, tables
 
 TABLES: dict[str, tables.Table] = {
     t.name: t
@@ -18,5 +18,6 @@ TABLES: dict[str, tables.Table] = {
         tables.Table("sys_inbox", keyed.INBOX, keyed.build_inbox),
         tables.Table("sys_promise", keyed.PROMISE, keyed.build_promises),
         *flow_control.TABLES,
+        tables.Table("sys_state_history", history.STATE_HISTORY, history.build_state_history),
     )
 }
