@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import grpc
@@ -85,6 +85,12 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         await self._check(request.partition, context)
         st = await self.worker.read_status(InvocationId.from_bytes(request.invocation_id))
         return pb.Encoded(data=b"" if st is None else st.encode())
+
+    async def Scan(
+        self, request: pb.ScanRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.ScanChunk]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "introspection scans are served by /query")
+        yield pb.ScanChunk()  # pragma: no cover (abort raises)
 
 
 class Peers:
