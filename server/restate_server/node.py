@@ -29,6 +29,7 @@ from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.cluster import membership, rpc
 from restate_server.cluster.runtime import ClusterRuntime
+from restate_server.cluster.scan import ClusterScan
 from restate_server.cluster.worker import ClusterWorker
 from restate_server.config import Config
 from restate_server.ingress.app import Ingress
@@ -183,9 +184,10 @@ class Node:
                 lookup_service=self._lookup_service,
                 snapshotter=self.snapshotter,
             )
+            self.peers = rpc.Peers()
             worker = self.forwarding = ClusterWorker(
                 routing=routing,
-                peers=rpc.Peers(),
+                peers=self.peers,
                 db=self.db,
                 appender=self.leadership,
                 waiters=self.waiters,
@@ -193,7 +195,10 @@ class Node:
                 ready=self.ready,
             )
             self.leadership.deliver = worker.append  # outbox messages go to their partitions' leaders
-            self.node_services.add_servicer(rpc.WorkerServicer(worker, self.leadership.is_leader).register)
+            servicer = rpc.WorkerServicer(
+                worker, self.leadership.is_leader, scan_sources=lambda: query.sources(self.admin_ctx)
+            )
+            self.node_services.add_servicer(servicer.register)
             await self.node_services.start()
             # peers reach this node's gRPC services through the node port: serve it first
             await self._serve_node_port()
@@ -204,7 +209,7 @@ class Node:
             config=config, metadata=self.metadata, registry=self.registry, worker=worker
         )
         self.kafka.start()
-        admin_ctx = AdminContext(
+        admin_ctx = self.admin_ctx = AdminContext(
             registry=self.registry,
             config=config,
             ingress_endpoint=self._ingress_endpoint,
@@ -212,6 +217,9 @@ class Node:
             metadata=self.metadata,
             invoker_states=lambda: self.leadership.invoker.invocations,
         )
+        if self.cluster is not None:  # /query reads the partitions led here, the rest from their leaders
+            admin_ctx.answers_for = self.leadership.is_leader
+            admin_ctx.remote_scan = ClusterScan(self.cluster.routing, self.peers, asyncio.get_running_loop())
         await self._serve(
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
         )

@@ -9,8 +9,8 @@ TABLES: dict[str, tables.Table] = {
     for t in (
         tables.Table("sys_invocation_status", tables.INVOCATION_STATUS, tables.build_status),
         tables.Table("sys_invocation_state", tables.INVOCATION_STATE, tables.build_state_of_invocations),
-        tables.Table("sys_service", tables.SERVICE, tables.build_services),
-        tables.Table("sys_deployment", tables.DEPLOYMENT, tables.build_deployments),
+        tables.Table("sys_service", tables.SERVICE, tables.build_services, partitioned=False),
+        tables.Table("sys_deployment", tables.DEPLOYMENT, tables.build_deployments, partitioned=False),
         tables.Table("state", keyed.STATE, keyed.build_state),
         tables.Table("sys_journal", journal.JOURNAL, journal.build_journal),
         tables.Table("sys_journal_events", journal.JOURNAL_EVENTS, journal.build_events),
