@@ -60,7 +60,6 @@ from restate_server.worker.waiters import Waiters
 log = logging.getLogger(__name__)
 
 _NUM_PARTITIONS_KEY = b"#num_partitions"
-LOG_TRIM_INTERVAL = 60.0  # seconds between store flushes that let the log be trimmed
 
 
 def _open_log_db(path: Path) -> Database:
@@ -364,8 +363,9 @@ class Node:
         """Drop log records the partition store has made durable (and, with snapshots, a snapshot
         covers), so the log stays small (`storage/snapshots/durability.py`). A failed flush (a full
         disk) skips the round: nothing is trimmed that the store may not have."""
-        while True:
-            await asyncio.sleep(LOG_TRIM_INTERVAL)
+        interval = self.config.admin.log_trim_check_interval
+        while interval > 0:
+            await asyncio.sleep(interval)
             try:
                 await self._trim_once()
             except LogError:

@@ -65,6 +65,7 @@ class Server:
     admin_port: int = field(default_factory=free_port)
     node_port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    node_name: str = "n1"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,7 +76,7 @@ class Server:
     def admin(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
         env = {
             **os.environ,
             "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{self.ingress_port}",
@@ -87,11 +88,15 @@ class Server:
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "restate_server", "--base-dir", str(self.base_dir), "--node-name", "n1"],
+            [PYTHON, "-m", "restate_server", "--base-dir", str(self.base_dir), "--node-name", self.node_name],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
         wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=30)
         wait_until(
             lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=30

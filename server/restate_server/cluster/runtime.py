@@ -39,7 +39,6 @@ from restate_server.worker.state_machine import ServiceLookup
 log = logging.getLogger(__name__)
 
 DURABILITY_KEY = "durable/{partition}/{node}"
-REPORT_EVERY = 10.0  # seconds between durability reports (and log trims by leaders)
 PROVISION_WAIT = 60.0  # seconds a node without auto-provision waits for the cluster to be provisioned
 
 
@@ -188,9 +187,13 @@ class ClusterRuntime:
                 await self.registry.refresh()
 
     async def _report_durability(self) -> None:
-        """Tell the cluster how far this node's store is durable; trim the logs this node leads."""
-        while True:
-            await asyncio.sleep(REPORT_EVERY)
+        """Tell the cluster how far this node's store is durable; trim the logs this node leads.
+
+        Every `admin.log-trim-check-interval`: a trim needs every replica's report, so reports and
+        trims go at the same pace."""
+        interval = self.config.admin.log_trim_check_interval
+        while interval > 0:
+            await asyncio.sleep(interval)
             followed = list(self.processors)
             durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, followed)
             for partition, lsn in durable.items():
