@@ -43,6 +43,12 @@ proto:
 	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server --grpc_python_out=server \
 		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=server \
 		server/restate_server/replay/replay.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server \
+		server/restate_server/cluster/ctl/common.proto server/restate_server/cluster/ctl/cluster_state.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server --grpc_python_out=server \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=server \
+		server/restate_server/cluster/ctl/node_ctl_svc.proto server/restate_server/cluster/ctl/cluster_ctrl_svc.proto \
+		server/restate_server/cluster/ctl/peer.proto
 
 bench:
 	bench/run.sh

@@ -28,6 +28,8 @@ from restate_server.admin import invocations, kafka_clusters, query, subscriptio
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.cluster import membership, rpc
+from restate_server.cluster.ctl import topology
+from restate_server.cluster.ctl.services import ControlServices
 from restate_server.cluster.runtime import ClusterRuntime
 from restate_server.cluster.scan import ClusterScan
 from restate_server.cluster.worker import ClusterWorker
@@ -102,6 +104,7 @@ class Node:
     async def start(self) -> None:
         config = self.config
         started = time.monotonic()
+        self.started_at = int(time.time() * 1000)
         data_dir = config.node_dir
         # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
         # replay the log from the last applied LSN that reached an SST file.
@@ -170,6 +173,16 @@ class Node:
                 num_partitions=num_partitions,
                 ready=self.ready,
             )
+            self._make_control(
+                topology.SingleNode(
+                    me=config.node_name,
+                    started_at=self.started_at,
+                    num_partitions=num_partitions,
+                    db=self.db,
+                    epoch=lambda p: self.leadership.epoch(p) or self.processors[p].leader_epoch,
+                )
+            )
+            await self.control.start()
             await self.node_services.start()
         else:
             replayed, epoch = 0, 0
@@ -198,6 +211,9 @@ class Node:
                 worker, self.leadership.is_leader, scan_sources=lambda: query.sources(self.admin_ctx)
             )
             self.node_services.add_servicer(servicer.register)
+            etcd_members = len(config.cluster.metadata_addresses)
+            self._make_control(topology.ClusterNode(self.cluster, etcd_members=etcd_members))
+            await self.control.start()
             await self.node_services.start()
             # peers reach this node's gRPC services through the node port: serve it first
             await self._serve_node_port()
@@ -215,6 +231,7 @@ class Node:
             worker=worker,
             metadata=self.metadata,
             invoker_states=lambda: self.leadership.invoker.invocations,
+            metadata_members=self.control.metadata_members,
         )
         if self.cluster is not None:  # /query reads the partitions led here, the rest from their leaders
             admin_ctx.answers_for = self.leadership.is_leader
@@ -274,12 +291,30 @@ class Node:
                 )
         return replayed, epoch
 
+    def _make_control(self, where: topology.Topology) -> None:
+        """The services `restatectl` calls (`cluster.ctl`), answered from this node's state."""
+        self.control = ControlServices(
+            config=self.config,
+            metadata=self.metadata,
+            topology=where,
+            log_provider=self.log,
+            processors=self.processors,
+            leadership=self.leadership,
+            snapshotter=self.snapshotter,
+            schema=self.registry,
+            ready=self.ready,
+            stopping=lambda: self.stopping,
+            running=lambda p: self.supervisor.running(_processor_task(p)),
+            started_at=self.started_at,
+        )
+        self.node_services.add_servicer(self.control.register)
+
     async def _serve_node_port(self) -> None:
         await self._serve(
             "node",
             metrics.node_app(ready=self.ready),
             self.config.bind_address,
-            sniff=self.node_services.sniff,
+            sniff=self.control.sniff(self.node_services.sniff),
         )
 
     def _node_info(self) -> membership.NodeInfo:
@@ -298,7 +333,7 @@ class Node:
             address=config.advertised_address,
             ingress=url(config.ingress.bind_address, config.ingress.advertised_ingress_endpoint),
             admin=url(config.admin.bind_address, config.admin.advertised_admin_endpoint),
-            started_at=int(time.time() * 1000),
+            started_at=self.started_at,
         )
 
     def _num_partitions(self) -> int:
@@ -390,6 +425,7 @@ class Node:
         self.stopping = True
         for runner in reversed(self.runners):
             await runner.cleanup()
+        self.control.stop()
         await self.node_services.stop()
         await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leadership.stop()

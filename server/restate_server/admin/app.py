@@ -93,6 +93,8 @@ class AdminContext:
     """The partitions whose rows `/query` reads from this node's store (a cluster node: those it leads)."""
     remote_scan: RemoteScan | None = None
     """Rows of the other partitions, from their leaders (a cluster node)."""
+    metadata_members: Callable[[], Awaitable[list[int] | None]] | None = None
+    """Node ids of the embedded metadata cluster (None: etcd holds the metadata); unset: node 1 alone."""
 
 
 CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)

@@ -63,11 +63,12 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 
 async def cluster_health(request: web.Request) -> web.StreamResponse:
-    """``GET /cluster-health``: one node, which is the whole metadata cluster."""
+    """``GET /cluster-health``: the members of the embedded metadata cluster, as upstream reports them
+    (null when the metadata lives outside the nodes, in etcd)."""
     ctx = admin_app.context(request)
-    return json_response(
-        {"cluster_name": ctx.config.cluster_name, "metadata_cluster_health": {"members": [1]}}
-    )
+    members = [1] if ctx.metadata_members is None else await ctx.metadata_members()
+    health = None if members is None else {"members": members}
+    return json_response({"cluster_name": ctx.config.cluster_name, "metadata_cluster_health": health})
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
