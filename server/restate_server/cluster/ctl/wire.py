@@ -6,10 +6,10 @@ so no grpcio servicer can ever see those calls. This module speaks the little of
 (unary calls: one request message in, one response message or a status out) directly over `h2`, the
 way `web.h2c` serves HTTP/2: `h2` does the protocol, this module only moves bytes and events.
 
-A connection is routed by its first request (`Router`): one whose first `:path` names an upstream
-control service (`CONTROL_SERVICES`) is served here for its whole life (a tonic channel calls one
-node's services over one connection); any other goes to the node's grpcio server (`fallback`), bytes
-unchanged. Nothing is consumed while deciding: the router only peeks at the first header block.
+A connection is routed by its opening (`Router`): one whose first `:path` names an upstream control
+service (`CONTROL_SERVICES`) is served here for its whole life (a tonic channel calls one node's
+services over one connection); any other, and every grpcio client (recognised by its SETTINGS), goes
+to the node's grpcio server, bytes unchanged. Nothing is consumed while deciding: the router only peeks.
 """
 
 from __future__ import annotations
