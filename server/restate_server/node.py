@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -61,6 +62,22 @@ def _open_log_db(path: Path) -> Database:
 def _split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class ListenError(Exception):
+    """A listener could not bind: the message is the whole story (no traceback is printed)."""
+
+
+# listener name -> (what it serves, the key that moves it)
+_LISTENERS = {
+    "ingress": ("Ingress HTTP", "ingress.bind-address (RESTATE_INGRESS__BIND_ADDRESS)"),
+    "admin": ("Admin API", "admin.bind-address (RESTATE_ADMIN__BIND_ADDRESS)"),
+    "node": ("Node server", "bind-address (RESTATE_BIND_ADDRESS)"),
+}
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 class Node:
@@ -152,6 +169,7 @@ class Node:
         )
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         await self._serve("node", metrics.node_app(), config.bind_address)
+        self._announce_listeners()
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
             config.node_name,
@@ -160,6 +178,16 @@ class Node:
             replayed,
             epoch,
         )
+
+    def _announce_listeners(self) -> None:
+        """Where each listener really is (a port 0 in the configuration is resolved here)."""
+        ingress, admin, node = (_url(*self.bound[name]) for name in ("ingress", "admin", "node"))
+        log.info("Ingress HTTP listening on %s", ingress)
+        ui = "" if self.config.admin.disable_web_ui else f" (web UI at {admin}/ui/)"
+        log.info("Admin API listening on %s%s", admin, ui)
+        metrics_note = "" if self.config.observability.disable_prometheus else f" (metrics at {node}/metrics)"
+        log.info("Node server listening on %s%s", node, metrics_note)
+        log.info("Data directory: %s", self.config.node_dir.resolve())
 
     def _num_partitions(self) -> int:
         """Fixed at the first start, like upstream's provisioning; later config changes are ignored."""
@@ -200,9 +228,15 @@ class Node:
         try:
             runner = await serving.serve(app, name, host, port, limits)
         except OSError as exc:
-            raise RuntimeError(f"[RT0004] could not bind {name} to {address}: {exc}") from exc
+            what, key = _LISTENERS[name]
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(
+                f"[RT0004] {what} cannot listen on {address}: {reason}. Is another server running?"
+                f" Choose another address with {key}."
+            ) from None
         self.runners.append(runner)
-        self.bound[name] = (host, port)
+        bound = [a for a in runner.addresses if isinstance(a, tuple)]
+        self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
     async def _trim_logs(self) -> None:
         """Drop log records the partition store has made durable, so the log stays small.

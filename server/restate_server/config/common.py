@@ -7,10 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from restate_server.config import admin as admin_section, ingress as ingress_section, worker as worker_section
+from restate_server.config import (
+    admin as admin_section,
+    ingress as ingress_section,
+    observability as observability_section,
+    worker as worker_section,
+)
 from restate_server.config.admin import AdminOptions
 from restate_server.config.ingress import IngressOptions
 from restate_server.config.layers import Reader
+from restate_server.config.observability import ObservabilityOptions
 from restate_server.config.units import format_duration
 from restate_server.config.worker import WorkerOptions
 
@@ -24,8 +30,6 @@ USED_KEYS = (
     "bind-address",
     "bind-ip",
     "bind-port",
-    "advertised-address",
-    "advertised-host",
     "default-idempotency-retention",
     "default-workflow-completion-retention",
     "default-num-partitions",
@@ -80,7 +84,8 @@ class Config:
     """`bind-address` (else `bind-ip`:`bind-port`): the node (fabric) port, also serving `/metrics`."""
     advertised_address: str = "http://127.0.0.1:5122/"
     """`advertised-address`: how other nodes reach this one (default: `advertised-host` or 127.0.0.1,
-    with the bind port)."""
+    with the bind port). Read for the cluster; a single node has no peer to tell, so the key is
+    reported unused."""
     default_num_partitions: int = 24
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
@@ -106,6 +111,7 @@ class Config:
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     ingress: IngressOptions = field(default_factory=IngressOptions)
     admin: AdminOptions = field(default_factory=AdminOptions)
+    observability: ObservabilityOptions = field(default_factory=ObservabilityOptions)
 
     @property
     def node_dir(self) -> Path:
@@ -158,6 +164,7 @@ def read(get: Reader) -> Config:
         worker=worker_section.read(get),
         ingress=ingress_section.read(get, get.optional_str("ingress.bind-ip") or bind_ip),
         admin=admin_section.read(get, get.optional_str("admin.bind-ip") or bind_ip),
+        observability=observability_section.read(get),
     )
 
 
@@ -173,12 +180,12 @@ def dump(config: Config) -> dict[str, object]:
         "node-name": config.node_name,
         "base-dir": str(config.base_dir),
         "bind-address": config.bind_address,
-        "advertised-address": config.advertised_address,
         "default-num-partitions": config.default_num_partitions,
         "shutdown-timeout": format_duration(config.shutdown_timeout),
         "log-filter": config.log_filter,
         "log-format": config.log_format,
         "log-disable-ansi-codes": config.log_disable_ansi_codes,
+        **observability_section.dump(config.observability),
         "experimental-enable-protocol-v7": config.worker.invoker.max_protocol_version >= 7,
         "default-journal-retention": format_duration(config.default_journal_retention),
         "default-idempotency-retention": format_duration(config.default_idempotency_retention),

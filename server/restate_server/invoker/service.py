@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from restate_server.ids import InvocationId
 from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Transport
 from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
@@ -215,7 +216,12 @@ class Invoker:
             assert error is not None
             state.attempts += 1
             state.last_failure, state.last_failure_code = error.message, error.code
-            log.info("invocation %s attempt %d failed: %s", invocation_id.hex()[:12], state.attempts, error)
+            log.info(
+                "invocation %s attempt %d failed: %s",
+                InvocationId.from_bytes(invocation_id),
+                state.attempts,
+                error,
+            )
             if isinstance(snap, Snapshot):
                 delay = next_delay(snap.options.retry, state.attempts, error.retry_after)
                 if delay is None or error.behavior in (1, 2):
