@@ -29,9 +29,11 @@ from restate_server.log.api import LogCorrupted
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.log.records import AnnounceLeader
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
-from restate_server.observability import metrics
+from restate_server.observability import metrics, scrape
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
+from restate_server.storage import status as status_table
+from restate_server.storage.transaction import Transaction
 from restate_server.web import serving
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.leader import Leader
@@ -105,6 +107,7 @@ class Node:
             self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
         )
         num_partitions = self._num_partitions()
+        metrics.NUM_PARTITIONS.set(num_partitions)
         self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
         processors = [
@@ -118,6 +121,7 @@ class Node:
                 replayed += await p.replay()
         except LogCorrupted as exc:
             raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
+        metrics.NUM_ACTIVE_PARTITIONS.set(len(processors))
         tails = [await self.log.find_tail(p.partition) for p in processors]
         # above every epoch seen, including one acquired by a run that crashed before announcing it
         epoch = max([*(p.leader_epoch for p in processors), *(t.epoch for t in tails)]) + 1
@@ -168,7 +172,10 @@ class Node:
             admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
         )
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
-        await self._serve("node", metrics.node_app(), config.bind_address)
+        node_app = scrape.node_app(
+            _MetricsSources(self), prometheus=not config.observability.disable_prometheus
+        )
+        await self._serve("node", node_app, config.bind_address)
         self._announce_listeners()
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
@@ -263,6 +270,63 @@ class Node:
         await self.metadata.close()
         self.db.close()
         self.log_db.close()
+
+
+# the store's statuses, in `sys_invocation`'s words (`invoked` is split by the invoker's state)
+_SYS_STATUS = {
+    status_table.Status.INBOXED: "pending",
+    status_table.Status.SCHEDULED: "scheduled",
+    status_table.Status.SUSPENDED: "suspended",
+    status_table.Status.PAUSED: "paused",
+    status_table.Status.COMPLETED: "completed",
+}
+
+
+class _MetricsSources:
+    """What `/metrics` reads from this node at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def databases(self) -> dict[str, scrape.Database]:
+        return {metrics.DB_PARTITION_STORE: self.node.db, metrics.DB_LOG: self.node.log_db}
+
+    async def partitions(self) -> list[scrape.PartitionView]:
+        views = []
+        for p in self.node.processors:
+            tail = await self.node.log.find_tail(p.partition)
+            views.append(
+                scrape.PartitionView(
+                    partition=p.partition,
+                    applied_lsn=p.applied_lsn,
+                    tail_lsn=tail.next_lsn - 1,
+                    leader=p.partition in self.node.leader.leading,
+                )
+            )
+        return views
+
+    async def invocation_counts(self) -> dict[str, int]:
+        partitions = [p.partition for p in self.node.processors]
+        stored = await asyncio.to_thread(self._count, partitions)
+        counts = {name: 0 for name in (*_SYS_STATUS.values(), "ready", "running", "backing-off")}
+        for status, count in stored.items():
+            if status in _SYS_STATUS:
+                counts[_SYS_STATUS[status]] += count
+        invoked = stored.get(status_table.Status.INVOKED, 0)
+        attempts = list(self.node.leader.invoker.invocations.values())
+        counts["running"] = min(invoked, sum(1 for a in attempts if a.in_flight))
+        counts["backing-off"] = min(
+            invoked - counts["running"], sum(1 for a in attempts if not a.in_flight and a.attempts > 0)
+        )
+        counts["ready"] = invoked - counts["running"] - counts["backing-off"]
+        return counts
+
+    def _count(self, partitions: list[int]) -> dict[status_table.Status, int]:
+        total: dict[status_table.Status, int] = {}
+        for partition in partitions:
+            for status, count in status_table.count_by_status(Transaction(self.node.db), partition).items():
+                total[status] = total.get(status, 0) + count
+        return total
 
 
 async def run(config: Config) -> None:

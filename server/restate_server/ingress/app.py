@@ -28,6 +28,7 @@ from restate_server.ingress.errors import (
     TooManyRequests,
 )
 from restate_server.log.records import Failure, Invoke, NotifySignal, Result, Source, Value
+from restate_server.observability import metrics
 from restate_server.schema.model import HandlerType, ServiceType
 from restate_server.schema.options import invocation_options
 from restate_server.schema.registry import SchemaRegistry
@@ -67,6 +68,7 @@ def _error(status: int, message: str, source: str, headers: dict[str, str] | Non
 
 
 def _overloaded() -> web.Response:
+    metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_RATE_LIMITED, "", "").inc()
     error = TooManyRequests()
     return _error(error.status, error.message, error.source)
 
@@ -105,6 +107,7 @@ class Ingress:
             raise PayloadTooLarge() from exc
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_ADMITTED, "", "").inc()
         try:
             if request.method not in ("GET", "POST"):
                 raise MethodNotAllowed()
@@ -113,7 +116,7 @@ class Ingress:
                 case paths.Health():
                     return _json(200, {"services": [s.name for s in self.registry.services()]})
                 case paths.ServiceCall():
-                    return await self._call(request, route)
+                    return await self._observed_call(request, route)
                 case paths.InvocationTarget():
                     return await self._attach_or_output(route)
                 case paths.Awakeable():
@@ -127,6 +130,24 @@ class Ingress:
         return None if service is None else service.ty != ServiceType.SERVICE
 
     # ---- calls and sends
+    async def _observed_call(self, request: web.Request, route: paths.ServiceCall) -> web.StreamResponse:
+        """`_call`, counted and timed under upstream's ingress metrics (status as upstream classifies)."""
+        started = time.perf_counter()
+        status = metrics.REQUEST_INGRESS_ERROR
+        try:
+            response = await self._call(request, route)
+            status = metrics.REQUEST_INVOCATION_ERROR if response.status >= 400 else metrics.REQUEST_COMPLETED
+            return response
+        except IngressError as exc:
+            status = metrics.REQUEST_ERROR if 400 <= exc.status < 500 else metrics.REQUEST_INGRESS_ERROR
+            raise
+        finally:
+            rpc_type = "send" if route.send else "call"
+            metrics.INGRESS_REQUESTS.labels(status, route.service, rpc_type).inc()
+            metrics.INGRESS_REQUEST_DURATION.labels(route.service, rpc_type).observe(
+                time.perf_counter() - started
+            )
+
     async def _call(self, request: web.Request, route: paths.ServiceCall) -> web.StreamResponse:
         service = self.registry.service(route.service)
         assert service is not None

@@ -30,6 +30,7 @@ from restate_server.invoker.http1 import Http1Client
 from restate_server.invoker.signing import RequestSigner
 from restate_server.invoker.streams import BidiStream, Stream
 from restate_server.log.records import InvokerEffect
+from restate_server.observability import metrics
 from restate_server.outcomes import Ended, Suspended as SuspendedTerminal, Terminal
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
@@ -187,6 +188,10 @@ class Attempt:
         self._last_activity = self.clock.monotonic()
         self._input_closed = False
         self.server_header: str | None = None
+        self.bidi_mode = (
+            snap.deployment.protocol_type == ProtocolType.BIDI_STREAM and not snap.deployment.use_http_11
+        )
+        """h2c bidi stream, else HTTP/1.1 request/response."""
 
     # ---- leader-side pushes
     def push(self, journal_index: int, type_: int, payload: bytes, ack_completion_id: int | None) -> None:
@@ -203,6 +208,7 @@ class Attempt:
             self._buffered.append(frame)
         else:
             self._last_activity = self.clock.monotonic()
+            metrics.INVOKER_SENT_BYTES.inc(len(frame))
             self.bidi.send(frame)
 
     def abort(self) -> None:
@@ -240,12 +246,8 @@ class Attempt:
     # ---- running
     async def run(self) -> Outcome:
         opts = self.snap.options
-        bidi = (
-            self.snap.deployment.protocol_type == ProtocolType.BIDI_STREAM
-            and not self.snap.deployment.use_http_11
-        )
         try:
-            if bidi:
+            if self.bidi_mode:
                 await self._open_bidi()
                 return await self._wait_bidi(opts.inactivity_timeout, opts.abort_timeout)
             return await self._request_response(opts.abort_timeout + opts.inactivity_timeout)
@@ -255,16 +257,18 @@ class Attempt:
 
     async def _open_bidi(self) -> None:
         host, port, path, rel = self._url()
+        replay = replay_bytes(self.snap)
         try:
-            stream = await self.transport.h2.open_stream(
-                host, port, path, self._headers(rel), self, replay_bytes(self.snap)
-            )
+            stream = await self.transport.h2.open_stream(host, port, path, self._headers(rel), self, replay)
+            metrics.INVOKER_SENT_BYTES.inc(len(replay))
         except (TimeoutError, OSError) as exc:
             raise AttemptError("RT0010", f"cannot reach {self.snap.deployment.uri}: {exc}") from exc
         self.stream = self.bidi = stream
         # notifications that arrived while connecting go out after the replay, in order
         if self._buffered:
-            stream.send(b"".join(self._buffered))
+            buffered = b"".join(self._buffered)
+            metrics.INVOKER_SENT_BYTES.inc(len(buffered))
+            stream.send(buffered)
             self._buffered.clear()
 
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
@@ -304,6 +308,7 @@ class Attempt:
     async def _request_response(self, total_timeout: float) -> Outcome:
         host, port, path, rel = self._url()
         body = replay_bytes(self.snap) + b"".join(self._buffered)
+        metrics.INVOKER_SENT_BYTES.inc(len(body))
         self._buffered.clear()
         self._input_closed = True
         exchange = self.transport.http1.exchange(
@@ -315,6 +320,8 @@ class Attempt:
 
     # ---- StreamListener
     def on_headers(self, status: int, headers: dict[str, str]) -> None:
+        kind = "Http/bidi-stream" if self.bidi_mode else "Http/request-response"
+        metrics.INVOKER_CLIENT_REQUESTS.labels(kind, str(status)).inc()
         self.server_header = headers.get("x-restate-server")
         if status != 200:
             self._fail(status_error(status, headers))
@@ -326,6 +333,7 @@ class Attempt:
     def on_data(self, data: bytes) -> None:
         if self.done.done():
             return
+        metrics.INVOKER_RECEIVED_BYTES.inc(len(data))
         self._last_activity = self.clock.monotonic()
         try:
             frames = self.decoder.feed(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
 from restate_server.log.records import InvokerEffect, Killed, Paused
+from restate_server.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class Invoker:
         # for, so a stale entry left by an abort is recognised), costing a deque entry each, not a task
         # and a journal. An invocation backing off holds a timer, not a slot.
         self._limit = concurrency_limit or 2**31
+        if concurrency_limit:
+            metrics.INVOKER_CONCURRENCY_LIMIT.set(concurrency_limit)
         self._active = 0
         self._queue: deque[tuple[bytes, InvocationState]] = deque()
 
@@ -99,6 +103,7 @@ class Invoker:
                 state.restart = True  # the running task starts another attempt when this one ends
             return
         state = self.invocations[invocation_id] = InvocationState(partition)
+        metrics.INVOKER_ENQUEUE.labels(str(partition)).inc()
         self._schedule(invocation_id, state)
 
     def _schedule(self, invocation_id: bytes, state: InvocationState) -> None:
@@ -225,10 +230,12 @@ class Invoker:
             if isinstance(snap, Snapshot):
                 delay = next_delay(snap.options.retry, state.attempts, error.retry_after)
                 if delay is None or error.behavior in (1, 2):
+                    _count_task(metrics.TASK_FAILED, state.partition, transient=False)
                     self._give_up(invocation_id, state, snap, error)
                     continue  # once the terminal effect is applied the snapshot is None: stop
             else:
                 delay = 1.0
+            _count_task(metrics.TASK_FAILED, state.partition, transient=True)
             return delay
         return None
 
@@ -262,12 +269,23 @@ class Invoker:
         state.attempt = attempt
         state.in_flight = True
         state.last_start_at = self.clock.time()
+        _count_task(metrics.TASK_STARTED, state.partition)
+        started = time.perf_counter()
         try:
-            await attempt.run()
+            outcome = await attempt.run()
+            _count_task(
+                metrics.TASK_COMPLETED if outcome.kind == "end" else metrics.TASK_SUSPENDED, state.partition
+            )
             return None
         except AttemptError as exc:
             return exc
         finally:
+            metrics.INVOKER_TASK_DURATION.observe(time.perf_counter() - started)
             state.server = attempt.server_header
             state.in_flight = False
             state.attempt = None
+
+
+def _count_task(status: str, partition: int, *, transient: bool | None = None) -> None:
+    flag = "" if transient is None else ("true" if transient else "false")
+    metrics.INVOKER_INVOCATION_TASKS.labels(status, flag, str(partition)).inc()

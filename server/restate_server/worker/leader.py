@@ -19,6 +19,7 @@ from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.service import Invoker
 from restate_server.log.api import LogProvider
 from restate_server.log.records import InvokerEffect, Purge, Record, TruncateOutbox, decode
+from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.schema.model import ServiceType
 from restate_server.schema.options import invocation_options
@@ -65,6 +66,8 @@ class Leader:
         self._shuffle_tasks: dict[int, asyncio.Task[None]] = {}
         self._cleaner: asyncio.Task[None] | None = None
         self._protocol_cap = config.worker.invoker.max_protocol_version
+        self.leading: set[int] = set()
+        """Partitions whose leadership this node has taken (their AnnounceLeader was applied)."""
 
     # ---- lifecycle
     def start(self) -> None:
@@ -80,6 +83,8 @@ class Leader:
 
     def on_leadership(self, partition: int) -> None:
         """Resume what was in flight when the previous leader stopped."""
+        self.leading.add(partition)
+        metrics.NUM_ACTIVE_PARTITION_LEADERS.set(len(self.leading))
         txn = Transaction(self.db)
         for inv, _st in status.scan_with_status(txn, partition, status.Status.INVOKED):
             self.invoker.start(partition, inv)
@@ -92,6 +97,7 @@ class Leader:
     # ---- actions
     def handle(self, partition: int, actions: list[act.Action]) -> None:
         for action in actions:
+            metrics.PARTITION_HANDLE_LEADER_ACTIONS.labels(type(action).__name__).inc()
             match action:
                 case act.StartAttempt():
                     self.invoker.start(action.partition, action.invocation_id)
@@ -191,6 +197,7 @@ class Leader:
                     record.dedup = (partition, seq)
                     futures.append(self.log.submit(target, [record], self.epoch))
                 await asyncio.gather(*futures)
+                metrics.PARTITION_SHUFFLE_MESSAGES.labels(str(partition)).inc(len(queue))
                 await self._propose_record(partition, TruncateOutbox(up_to_seq=max(s for s, _, _ in queue)))
         finally:
             del self._shuffle_tasks[partition]

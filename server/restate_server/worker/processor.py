@@ -13,10 +13,12 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 
 from restate_server.log.api import LogCorrupted, LogEntry, LogProvider
 from restate_server.log.records import AnnounceLeader
+from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm
 from restate_server.storage.transaction import Transaction
@@ -80,6 +82,7 @@ class PartitionProcessor:
                 )
             self._apply(batch)
             replayed += len(batch)
+        metrics.PARTITION_START.labels(str(self.partition)).inc()
         return replayed
 
     async def run(self) -> None:
@@ -103,6 +106,7 @@ class PartitionProcessor:
         self._release_waiters()
 
     def _apply(self, batch: list[LogEntry]) -> list[act.Action]:
+        started = time.perf_counter()
         txn = Transaction(self.db)
         # time only moves with the records' own timestamps, so a replay sees the same clock
         ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)
@@ -116,6 +120,7 @@ class PartitionProcessor:
         fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, self.applied_lsn)
         fsm.set_int(txn, self.partition, fsm.LAST_NOW, self.last_now)
         txn.commit()
+        metrics.PARTITION_APPLY_COMMAND.observe(time.perf_counter() - started)
         return ctx.actions
 
     async def wait_applied(self, lsn: int) -> None:
