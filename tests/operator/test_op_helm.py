@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from op_helpers import ROOT, load_yaml_docs, validate_k8s
+from op_helpers import MINIMAL_CLUSTER, ROOT, load_yaml_docs, validate_k8s
+from restate_operator.models import ClusterSpec
+from restate_operator.render import render_cluster
+from restate_operator.settings import OperatorSettings
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk (a Helm engine) is not installed")
 
@@ -149,3 +152,21 @@ def test_values_are_documented() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values) == set(schema["properties"])
+
+
+def test_metrics_peers_let_prometheus_scrape_the_node_port() -> None:
+    """What values.yaml and NOTES.txt tell users to set: `networkPeers.metrics` opens 5122 to them."""
+    prometheus = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    spec = {**MINIMAL_CLUSTER, "security": {"networkPeers": {"metrics": [prometheus]}}}
+    objects = render_cluster(ClusterSpec.parse("demo", spec), OperatorSettings())
+    policy = next(
+        o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "allow-node-access"
+    )
+    (rule,) = policy["spec"]["ingress"]
+    assert prometheus in rule["from"]
+    assert rule["ports"] == [{"port": 5122, "protocol": "TCP"}]
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "networkPeers" in notes
