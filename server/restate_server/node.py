@@ -29,7 +29,7 @@ from restate_server.log.api import LogCorrupted
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.log.records import AnnounceLeader
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
-from restate_server.observability import metrics, scrape
+from restate_server.observability import metrics, scrape, tracing
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as status_table
@@ -91,6 +91,10 @@ class Node:
     async def start(self) -> None:
         config = self.config
         started = time.monotonic()
+        observability = config.observability
+        self.tracer = tracing.configure(
+            observability.services_endpoint, headers=observability.tracing_headers, node_name=config.node_name
+        )
         data_dir = config.node_dir
         # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
         self.log_db = _open_log_db(data_dir / "log")
@@ -270,6 +274,8 @@ class Node:
         await self.metadata.close()
         self.db.close()
         self.log_db.close()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)
 
 
 # the store's statuses, in `sys_invocation`'s words (`invoked` is split by the invoker's state)

@@ -28,7 +28,7 @@ from restate_server.ingress.errors import (
     TooManyRequests,
 )
 from restate_server.log.records import Failure, Invoke, NotifySignal, Result, Source, Value
-from restate_server.observability import metrics
+from restate_server.observability import metrics, tracing
 from restate_server.schema.model import HandlerType, ServiceType
 from restate_server.schema.options import invocation_options
 from restate_server.schema.registry import SchemaRegistry
@@ -44,6 +44,10 @@ _COMMON = {
 _SKIPPED_HEADERS = frozenset(
     {"connection", "host", "idempotency-key", "idempotency-expires", "content-length", "transfer-encoding"}
 )
+
+
+_SPAN = web.RequestKey("ingress_span", tracing.Span)
+"""The request's `ingress …` span, while tracing is on."""
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
@@ -75,6 +79,32 @@ def _overloaded() -> web.Response:
 
 def _rfc3339(millis: int) -> str:
     return datetime.fromtimestamp(millis / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+00:00"
+
+
+def _traced(
+    request: web.Request,
+    tracer: tracing.Tracer,
+    inv: InvocationId,
+    service: str,
+    handler: str,
+    key: str | None,
+    headers: list[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """Start the request's span (child of the caller's `traceparent`) and make it the invocation's parent.
+
+    The span's context replaces the caller's `traceparent` among the invocation's headers: they are
+    journaled, so every attempt, on any node and after any restart, finds its parent there.
+    """
+    caller = tracing.find_traceparent(headers)
+    if caller is not None and not caller.sampled:
+        return headers  # the caller chose not to sample: neither do we
+    target = tracing.Target(invocation_id=str(inv), uuid=inv.uuid, service=service, handler=handler, key=key)
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+    span = tracer.start_ingress(target, caller, client)
+    request[_SPAN] = span
+    own = tracing.header_of(span).header()
+    return [(k, v) for k, v in headers if k != "traceparent"] + [("traceparent", own)]
 
 
 class Ingress:
@@ -142,6 +172,10 @@ class Ingress:
             status = metrics.REQUEST_ERROR if 400 <= exc.status < 500 else metrics.REQUEST_INGRESS_ERROR
             raise
         finally:
+            span = request.get(_SPAN)
+            if span is not None:
+                span.set_attribute("restate.ingress.status", status)
+                span.end()
             rpc_type = "send" if route.send else "call"
             metrics.INGRESS_REQUESTS.labels(status, route.service, rpc_type).inc()
             metrics.INGRESS_REQUEST_DURATION.labels(route.service, rpc_type).observe(
@@ -198,6 +232,8 @@ class Ingress:
         )
         now = int(time.time() * 1000)
         headers = [(k.lower(), v) for k, v in request.headers.items() if k.lower() not in _SKIPPED_HEADERS]
+        if tracing.TRACER is not None:
+            headers = _traced(request, tracing.TRACER, inv, service.name, handler.name, key, headers)
         record = Invoke(
             invocation_id=inv.to_bytes(),
             service=service.name,

@@ -65,6 +65,8 @@ class Snapshot:
     options: InvocationOptions
     idempotency_key: str | None
     retry_count: int = 0
+    created_at: int = 0
+    """Milliseconds since the epoch when the invocation was created (the start of its trace span)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,6 +190,8 @@ class Attempt:
         self._last_activity = self.clock.monotonic()
         self._input_closed = False
         self.server_header: str | None = None
+        self.trace_headers: list[tuple[str, str]] = []
+        """`traceparent` of this attempt's span, when tracing is on."""
         self.bidi_mode = (
             snap.deployment.protocol_type == ProtocolType.BIDI_STREAM and not snap.deployment.use_http_11
         )
@@ -225,6 +229,7 @@ class Attempt:
         ]
         if snap.keyed and snap.key is not None:
             headers.append(("x-restate-service-key", quote(snap.key, safe="")))
+        headers.extend(self.trace_headers)
         headers.extend(self.transport.additional_headers.items())
         headers.extend(snap.deployment.additional_headers.items())
         if self.transport.signer is not None:

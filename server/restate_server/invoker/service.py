@@ -22,7 +22,9 @@ from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
 from restate_server.log.records import InvokerEffect, Killed, Paused
-from restate_server.observability import metrics
+from restate_server.observability import metrics, tracing
+from restate_server.protocol import protocol_pb2 as pb
+from restate_server.protocol.messages import MessageType
 
 log = logging.getLogger(__name__)
 
@@ -271,19 +273,69 @@ class Invoker:
         state.last_start_at = self.clock.time()
         _count_task(metrics.TASK_STARTED, state.partition)
         started = time.perf_counter()
+        traced = _Traced.start(snap, attempt, state.attempts + 1) if tracing.TRACER is not None else None
         try:
             outcome = await attempt.run()
             _count_task(
                 metrics.TASK_COMPLETED if outcome.kind == "end" else metrics.TASK_SUSPENDED, state.partition
             )
+            if traced is not None:
+                traced.end(None, invocation_ended=outcome.kind == "end")
             return None
         except AttemptError as exc:
+            if traced is not None:
+                traced.end(exc, invocation_ended=False)
             return exc
         finally:
             metrics.INVOKER_TASK_DURATION.observe(time.perf_counter() - started)
             state.server = attempt.server_header
             state.in_flight = False
             state.attempt = None
+
+
+@dataclass(slots=True)
+class _Traced:
+    """An attempt's span (and what ending the invocation's span needs), while tracing is on."""
+
+    tracer: tracing.Tracer
+    target: tracing.Target
+    parent: tracing.Parent | None
+    created_at: int
+    span: tracing.Span
+
+    @classmethod
+    def start(cls, snap: Snapshot, attempt: Attempt, number: int) -> _Traced | None:
+        tracer = tracing.TRACER
+        assert tracer is not None
+        parent = _invocation_parent(snap)
+        if parent is not None and not parent.sampled:
+            return None  # the caller chose not to sample this trace
+        invocation = InvocationId.from_bytes(snap.invocation_id)
+        target = tracing.Target(
+            invocation_id=str(invocation),
+            uuid=invocation.uuid,
+            service=snap.service,
+            handler=snap.handler,
+            key=snap.key if snap.keyed else None,
+        )
+        span = tracer.start_attempt(target, parent, number)
+        attempt.trace_headers = [("traceparent", tracing.header_of(span).header())]
+        return cls(tracer, target, parent, snap.created_at, span)
+
+    def end(self, error: AttemptError | None, *, invocation_ended: bool) -> None:
+        if error is not None:
+            self.span.set_status(tracing.StatusCode.ERROR, f"[{error.code}] {error.message}")
+        self.span.end()
+        if invocation_ended:
+            self.tracer.end_invocation(self.target, self.parent, self.created_at)
+
+
+def _invocation_parent(snap: Snapshot) -> tracing.Parent | None:
+    """The `traceparent` among the invocation's headers, journaled with its input."""
+    if not snap.journal or snap.journal[0].type != MessageType.INPUT_COMMAND:
+        return None
+    message = pb.InputCommandMessage.FromString(snap.journal[0].payload)
+    return tracing.find_traceparent((h.key, h.value) for h in message.headers)
 
 
 def _count_task(status: str, partition: int, *, transient: bool | None = None) -> None:

@@ -173,6 +173,7 @@ class Leader:
             pinned=st.deployment_id is not None,
             options=options,
             idempotency_key=st.idempotency_key,
+            created_at=st.created_at,
         )
 
     # ---- outbox shuffle
