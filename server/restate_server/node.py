@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from restate_server.admin import invocations, query, subscriptions
+from restate_server.admin import invocations, query, subscriptions, ui
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
@@ -175,6 +175,8 @@ class Node:
         admin_app = create_admin_app(
             admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
         )
+        if not config.admin.disable_web_ui:
+            ui.install(admin_app)
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         node_app = scrape.node_app(
             _MetricsSources(self), prometheus=not config.observability.disable_prometheus
