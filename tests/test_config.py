@@ -304,8 +304,6 @@ def test_known_but_unused_keys_are_listed(tmp_path: Path) -> None:
         ["-c", str(path), "--auto-provision", "false"], {"RESTATE_BIFROST__SEAL_RETRY_INTERVAL": "1s"}
     )
     assert loaded.unused_keys == [
-        "auto-provision",
-        "bifrost.default-provider",
         "bifrost.seal-retry-interval",
         "roles",
         "worker.storage.rocksdb-memory-budget",
@@ -455,3 +453,30 @@ def test_env_var_can_set_one_entry_of_a_map(tmp_path: Path) -> None:
     path = _write(tmp_path, '[worker.invoker.additional-request-headers]\nx-a = "1"\n')
     env = {"RESTATE_WORKER__INVOKER__ADDITIONAL_REQUEST_HEADERS__X_B": "2"}
     assert _load(["-c", str(path)], env).additional_request_headers == {"x-a": "1", "x-b": "2"}
+
+
+def test_cluster_keys_from_the_environment_as_the_operator_sets_them() -> None:
+    env = {
+        "RESTATE_METADATA_CLIENT__TYPE": "etcd",
+        "RESTATE_METADATA_CLIENT__ADDRESSES": '["http://h1:2379","http://h2:2379"]',
+        "RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated",
+        "RESTATE_DEFAULT_REPLICATION": "2",
+        "RESTATE_AUTO_PROVISION": "true",
+    }
+    cluster = _load([], env).cluster
+    assert cluster.clustered
+    assert cluster.metadata_addresses == ("http://h1:2379", "http://h2:2379")
+    assert cluster.log_provider == "etcd"
+    assert cluster.default_replication == 2
+    assert cluster.auto_provision
+    single = _load([], {}).cluster
+    assert (single.clustered, single.log_provider, single.default_replication) == (False, "local", 1)
+
+
+def test_cluster_keys_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one address"):
+        _load([], {"RESTATE_METADATA_CLIENT__TYPE": "etcd"})
+    with pytest.raises(ConfigError, match="etcd log needs"):
+        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"})
+    path = _write(tmp_path, "default-replication = { node = 3 }\n")
+    assert _load(["-c", str(path)]).cluster.default_replication == 3

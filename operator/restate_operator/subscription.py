@@ -3,10 +3,14 @@
 The ``sub_…`` id lives in ``status.subscriptionId``. A timer checks that the server still has it and
 that it still matches the spec; if it was deleted behind the operator's back, or the spec changed, it is
 (re-)created. Deleting the resource deletes the subscription (a finalizer), unless the cluster is gone.
+The server answers secret options (``sasl.password``…) as ``***``, so those are compared through a hash
+of the options the subscription was created from (``status.optionsHash``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +24,25 @@ from restate_operator.settings import SETTINGS
 PLURAL = "subscriptions"
 
 
-def matches(actual: Subscription | None, spec: SubscriptionSpec) -> bool:
-    """Whether the server's subscription is the one the spec describes (options the server added are ok)."""
+REDACTED = "***"  # how the admin API shows a secret option
+
+
+def options_hash(spec: SubscriptionSpec) -> str:
+    """A digest of the spec's options, kept in status to notice changes the server cannot show."""
+    return hashlib.sha256(json.dumps(spec.options, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def matches(actual: Subscription | None, spec: SubscriptionSpec, applied_hash: str | None = None) -> bool:
+    """Whether the server's subscription is the one the spec describes (options the server added are ok).
+
+    A redacted option matches only if the options are still those it was created from (``applied_hash``).
+    """
     if actual is None:
         return False
-    same_options = all(actual.options.get(k) == v for k, v in spec.options.items())
+    redacted = [k for k in spec.options if actual.options.get(k) == REDACTED != spec.options[k]]
+    if redacted and applied_hash != options_hash(spec):
+        return False
+    same_options = all(actual.options.get(k) == v for k, v in spec.options.items() if k not in redacted)
     return actual.source == spec.source and actual.sink == spec.sink and same_options
 
 
@@ -54,12 +72,13 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
         ]
         raise kopf.TemporaryError(f"waiting for RestateCluster {spec.cluster}", delay=SETTINGS.resync_seconds)
     known = (body.get("status") or {}).get("subscriptionId")
+    applied_hash = (body.get("status") or {}).get("optionsHash")
     try:
         with AdminClient(
             common.cluster_admin_url(spec.cluster), timeout=SETTINGS.admin_timeout_seconds
         ) as admin:
             actual = admin.get_subscription(known) if known else None
-            if not matches(actual, spec):
+            if not matches(actual, spec, applied_hash):
                 if actual is not None:
                     admin.delete_subscription(actual.id)
                 actual = admin.create_subscription(spec.source, spec.sink, spec.options)
@@ -72,6 +91,7 @@ def reconcile(spec_raw: Mapping[str, Any], body: kopf.Body, patch: kopf.Patch) -
         raise kopf.TemporaryError(str(exc), delay=SETTINGS.resync_seconds) from exc
     assert actual is not None
     patch.status["subscriptionId"] = actual.id
+    patch.status["optionsHash"] = options_hash(spec)
     patch.status["observedGeneration"] = body.meta.get("generation")
     patch.status["conditions"] = [
         common.condition(

@@ -18,13 +18,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from restate_server.admin import invocations, query, subscriptions, ui
+from restate_server.admin import invocations, kafka_clusters, query, subscriptions, ui
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.config import Config
 from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
+from restate_server.kafka.manager import KafkaIngress
 from restate_server.log.api import LogCorrupted
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.log.records import AnnounceLeader
@@ -161,6 +162,10 @@ class Node:
             sequencer_epoch=lambda _partition: epoch,
         )
         ingress = Ingress(config, self.registry, worker)
+        self.kafka = KafkaIngress(
+            config=config, metadata=self.metadata, registry=self.registry, worker=worker
+        )
+        self.kafka.start()
         admin_ctx = AdminContext(
             registry=self.registry,
             config=config,
@@ -173,7 +178,13 @@ class Node:
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
         )
         admin_app = create_admin_app(
-            admin_ctx, extra=[query.register, invocations.register, subscriptions.register]
+            admin_ctx,
+            extra=[
+                query.register,
+                invocations.register,
+                subscriptions.routes(self.kafka.changed),
+                kafka_clusters.routes(self.kafka.changed),
+            ],
         )
         if not config.admin.disable_web_ui:
             ui.install(admin_app)
@@ -268,6 +279,7 @@ class Node:
     async def stop(self) -> None:
         for runner in reversed(self.runners):
             await runner.cleanup()
+        await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leader.stop()
         for task in self.tasks:
             task.cancel()

@@ -41,6 +41,15 @@ async def record(ctx: Context, name: str) -> str:
 
 
 @durable.handler()
+async def record_event(ctx: Context, name: str) -> str:
+    """Records the value and the Kafka headers the server attached (subscription tests)."""
+    headers = ctx.request().headers
+    fields = ("kafka.topic", "kafka.partition", "kafka.offset", "kafka.key", "restate.subscription.id")
+    line = " ".join([name, *(f"{f}={headers.get(f)}" for f in fields)])
+    return await ctx.run_typed("record", _record, name=line)
+
+
+@durable.handler()
 async def await_awakeable(ctx: Context) -> str:
     """Publishes an awakeable id as a side effect, then waits for someone to resolve it."""
     awakeable_id, promise = ctx.awakeable(type_hint=str)
@@ -70,6 +79,22 @@ async def slow_add(ctx: ObjectContext, delta: int) -> list[int]:
 @counter.handler(kind="shared")
 async def get(ctx: ObjectSharedContext) -> int:
     return await ctx.get("count", type_hint=int) or 0
+
+
+@counter.handler()
+async def append(ctx: ObjectContext, value: int) -> int:
+    """Adds `value` and remembers the order values arrived in (Kafka per-key order tests)."""
+    seen = await ctx.get("seen", type_hint=list[int]) or []
+    seen.append(value)
+    ctx.set("seen", seen)
+    total = (await ctx.get("count", type_hint=int) or 0) + value
+    ctx.set("count", total)
+    return total
+
+
+@counter.handler(kind="shared")
+async def seen(ctx: ObjectSharedContext) -> list[int]:
+    return await ctx.get("seen", type_hint=list[int]) or []
 
 
 @counter.handler()

@@ -1,7 +1,7 @@
 """Kafka subscriptions through the admin API: create, list, get, delete, validation, persistence.
 
-The server is configured with one Kafka cluster (nothing listens on its broker: subscriptions are
-only metadata here; consuming the topic is not implemented).
+The server is configured with one Kafka cluster whose broker never answers: these tests are about the
+admin API only (the consumers retry in the background). Consumption is `test_kafka_ingestion.py`.
 """
 
 from __future__ import annotations
@@ -134,6 +134,20 @@ def test_delete_then_gone_and_kept_across_restart(kafka_server: Server) -> None:
             "META0009",
         ),
         (
+            {"source": "kafka:/t", "sink": "service://Greeter/greet"},
+            400,
+            "[META0009] invalid source URI 'kafka:/t': source URI of Kafka type must have a authority segment "
+            "containing the cluster name.",
+            "META0009",
+        ),
+        (
+            {"source": "kafka://my-cluster/t", "sink": "service:/Greeter/greet"},
+            400,
+            "[META0009] invalid sink URI 'service:/Greeter/greet': sink URI of service type must have a "
+            "authority segment containing the service name.",
+            "META0009",
+        ),
+        (
             {"source": "kafka://my-cluster/t", "sink": "svc://Greeter/greet"},
             400,
             "[META0009] invalid sink URI 'svc://Greeter/greet': must have a scheme segment, with supported "
@@ -141,7 +155,15 @@ def test_delete_then_gone_and_kept_across_restart(kafka_server: Server) -> None:
             "META0009",
         ),
     ],
-    ids=["unknown-cluster", "unknown-service", "unknown-handler", "bad-source-scheme", "bad-sink-scheme"],
+    ids=[
+        "unknown-cluster",
+        "unknown-service",
+        "unknown-handler",
+        "bad-source-scheme",
+        "no-cluster",
+        "no-service",
+        "bad-sink-scheme",
+    ],
 )
 def test_validation_errors(
     kafka_server: Server, body: dict[str, str], status: int, message: str, code: str | None
@@ -149,6 +171,19 @@ def test_validation_errors(
     resp = create(kafka_server, body)
     assert resp.status_code == status
     assert resp.json() == {"message": message, "restate_code": code}
+
+
+def test_secret_options_are_redacted(kafka_server: Server) -> None:
+    options = {"sasl.username": "me", "sasl.password": "pw", "auto.offset.reset": "earliest"}
+    sub = create(
+        kafka_server,
+        {"source": "kafka://my-cluster/t", "sink": "service://Greeter/greet", "options": options},
+    ).json()
+    assert sub["options"]["sasl.password"] == "***"
+    assert sub["options"]["sasl.username"] == "***"
+    assert sub["options"]["auto.offset.reset"] == "earliest"
+    listed = httpx.get(f"{kafka_server.admin}/subscriptions", timeout=30).json()["subscriptions"]
+    assert listed[0]["options"] == sub["options"]
 
 
 def test_malformed_bodies_and_ids(kafka_server: Server) -> None:

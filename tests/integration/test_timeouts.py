@@ -26,7 +26,13 @@ def test_idle_invocation_suspends_and_resumes(short_inactivity: Server, sdk: Sdk
     awakeable_id = line[0].split()[1]
     # after the inactivity timeout the server closes its side and the SDK suspends: kill the SDK to
     # prove the resume needs no live attempt, then bring it back for the re-invocation
-    wait_until(lambda: "suspended" in server.log_path.read_text(), timeout=10)
+    wait_until(
+        lambda: (
+            server.query(f"SELECT status FROM sys_invocation WHERE id = '{invocation_id}'")
+            == [{"status": "suspended"}]
+        ),
+        timeout=10,
+    )
     sdk.kill()
     sdk.start()
     resp = httpx.post(f"{server.ingress}/restate/awakeables/{awakeable_id}/resolve", json="later")

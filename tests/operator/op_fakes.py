@@ -153,15 +153,21 @@ class FakeAdmin:
         if (method, path) == ("POST", "/subscriptions"):
             sub = {"id": f"sub_{next(self.ids)}", **body}
             self.subscriptions[sub["id"]] = sub
-            return httpx.Response(201, json=sub)
+            return httpx.Response(201, json=_redacted(sub))
         if path.startswith("/subscriptions/"):
             sub_id = path.rsplit("/", 1)[1]
             if method == "DELETE":
                 self.subscriptions.pop(sub_id, None)
                 return httpx.Response(202)
             sub = self.subscriptions.get(sub_id)
-            return httpx.Response(200, json=sub) if sub else httpx.Response(404)
+            return httpx.Response(200, json=_redacted(sub)) if sub else httpx.Response(404)
         return httpx.Response(404)
+
+
+def _redacted(sub: dict[str, Any]) -> dict[str, Any]:
+    """Secret options as the server shows them."""
+    options = {k: "***" if "password" in k else v for k, v in (sub.get("options") or {}).items()}
+    return {**sub, "options": options}
 
 
 @pytest.fixture

@@ -235,6 +235,22 @@ def test_subscription_created_recreated_and_deleted(kube: FakeKube, admin: FakeA
     assert not admin.subscriptions
 
 
+def test_subscription_with_a_secret_is_stable_and_follows_secret_changes(
+    kube: FakeKube, admin: FakeAdmin
+) -> None:
+    ready_cluster(kube)
+    sub = subscription_resource(kube)
+    spec = kube.objects[sub.key]["spec"]
+    sub.update_spec({**spec, "options": {**spec["options"], "sasl.password": "one"}})
+    first = sub.run(subscription.reconcile)["subscriptionId"]
+    assert sub.run(subscription.reconcile)["subscriptionId"] == first  # "***" on the server is not a change
+    sub.update_spec({**spec, "options": {**spec["options"], "sasl.password": "two"}})
+    second = sub.run(subscription.reconcile)["subscriptionId"]
+    assert second != first
+    assert admin.subscriptions[second]["options"]["sasl.password"] == "two"
+    assert list(admin.subscriptions) == [second]
+
+
 def test_subscription_waits_for_cluster(kube: FakeKube, admin: FakeAdmin) -> None:
     with pytest.raises(kopf.TemporaryError):
         subscription_resource(kube).run(subscription.reconcile)

@@ -20,6 +20,7 @@ from restate_server.config.worker import InvokerOptions, SnapshotsOptions, Worke
 
 __all__ = [
     "AdminOptions",
+    "ClusterOptions",
     "Config",
     "ConfigError",
     "ConnectionLimits",

@@ -9,11 +9,13 @@ from typing import Literal
 
 from restate_server.config import (
     admin as admin_section,
+    cluster as cluster_section,
     ingress as ingress_section,
     observability as observability_section,
     worker as worker_section,
 )
 from restate_server.config.admin import AdminOptions
+from restate_server.config.cluster import ClusterOptions
 from restate_server.config.ingress import IngressOptions
 from restate_server.config.layers import Reader
 from restate_server.config.observability import ObservabilityOptions
@@ -112,6 +114,7 @@ class Config:
     ingress: IngressOptions = field(default_factory=IngressOptions)
     admin: AdminOptions = field(default_factory=AdminOptions)
     observability: ObservabilityOptions = field(default_factory=ObservabilityOptions)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
     def node_dir(self) -> Path:
@@ -165,6 +168,7 @@ def read(get: Reader) -> Config:
         ingress=ingress_section.read(get, get.optional_str("ingress.bind-ip") or bind_ip),
         admin=admin_section.read(get, get.optional_str("admin.bind-ip") or bind_ip),
         observability=observability_section.read(get),
+        cluster=cluster_section.read(get),
     )
 
 
@@ -212,4 +216,5 @@ def dump(config: Config) -> dict[str, object]:
     top["worker"] = worker
     top["admin"] = admin_section.dump(config.admin)
     top["ingress"] = ingress_section.dump(config.ingress)
+    top.update(cluster_section.dump(config.cluster))
     return top

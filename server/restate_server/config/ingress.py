@@ -18,11 +18,14 @@ USED_KEYS = (
     "ingress.kafka-clusters",
     "ingress.concurrent-api-requests-limit",
     "ingress.request-size-limit",
+    "ingress.ingestion.inflight-memory-budget",
 )
 OWN_KEYS = connections.own_keys("ingress")
 """Keys this server reads that upstream does not have."""
 
 DEFAULT_REQUEST_SIZE_LIMIT = 32 * 1024 * 1024  # upstream's default `networking.message-size-limit`
+
+DEFAULT_INFLIGHT_MEMORY_BUDGET = 1024 * 1024  # upstream's default: 1 MiB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +56,10 @@ class IngressOptions:
     upstream's (`networking.message-size-limit`)."""
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     """`header-read-timeout`, `idle-connection-timeout`, `max-connections` (this server's own keys)."""
+    ingestion_inflight_memory_budget: int = DEFAULT_INFLIGHT_MEMORY_BUDGET
+    """`ingestion.inflight-memory-budget` (`RESTATE_INGRESS__INGESTION__INFLIGHT_MEMORY_BUDGET`), bytes:
+    Kafka records read but not yet durable in the log, per subscription; past it consumption pauses.
+    Default 1 MiB."""
 
 
 def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
@@ -64,6 +71,9 @@ def read(get: Reader, node_bind_ip: str | None) -> IngressOptions:
         concurrent_api_requests_limit=get.optional_int("ingress.concurrent-api-requests-limit"),
         request_size_limit=get.bytes("ingress.request-size-limit", DEFAULT_REQUEST_SIZE_LIMIT, non_zero=True),
         connection_limits=connections.read(get, "ingress"),
+        ingestion_inflight_memory_budget=get.bytes(
+            "ingress.ingestion.inflight-memory-budget", DEFAULT_INFLIGHT_MEMORY_BUDGET
+        ),
     )
 
 
@@ -79,4 +89,6 @@ def dump(ingress: IngressOptions) -> dict[str, object]:
         table["kafka-clusters"] = [
             {"name": c.name, "brokers": list(c.brokers), **c.properties} for c in ingress.kafka_clusters
         ]
+    if ingress.ingestion_inflight_memory_budget != DEFAULT_INFLIGHT_MEMORY_BUDGET:
+        table["ingestion"] = {"inflight-memory-budget": ingress.ingestion_inflight_memory_budget}
     return table

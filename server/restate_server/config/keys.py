@@ -174,6 +174,8 @@ OPEN_KEYS: frozenset[str] = frozenset(
         "worker.invoker.additional-request-headers",
         "admin.query-engine.datafusion-options",
         "ingress.kafka-clusters",
+        # A replication property: a number, or a map of location scope to count (`{node = 2}`).
+        "default-replication",
         # Deprecated sections upstream still parses loosely.
         "bifrost.local",
     }

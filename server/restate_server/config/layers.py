@@ -202,6 +202,37 @@ class Reader:
         host = bind_ip or "0.0.0.0"
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
+    def error(self, path: str, reason: str) -> Exception:
+        """The caller's error for a value that reads fine but makes no sense (names key and source)."""
+        if path not in self._merged:
+            return self._error(f"'{path}' is not set: {reason}")
+        return self._fail(path, reason)
+
+    def string_list(self, path: str) -> list[str]:
+        """An array of strings; a string is split on commas (`a,b` as an environment variable)."""
+
+        def convert(value: object) -> list[str]:
+            if isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return list(value)
+            raise TypeError("expected an array of strings")
+
+        return self._convert(path, [], convert)
+
+    def replication(self, path: str, default: int) -> int:
+        """Upstream's replication property: a number, or `{node = N}` (nodes are the only scope here)."""
+
+        def convert(value: object) -> int:
+            if isinstance(value, dict) and set(value) == {"node"}:
+                value = value["node"]
+            number = _as_int(value)
+            if number < 1:
+                raise ValueError("must be at least 1")
+            return number
+
+        return self._convert(path, default, convert)
+
     def headers(self, path: str) -> dict[str, str]:
         return self._convert(path, {}, _as_str_map)
 

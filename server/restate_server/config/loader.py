@@ -28,6 +28,7 @@ from pathlib import Path
 from restate_server.config import (
     admin,
     cli,
+    cluster,
     common,
     ingress,
     keys,
@@ -159,6 +160,7 @@ def _covers(used: str, path: str) -> bool:
 _USED_KEYS = (
     *common.USED_KEYS,
     *observability.USED_KEYS,
+    *cluster.USED_KEYS,
     *worker.USED_KEYS,
     *ingress.USED_KEYS,
     *admin.USED_KEYS,

@@ -8,8 +8,9 @@ new fields at the end with a default.
 
 `epoch` is the leader epoch of a self-proposed record (invoker effects, timers, outbox truncation);
 records from outside the leader (ingress, other partitions) carry 0 and are never fenced. `dedup`
-is `(source_partition, sequence)` for records delivered from another partition's outbox, so a
-redelivery after a crash is applied once.
+is `(producer, sequence)`: the producer is the source partition (an int) for records delivered from
+another partition's outbox, or a string naming an external producer (one Kafka partition of one
+subscription); a producer's sequences only grow, so a redelivery after a crash is applied once.
 
 Results (`Value`, `Failure`, `Void`) and attempt terminals (`Ended`, `Suspended`, `Killed`,
 `Paused`) are typed in memory and stored as the short lists they always were (`["value", b"…"]`,
@@ -65,7 +66,9 @@ class RecordDecodeError(WireFormatError):
 
 # ---- records
 
-Dedup = tuple[int, int] | None
+Producer = int | str
+"""Who numbers a dedup sequence: a source partition, or an external producer's name."""
+Dedup = tuple[Producer, int] | None
 
 
 @dataclass(slots=True, kw_only=True)

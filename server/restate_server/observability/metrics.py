@@ -157,3 +157,27 @@ QUERIES = Counter(
 QUERY_DURATION = QuantileSummary(
     "restate_admin_query_duration_seconds", "Latency of POST /query, from request to the answer's head"
 )
+
+# ---- Kafka ingress (upstream crates/ingress-kafka)
+# Upstream's `restate.kafka_ingress.requests.total` and `restate.kafka_ingress.consumer.lag`.
+KAFKA_INGRESS_REQUESTS = Counter(
+    "restate_kafka_ingress_requests",
+    "Kafka records made durable as invocations",
+    ["subscription", "topic", "partition"],
+)
+KAFKA_INGRESS_CONSUMER_LAG = Gauge(
+    "restate_kafka_ingress_consumer_lag",
+    "Kafka consumer lag per partition: records on the broker not yet durable as invocations",
+    ["subscription", "topic", "partition"],
+)
+# Ours: broker and consumer failures (retried with backoff) and backpressure, per subscription.
+KAFKA_INGRESS_ERRORS = Counter(
+    "restate_kafka_ingress_errors",
+    "Kafka broker errors and consumer restarts",
+    ["subscription", "error"],
+)
+KAFKA_INGRESS_PAUSED = Gauge(
+    "restate_kafka_ingress_paused",
+    "1 while a subscription's consumption is paused by backpressure",
+    ["subscription"],
+)

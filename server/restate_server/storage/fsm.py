@@ -1,4 +1,4 @@
-"""Partition bookkeeping: applied LSN, leader epoch, counters and outbox dedup positions."""
+"""Partition bookkeeping: applied LSN, leader epoch, counters and the dedup position of each producer."""
 
 from __future__ import annotations
 
@@ -25,9 +25,16 @@ def next_counter(txn: Transaction, partition: int, name: bytes) -> int:
     return value
 
 
-def seen_duplicate(txn: Transaction, partition: int, source_partition: int, seq: int) -> bool:
-    """True if this outbox message from `source_partition` was already applied; records it if not."""
-    name = b"dedup/" + keys.u64(source_partition)
+def seen_duplicate(txn: Transaction, partition: int, producer: int | str, seq: int) -> bool:
+    """True if `producer` already had a record with this sequence or a later one applied here.
+
+    Records it if not. A producer is a source partition (outbox deliveries) or the name of an
+    external producer (a Kafka partition of a subscription); the two never share a key.
+    """
+    if isinstance(producer, int):
+        name = b"dedup/" + keys.u64(producer)
+    else:
+        name = b"dedup-producer/" + producer.encode()
     last = get_int(txn, partition, name, -1)
     if seq <= last:
         return True

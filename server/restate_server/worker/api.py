@@ -8,7 +8,7 @@ Reads of committed rows (an invocation's status for attach/output) go straight t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from restate_server.ids import InvocationId, partition_of
 from restate_server.log.api import LogProvider
@@ -50,6 +50,13 @@ class WorkerHandle:
             return await future
         finally:
             self.waiters.drop_submit(request_id)
+
+    def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
+        """Append records that need no verdict (deduplicated ingestion); resolves once durable.
+
+        The log position is taken at call time, so calls made in order land in the log in order.
+        """
+        return self.log.submit(partition, records, self.sequencer_epoch(partition))
 
     def wait_completion(self, invocation_id: bytes) -> asyncio.Future[act.InvocationCompleted]:
         return self.waiters.wait_completion(invocation_id)

@@ -215,7 +215,9 @@ def test_a_record_with_a_malformed_envelope_is_skipped(
     env: TestEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
     inv = _object(env, 1)
-    bad_dedup = rec.InvocationResponse(invocation_id=inv, completion_id=1, result=rec.Void(), dedup=("x", 1))  # type: ignore[arg-type]
+    bad_dedup = rec.InvocationResponse(
+        invocation_id=inv, completion_id=1, result=rec.Void(), dedup=(b"x", "1")
+    )  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR):
         env.apply(bad_dedup, effect(inv, SET_A))
     assert "skipped a InvocationResponse record: malformed envelope" in caplog.text
