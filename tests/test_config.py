@@ -477,6 +477,8 @@ def test_cluster_keys_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least one address"):
         _load([], {"RESTATE_METADATA_CLIENT__TYPE": "etcd"})
     with pytest.raises(ConfigError, match="etcd log needs"):
-        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"})
+        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "etcd"})
+    # upstream's default (what its --dump-config prints): on the embedded metadata store, the local log
+    assert _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"}).cluster.log_provider == "local"
     path = _write(tmp_path, "default-replication = { node = 3 }\n")
     assert _load(["-c", str(path)]).cluster.default_replication == 3
