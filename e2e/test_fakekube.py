@@ -371,7 +371,7 @@ def test_operator_manifests_and_examples_install(fakekube: Cluster) -> None:
     for crd in ("restateclusters", "restatedeployments", "subscriptions"):
         fakekube.kubectl("wait", "--for=condition=established", "--timeout=10s", f"crd/{crd}.restate.dev")
     out = fakekube.kubectl("apply", "-k", str(REPO / "manifests/examples"))
-    assert out.count(" created") == 3, out
+    assert out.count(" created") == 4, out
     rsd = fakekube.get("/apis/restate.dev/v1beta1/namespaces/default/restatedeployments/greeter")
     assert rsd is not None
     assert rsd["spec"]["deploymentMode"] == "replicaset"  # defaulted by the CRD's schema

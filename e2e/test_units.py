@@ -8,7 +8,7 @@ import pytest
 
 from .fakekube import patching, routing, schema, selectors, tables
 from .fakekube.errors import ApiError
-from .kubelet import dns, podspec
+from .kubelet import dns, images, podspec
 
 
 def _obj(labels: dict[str, str]) -> dict[str, object]:
@@ -170,6 +170,64 @@ def test_mount_paths_are_rewritten_once_longest_first() -> None:
         podspec.rewrite_paths(text, mounts)
         == "--config=/w/config/c.toml /w/sub/x /w/tmp/a /configuration /x/config"
     )
+
+
+ETCD_CONTAINER = {
+    "name": "etcd",
+    "image": "quay.io/coreos/etcd:v3.5.17",
+    "command": ["/usr/local/bin/etcd"],
+    "args": [
+        "--listen-client-urls=http://0.0.0.0:2379",
+        "--listen-peer-urls=http://[::]:2380",
+        "--advertise-client-urls=http://$(POD_NAME).etcd.ns.svc.cluster.local:2379",
+    ],
+    "env": [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "ETCD_LISTEN_METRICS_URLS", "value": "http://0.0.0.0:2381,http://127.0.0.1:2382"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("quay.io/coreos/etcd:v3.5.17", "quay.io/coreos/etcd"),
+        ("registry.k8s.io/etcd:3.5.17-0", "registry.k8s.io/etcd"),
+        ("localhost:5000/etcd@sha256:abc", "localhost:5000/etcd"),
+        ("busybox", "busybox"),
+    ],
+    ids=["tag", "k8s-registry", "registry-port-digest", "bare"],
+)
+def test_image_repository_drops_tag_and_digest(image: str, expected: str) -> None:
+    assert images.repository(image) == expected
+
+
+def test_etcd_image_runs_the_local_etcd_bound_to_the_pod_ip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images.shutil, "which", lambda name: f"/usr/bin/{name}")
+    local = images.localise(ETCD_CONTAINER, "127.0.9.9")
+    assert local["command"] == ["/usr/bin/etcd"]
+    assert local["args"] == [
+        "--listen-client-urls=http://127.0.9.9:2379",
+        "--listen-peer-urls=http://127.0.9.9:2380",
+        "--advertise-client-urls=http://$(POD_NAME).etcd.ns.svc.cluster.local:2379",
+    ]
+    env = {e["name"]: e.get("value") for e in local["env"]}
+    assert env["ETCD_LISTEN_METRICS_URLS"] == "http://127.0.9.9:2381,http://127.0.0.1:2382"
+    assert env["GODEBUG"] == "netdns=cgo", "Go resolves through libc, so the podnet shim answers"
+    assert ETCD_CONTAINER["command"] == ["/usr/local/bin/etcd"], "the pod spec itself is not modified"
+    args_only = {**ETCD_CONTAINER, "command": None, "args": ["/usr/local/bin/etcd", "--name=x"]}
+    assert images.localise(args_only, "127.0.9.9")["command"] == ["/usr/bin/etcd"]
+    assert images.localise(args_only, "127.0.9.9")["args"] == ["--name=x"]
+
+
+def test_unknown_images_are_untouched_and_a_missing_binary_keeps_the_pod_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain = {"name": "c", "image": "busybox:1", "command": ["sleep", "1"]}
+    assert images.localise(plain, "127.0.9.9") is plain
+    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+    with pytest.raises(podspec.MissingSource, match="etcd-server"):
+        images.localise(ETCD_CONTAINER, "127.0.9.9")
 
 
 def test_hosts_map_resolves_with_search_domains(tmp_path: Path) -> None:

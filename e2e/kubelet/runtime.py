@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from . import podspec
+from . import images, podspec
 from .api import PODS, Api, ApiFailure
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class Runtime:
     # processes -----------------------------------------------------------------------------------
     def _prepare(self, proc: PodProcess) -> tuple[list[str], dict[str, str], str, Path]:
         """Volumes on disk, then the argv, environment, working directory and log file of the process."""
-        pod, container = proc.pod, proc.container
+        pod, container = proc.pod, images.localise(proc.container, proc.ip)
         sources = self.sources(proc.namespace)
         proc.root.mkdir(parents=True, exist_ok=True)
         mounts = podspec.materialise_volumes(pod, proc.root, self.settings.workdir / "pvcs", sources)

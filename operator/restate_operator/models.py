@@ -23,6 +23,7 @@ SUBSCRIPTION_VERSION = "v1alpha1"
 
 _SOURCE_RE = re.compile(r"^kafka://[^/\s]+/[^/\s]+$")
 _SINK_RE = re.compile(r"^service://[^/\s]+/[^/\s]+$")
+_ENDPOINT_RE = re.compile(r"^https?://[^/\s]+:\d+/?$")
 _RESERVED_VOLUMES = frozenset(
     {"storage", "tmp", "config", "request-signing-private-key", "trusted-ca-bundle"}
 )
@@ -30,6 +31,14 @@ _RESERVED_VOLUMES = frozenset(
 
 class SpecError(ValueError):
     """The spec cannot be reconciled as written; the message says which field and why."""
+
+
+DEFAULT_ETCD_IMAGE = "quay.io/coreos/etcd:v3.5.17"
+"""Image of a provisioned etcd: the official one, pinned so a re-render never changes the members' binary."""
+DEFAULT_ETCD_MEMBERS = 3
+"""Members of a provisioned etcd: three survive the loss of one."""
+DEFAULT_ETCD_STORAGE_BYTES = 8 * 2**30
+"""Volume of each provisioned etcd member (8 GiB, etcd's suggested maximum database size)."""
 
 
 def _obj(spec: Mapping[str, Any], key: str) -> JsonObject:
@@ -88,6 +97,66 @@ class SigningKey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EtcdProvision:
+    """An etcd the operator runs for the cluster: a StatefulSet of ``members`` from the official image."""
+
+    members: int
+    image: str
+    storage_request_bytes: int
+    storage_class_name: str | None
+    resources: JsonObject
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> EtcdProvision:
+        members = _int(raw, "replicas", DEFAULT_ETCD_MEMBERS, minimum=1)
+        if members % 2 == 0:
+            raise SpecError(f"cluster.etcd.provision.replicas must be odd (1, 3, 5), got {members}")
+        return cls(
+            members=members,
+            image=raw.get("image") or DEFAULT_ETCD_IMAGE,
+            storage_request_bytes=_int(raw, "storageRequestBytes", DEFAULT_ETCD_STORAGE_BYTES, minimum=1),
+            storage_class_name=raw.get("storageClassName"),
+            resources=_obj(raw, "resources"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EtcdSpec:
+    """Where a clustered RestateCluster keeps its metadata and its replicated log: exactly one source."""
+
+    endpoints: tuple[str, ...] = ()
+    """Client URLs of an etcd the user runs (``cluster.etcd.endpoints``)."""
+    provision: EtcdProvision | None = None
+    """An etcd the operator runs (``cluster.etcd.provision``)."""
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> EtcdSpec | None:
+        if not raw:
+            return None
+        endpoints = tuple(str(e) for e in _list(raw, "endpoints"))
+        provision = raw.get("provision")
+        if bool(endpoints) == (provision is not None):
+            raise SpecError("cluster.etcd needs exactly one of endpoints, provision")
+        for endpoint in endpoints:
+            if not _ENDPOINT_RE.match(endpoint):
+                raise SpecError(f"cluster.etcd.endpoints: {endpoint!r} is not an http(s)://host:port URL")
+        if provision is None:
+            return cls(endpoints=endpoints)
+        return cls(provision=EtcdProvision.parse(_obj(raw, "provision")))
+
+
+class Topology(StrEnum):
+    """How the servers of a RestateCluster relate to each other; decided by the spec alone."""
+
+    SINGLE_NODE = "SingleNode"
+    """At most one replica and no etcd: the embedded metadata store and log, as a single node runs."""
+    ETCD = "Etcd"
+    """etcd holds the metadata and the replicated log: every replica is a node of one cluster."""
+    REFUSED = "Refused"
+    """More than one replica without etcd: they would be unrelated servers splitting the state."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterSpec:
     """A RestateCluster's spec: what the StatefulSet, its config and its network policies look like."""
 
@@ -106,7 +175,34 @@ class ClusterSpec:
     replication: int | None
     snapshot_destination: str | None
     snapshot_interval_num_records: int | None
-    auto_provision: bool
+    auto_provision: bool | None
+    """``cluster.autoProvision``; unset means "yes" for an etcd cluster (the first compare-and-set wins)."""
+    etcd: EtcdSpec | None = None
+
+    @property
+    def topology(self) -> Topology:
+        if self.etcd is not None:
+            return Topology.ETCD
+        return Topology.REFUSED if self.replicas > 1 else Topology.SINGLE_NODE
+
+    @property
+    def etcd_provision(self) -> EtcdProvision | None:
+        """The etcd the operator runs for this cluster, if it runs one."""
+        return self.etcd.provision if self.etcd is not None else None
+
+    @property
+    def effective_replication(self) -> int:
+        """Copies of each partition: ``cluster.replication``, else two where there are two nodes."""
+        return self.replication or max(1, min(2, self.replicas))
+
+    def refusal(self) -> str:
+        """Why a :attr:`Topology.REFUSED` spec is not applied, naming the fields that fix it."""
+        return (
+            f"compute.replicas is {self.replicas}, but more than one node needs etcd to form one cluster "
+            "(without it they would be unrelated servers splitting the state): set "
+            "spec.cluster.etcd.endpoints (an etcd you run) or spec.cluster.etcd.provision (the operator "
+            "runs one), or set compute.replicas to 1"
+        )
 
     @classmethod
     def parse(cls, name: str, spec: Mapping[str, Any]) -> ClusterSpec:
@@ -146,7 +242,8 @@ class ClusterSpec:
             snapshot_interval_num_records=None
             if interval is None
             else _int(snapshots, "snapshotIntervalNumRecords", 1, minimum=1),
-            auto_provision=bool(cluster.get("autoProvision", False)),
+            auto_provision=None if cluster.get("autoProvision") is None else bool(cluster["autoProvision"]),
+            etcd=EtcdSpec.parse(_obj(cluster, "etcd")),
         )
 
 

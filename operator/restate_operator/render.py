@@ -19,7 +19,14 @@ import yaml
 
 from restate_operator import names
 from restate_operator.hashing import config_hash
-from restate_operator.models import ClusterSpec, DeploymentSpec, JsonObject, SpecError
+from restate_operator.models import (
+    ClusterSpec,
+    DeploymentSpec,
+    EtcdProvision,
+    JsonObject,
+    SpecError,
+    Topology,
+)
 from restate_operator.settings import OperatorSettings
 
 _ENV = jinja2.Environment(
@@ -31,6 +38,11 @@ _ENV = jinja2.Environment(
 _ENV.filters["json"] = lambda value: json.dumps(value, sort_keys=True)
 
 DEFAULT_RESTATE_PORT = 9080
+NODE_PORT, INGRESS_PORT, ADMIN_PORT = 5122, 8080, 9070
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+ETCD_DATA_MOUNT = "/var/run/etcd"
+ETCD_MAX_QUOTA_BYTES = 8 * 2**30
+"""etcd's suggested maximum database size; past it, defragmentation and snapshots get slow."""
 
 
 def render_template(template: str, **context: Any) -> list[JsonObject]:
@@ -58,6 +70,11 @@ def _deep_merge(base: JsonObject, overlay: Mapping[str, Any]) -> JsonObject:
 
 def render_config_toml(spec: ClusterSpec) -> str:
     """The server's TOML: the user's ``config`` with the structured spec fields laid over it."""
+    return tomli_w.dumps(merged_config(spec))
+
+
+def merged_config(spec: ClusterSpec) -> JsonObject:
+    """The user's ``config`` with the structured spec fields laid over it, as a mapping."""
     try:
         base = tomllib.loads(spec.config)
     except tomllib.TOMLDecodeError as exc:
@@ -74,12 +91,60 @@ def render_config_toml(spec: ClusterSpec) -> str:
         snapshots["snapshot-interval-num-records"] = spec.snapshot_interval_num_records
     if snapshots:
         overlay["worker"] = {"snapshots": snapshots}
-    return tomli_w.dumps(_deep_merge(base, overlay))
+    return _deep_merge(base, overlay)
 
 
 def cluster_labels(spec: ClusterSpec) -> dict[str, str]:
     """Labels on every object of a cluster, and the StatefulSet's selector."""
     return {names.APP_NAME: "restate", names.CLUSTER_LABEL: spec.name}
+
+
+def etcd_labels(spec: ClusterSpec) -> dict[str, str]:
+    """Labels of a provisioned etcd's objects and its StatefulSet's selector."""
+    return {names.APP_NAME: names.ETCD_APP, names.CLUSTER_LABEL: spec.name}
+
+
+def etcd_member_host(spec: ClusterSpec, settings: OperatorSettings, member: str) -> str:
+    """The DNS name of a provisioned etcd member (``member`` may be ``$(POD_NAME)``)."""
+    return f"{member}.{names.ETCD_SERVICE}.{spec.name}.svc.{settings.cluster_dns}"
+
+
+def etcd_addresses(spec: ClusterSpec, settings: OperatorSettings) -> list[str]:
+    """etcd client URLs the servers use: the spec's endpoints, or every provisioned member."""
+    assert spec.etcd is not None, "only an etcd cluster has etcd addresses"
+    provision = spec.etcd_provision
+    if provision is None:
+        return list(spec.etcd.endpoints)
+    return [
+        f"http://{etcd_member_host(spec, settings, f'{names.ETCD_STATEFULSET}-{n}')}:{ETCD_CLIENT_PORT}"
+        for n in range(provision.members)
+    ]
+
+
+def _cluster_env(spec: ClusterSpec, settings: OperatorSettings) -> list[JsonObject]:
+    """The variables that make every replica a node of one cluster on etcd (upstream's keys)."""
+    config = merged_config(spec)
+    snapshots = (config.get("worker") or {}).get("snapshots") or {}
+    auto_provision = True if spec.auto_provision is None else spec.auto_provision
+    values: dict[str, object | None] = {
+        "RESTATE_BIND_ADDRESS": f"0.0.0.0:{NODE_PORT}",
+        "RESTATE_INGRESS__BIND_ADDRESS": f"0.0.0.0:{INGRESS_PORT}",
+        "RESTATE_ADMIN__BIND_ADDRESS": f"0.0.0.0:{ADMIN_PORT}",
+        "RESTATE_METADATA_CLIENT__TYPE": "etcd",
+        "RESTATE_METADATA_CLIENT__ADDRESSES": json.dumps(
+            etcd_addresses(spec, settings), separators=(",", ":")
+        ),
+        "RESTATE_BIFROST__DEFAULT_PROVIDER": "etcd",
+        "RESTATE_DEFAULT_NUM_PARTITIONS": config.get("default-num-partitions"),
+        "RESTATE_DEFAULT_REPLICATION": spec.effective_replication,
+        # Safe on every node: the first compare-and-set of the cluster's configuration in etcd wins.
+        "RESTATE_AUTO_PROVISION": "true" if auto_provision else "false",
+        "RESTATE_WORKER__SNAPSHOTS__DESTINATION": snapshots.get("destination"),
+        "RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS": snapshots.get(
+            "snapshot-interval-num-records"
+        ),
+    }
+    return [{"name": name, "value": str(value)} for name, value in values.items() if value is not None]
 
 
 def _server_env(spec: ClusterSpec, settings: OperatorSettings) -> list[JsonObject]:
@@ -109,22 +174,72 @@ def _server_env(spec: ClusterSpec, settings: OperatorSettings) -> list[JsonObjec
                 "value": f"{names.SIGNING_DIR}/private.pem",
             }
         )
+    if spec.topology is Topology.ETCD:
+        defaults += _cluster_env(spec, settings)
     return merge_env(defaults, spec.compute.get("env") or [])
+
+
+def _readiness_probe(spec: ClusterSpec) -> JsonObject:
+    """A cluster node is ready when its ingress serves (upstream's chart); a single node when admin does."""
+    if spec.topology is Topology.ETCD:
+        return {"httpGet": {"path": "/restate/health", "port": INGRESS_PORT}}
+    return {"httpGet": {"path": "/health", "port": ADMIN_PORT}}
+
+
+def render_etcd(spec: ClusterSpec, provision: EtcdProvision, settings: OperatorSettings) -> list[JsonObject]:
+    """A provisioned etcd: headless and client Services, the members' StatefulSet and its budget.
+
+    Every member is listed in ``--initial-cluster`` by its pod DNS name, so the first start forms one
+    cluster; a member restarting on its volume ignores those flags and rejoins with its data.
+    """
+    members = [f"{names.ETCD_STATEFULSET}-{n}" for n in range(provision.members)]
+    peers = ",".join(f"{m}=http://{etcd_member_host(spec, settings, m)}:{ETCD_PEER_PORT}" for m in members)
+    own_host = etcd_member_host(spec, settings, "$(POD_NAME)")
+    args = [
+        "--name=$(POD_NAME)",
+        f"--data-dir={ETCD_DATA_MOUNT}/default.etcd",
+        f"--listen-peer-urls=http://0.0.0.0:{ETCD_PEER_PORT}",
+        f"--listen-client-urls=http://0.0.0.0:{ETCD_CLIENT_PORT}",
+        f"--advertise-client-urls=http://{own_host}:{ETCD_CLIENT_PORT}",
+        f"--initial-advertise-peer-urls=http://{own_host}:{ETCD_PEER_PORT}",
+        f"--initial-cluster={peers}",
+        "--initial-cluster-state=new",
+        f"--initial-cluster-token={spec.name}-etcd",
+        # The servers delete trimmed log keys; compaction is what frees their history.
+        "--auto-compaction-mode=periodic",
+        "--auto-compaction-retention=5m",
+        # Leave a quarter of the volume to the WAL and snapshot files.
+        f"--quota-backend-bytes={min(provision.storage_request_bytes * 3 // 4, ETCD_MAX_QUOTA_BYTES)}",
+    ]
+    return render_template(
+        "etcd.yaml.j2",
+        spec=spec,
+        names=names,
+        labels=etcd_labels(spec),
+        provision=provision,
+        args=args,
+        client_port=ETCD_CLIENT_PORT,
+        peer_port=ETCD_PEER_PORT,
+        data_mount=ETCD_DATA_MOUNT,
+    )
 
 
 def render_cluster(
     spec: ClusterSpec, settings: OperatorSettings, *, storage_bytes: int | None = None
 ) -> list[JsonObject]:
-    """Every object of a RestateCluster, in creation order (the Namespace first).
+    """Every object of a RestateCluster, in creation order (the Namespace first, etcd before the servers).
 
     ``storage_bytes`` overrides the volume claim size, so a refused shrink keeps the current template.
+    A :attr:`Topology.REFUSED` spec renders nothing: nothing new is created and nothing is changed.
     """
+    if spec.topology is Topology.REFUSED:
+        return []
     config = render_config_toml(spec)
     labels = cluster_labels(spec)
     compute = spec.compute
     pod_labels = {**(compute.get("labels") or {}), **labels}
     pod_annotations = {**(compute.get("annotations") or {}), names.CONFIG_HASH: config_hash(config)}
-    objects = render_template(
+    namespace, *servers = render_template(
         "cluster.yaml.j2",
         spec=spec,
         names=names,
@@ -135,10 +250,14 @@ def render_cluster(
         security=spec.security,
         command=compute.get("command") or [settings.server_command],
         env=_server_env(spec, settings),
+        readiness_probe=_readiness_probe(spec),
         config=config,
         storage_bytes=storage_bytes or spec.storage_request_bytes,
         trusted_ca=list(spec.security.get("trustedCaCerts") or []),
     )
+    provision = spec.etcd_provision
+    etcd = render_etcd(spec, provision, settings) if provision is not None else []
+    objects = [namespace, *etcd, *servers]
     if not spec.security.get("disableNetworkPolicies", False):
         objects += render_network_policies(spec, settings)
     return objects
@@ -165,6 +284,9 @@ def render_network_policies(spec: ClusterSpec, settings: OperatorSettings) -> li
         node_peers=list(peers.get("node") or []) + list(peers.get("metrics") or []),
         egress_rules=list(security.get("networkEgressRules") or []),
         allow_label=names.allow_label(spec.name),
+        etcd_labels=etcd_labels(spec) if spec.etcd_provision is not None else None,
+        etcd_client_port=ETCD_CLIENT_PORT,
+        etcd_peer_port=ETCD_PEER_PORT,
     )
 
 

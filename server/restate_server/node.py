@@ -34,11 +34,13 @@ from restate_server.observability import metrics, scrape, tracing
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as status_table
+from restate_server.storage.snapshots import durability
 from restate_server.storage.transaction import Transaction
 from restate_server.web import serving
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.leader import Leader
 from restate_server.worker.processor import PartitionProcessor
+from restate_server.worker.snapshotter import SnapshotScheduler
 from restate_server.worker.waiters import Waiters
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,16 @@ class Node:
         metrics.NUM_PARTITIONS.set(num_partitions)
         self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
+        self.snapshotter = SnapshotScheduler.from_options(
+            config.worker.snapshots,
+            self.db,
+            staging_dir=data_dir / "db-snapshots",
+            cluster_name=config.cluster_name,
+            node_name=config.node_name,
+        )
+        if self.snapshotter is not None:  # a new or wiped store starts from the latest snapshots
+            self.snapshotter.snapshots.clear_staging()
+            await self.snapshotter.snapshots.restore_empty(range(num_partitions))
         processors = [
             PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
             for p in range(num_partitions)
@@ -145,6 +157,10 @@ class Node:
         for p in processors:
             p.on_actions = self.leader.handle
             p.on_leadership = self.leader.on_leadership
+            if self.snapshotter is not None:
+                p.on_applied = self.snapshotter.on_applied
+        if self.snapshotter is not None:
+            self.snapshotter.start(range(num_partitions))
         self.tasks = [
             asyncio.get_running_loop().create_task(p.run(), name=f"partition-{p.partition}")
             for p in processors
@@ -263,24 +279,29 @@ class Node:
         self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
     async def _trim_logs(self) -> None:
-        """Drop log records the partition store has made durable, so the log stays small.
-
-        The store is written without a WAL, so "durable" means flushed to SST files: snapshot the
-        applied LSNs, flush, then trim up to the snapshot.
-        """
+        """Drop log records the partition store has made durable (and, with snapshots, a snapshot
+        covers), so the log stays small (`storage/snapshots/durability.py`)."""
         while True:
             await asyncio.sleep(LOG_TRIM_INTERVAL)
-            applied = [(p.partition, p.applied_lsn) for p in self.processors]
-            await asyncio.to_thread(self.db.flush)
-            for partition, lsn in applied:
-                if lsn > 0:
-                    await self.log.trim(partition, lsn)
+            partitions = [p.partition for p in self.processors]
+            durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, partitions)
+            for partition, lsn in durable.items():
+                snapshots = self.snapshotter
+                point = durability.trim_point(
+                    durable_lsns=[lsn],
+                    archived_lsn=None if snapshots is None else snapshots.archived_lsn(partition),
+                    snapshots_enabled=snapshots is not None,
+                )
+                if point > 0:
+                    await self.log.trim(partition, point)
 
     async def stop(self) -> None:
         for runner in reversed(self.runners):
             await runner.cleanup()
         await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leader.stop()
+        if self.snapshotter is not None:
+            await self.snapshotter.stop()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -131,3 +131,27 @@ def terminal_from_wire(wire: list[Any]) -> Terminal:
         case ["pause", int() as code, str() as message]:
             return Paused(code=code, message=message)
     raise WireFormatError(f"not a terminal: {wire!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEvent:
+    """Something that happened to an invocation between journal entries (upstream's journal events).
+
+    `ty` is `TransientError` or `Paused`; `json` is the event as upstream's `event_json` column shows
+    it. Wire form `[ty, json]`.
+    """
+
+    ty: str
+    json: str
+
+
+def journal_event_to_wire(event: JournalEvent) -> list[Any]:
+    return [event.ty, event.json]
+
+
+def journal_event_from_wire(wire: list[Any]) -> JournalEvent:
+    """Inverse of `journal_event_to_wire`; raises WireFormatError on anything else."""
+    match wire:
+        case [str() as ty, str() as json]:
+            return JournalEvent(ty=ty, json=json)
+    raise WireFormatError(f"not a journal event: {wire!r}")

@@ -8,10 +8,23 @@ applied LSN in the same atomic batch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rocksdict import BlockBasedOptions, Cache, DBRecoveryMode, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Cache,
+    Checkpoint,
+    DBCompressionType,
+    DBRecoveryMode,
+    IngestExternalFileOptions,
+    Options,
+    Rdict,
+    SstFileWriter,
+    WriteBatch,
+    WriteOptions,
+)
 
 
 class Database:
@@ -25,10 +38,13 @@ class Database:
         cache_bytes: int = 8 * 1024 * 1024,
         write_buffer_bytes: int = 8 * 1024 * 1024,
         strict_wal: bool = False,
+        read_only: bool = False,
     ) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+        self._read_only = read_only
+        if not read_only:
+            path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
-        opts.create_if_missing(True)
+        opts.create_if_missing(not read_only)
         # Small footprint: the defaults are tuned for servers with gigabytes to spare.
         opts.set_write_buffer_size(write_buffer_bytes)
         table = BlockBasedOptions()
@@ -44,7 +60,8 @@ class Database:
             # Refuse to open when the WAL is corrupt anywhere but a torn last record; RocksDB's
             # default (point in time) silently drops everything after the first bad record.
             opts.set_wal_recovery_mode(DBRecoveryMode.tolerate_corrupted_tail_records())
-        self._db = Rdict(str(path), opts)
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        self._db = Rdict(str(path), opts, access_type=access)
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
@@ -96,13 +113,48 @@ class Database:
         text: str | None = self._opts.get_statistics()
         return text
 
+    def checkpoint(self, path: Path) -> None:
+        """A consistent copy of the whole database at `path` (a new directory), as of now.
+
+        The memtables are flushed first, so writes made without the WAL are included; on the same
+        filesystem the SST files are hard links, so it costs a flush and no copy.
+        """
+        Checkpoint(self._db).create_checkpoint(str(path))
+
+    def ingest(self, sst: Path) -> None:
+        """Add every row of an SST file written by `write_sst`, atomically (the file is moved in)."""
+        opts = IngestExternalFileOptions()
+        opts.set_move_files(True)
+        self._db.ingest_external_file([str(sst)], opts)
+
     def close(self) -> None:
-        self._db.flush()
+        if not self._read_only:
+            self._db.flush()
         self._db.close()
 
 
 def new_batch() -> WriteBatch:
     return WriteBatch(raw_mode=True)
+
+
+def write_sst(path: Path, rows: Iterable[tuple[bytes, bytes]]) -> int:
+    """Write rows (keys strictly increasing) to a zstd-compressed SST file; returns the row count.
+
+    Nothing is written for no rows (RocksDB refuses an empty SST file).
+    """
+    opts = Options(raw_mode=True)
+    opts.set_compression_type(DBCompressionType.zstd())
+    writer: SstFileWriter | None = None
+    count = 0
+    for key, value in rows:
+        if writer is None:
+            writer = SstFileWriter(options=opts)
+            writer.open(str(path))
+        writer[key] = value
+        count += 1
+    if writer is not None:
+        writer.finish()
+    return count
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -23,3 +23,17 @@ async def test_body_past_the_admin_limit_is_a_413(admin: Client) -> None:
         "message": "Failed to buffer the request body: length limit exceeded",
         "restate_code": None,
     }
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["http://[::1", "http://127.0.0.1:9080/a\x00b", "http://127.0.0.1:9080/a b", "http://h:port"],
+    ids=["unclosed-ipv6", "nul", "space", "bad-port"],
+)
+async def test_a_uri_that_http_would_not_parse_is_a_422(admin: Client, uri: str) -> None:
+    response = await admin.post("/deployments", json={"uri": uri})
+    assert response.status == 422
+    assert await response.text() == (
+        "Failed to deserialize the JSON body into the target type: "
+        "data did not match any variant of untagged enum RegisterDeploymentRequest"
+    )

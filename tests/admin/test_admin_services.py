@@ -110,15 +110,38 @@ async def test_services_patch_errors(admin: Client, deployment: dict[str, Any]) 
     assert response.status == 415
 
 
-async def test_services_openapi_lists_public_handlers(admin: Client, deployment: dict[str, Any]) -> None:
+async def test_services_openapi_describes_the_17_ingress_paths(
+    admin: Client, deployment: dict[str, Any]
+) -> None:
     doc = await (await admin.get("/services/Counter/openapi")).json()
     assert doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {
-        "/Counter/{key}/add",
-        "/Counter/{key}/add/send",
-        "/Counter/{key}/get",
-        "/Counter/{key}/get/send",
+        f"/restate/{verb}/Counter/{{key}}/{handler}"
+        for verb in ("call", "send")
+        for handler in ("add", "get")
+    } | {
+        f"/restate/invocation/Counter/{{key}}/{handler}/{{idempotencyKey}}/{action}"
+        for handler in ("add", "get")
+        for action in ("attach", "output")
     }
-    add = doc["paths"]["/Counter/{key}/add"]["post"]
-    assert add["requestBody"]["content"]["application/json"]["schema"] == {"type": "integer"}
+    add = doc["paths"]["/restate/call/Counter/{key}/add"]["post"]
+    assert add["operationId"] == "add"
+    assert add["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/addRequest"
+    }
+    assert doc["components"]["schemas"]["addRequest"] == {"type": "integer"}
+    assert add["parameters"] == [
+        {"$ref": "#/components/parameters/key"},
+        {"$ref": "#/components/parameters/idempotencyKeyHeader"},
+    ]
+    send = doc["paths"]["/restate/send/Counter/{key}/add"]["post"]
+    assert send["responses"]["202"] == {"$ref": "#/components/responses/Send"}
+    assert set(doc["components"]["parameters"]) == {
+        "delay",
+        "key",
+        "idempotencyKeyHeader",
+        "idempotencyKeyPath",
+    }
+    assert "RestateError" in doc["components"]["schemas"]
+    assert doc["servers"][0]["url"].endswith("/")
     assert (await admin.get("/services/Nope/openapi")).status == 404

@@ -53,14 +53,31 @@ async def ingress() -> AsyncIterator[Client]:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/"), ("GET", "/restate/nope"), ("POST", "/restate"), ("GET", "/restate/invocation")],
-    ids=["root", "restate-unknown", "restate-bare", "invocation-bare"],
+    [("GET", "/restate/nope"), ("GET", "/openapi/x"), ("GET", "/restate/awakeables/x/nope")],
+    ids=["restate-unknown", "openapi", "awakeable-action"],
 )
 async def test_unknown_routes_answer_json_404(ingress: Client, method: str, path: str) -> None:
     response = await ingress.request(method, path)
     assert response.status == 404
     assert response.headers["x-restate-error-source"] == "ingress"
     assert await response.json() == {"code": 404, "message": "not found", "source": "ingress"}
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/", "bad path: /"),
+        ("/restate", "bad path: /restate"),
+        ("/a/b/c/d/e/f/g/h", "bad path: /a/b/c/d/e/f/g/h"),
+        ("/restate/invocation", "bad path, expected either /restate/invocation/:invocation_id/output"),
+        ("/restate/lookup/x", "bad path, expected /restate/call/:service/:handler"),
+    ],
+    ids=["root", "restate-bare", "too-deep", "invocation-bare", "lookup-extra"],
+)
+async def test_malformed_paths_answer_400(ingress: Client, path: str, message: str) -> None:
+    response = await ingress.get(path)
+    assert response.status == 400
+    assert (await response.json())["message"].startswith(message)
 
 
 async def test_health_still_answers(ingress: Client) -> None:

@@ -146,6 +146,19 @@ async def greet_via(ctx: Context, name: str) -> str:
     return await ctx.service_call(greet, arg=name)
 
 
+@caller.handler()
+async def call_missing(ctx: Context, name: str) -> str:
+    """Calls a service nobody registered (upstream fails the attempt with RT0018 and retries)."""
+    answer = await ctx.generic_call("Nowhere", "go", arg=name.encode())
+    return answer.decode()
+
+
+@caller.handler()
+async def await_sleeper(ctx: Context, millis: int) -> int:
+    """Waits for a child that sleeps: killing this invocation must kill the child too."""
+    return await ctx.service_call(sleep_ms, arg=millis)
+
+
 greeter = restate.Service("Greeter")
 
 
@@ -165,18 +178,29 @@ async def fail(ctx: Context, name: str) -> str:
 
 
 @greeter.handler()
+async def flaky(ctx: Context, name: str) -> str:
+    """Always fails with a retryable error: the server retries it and records the failure."""
+    raise ValueError(f"flaky failure of {name}")
+
+
+@greeter.handler()
+async def fail_with(ctx: Context, code: int) -> str:
+    raise restate.TerminalError(f"failed with {code}", status_code=code)
+
+
+@greeter.handler()
 async def attempt_header(ctx: Context, name: str) -> str | None:
     """A header of the request the server's invoker sent for this attempt (e.g. `traceparent`)."""
     return ctx.request().attempt_headers.get(name)
 
 
-_flaky_attempts: dict[str, int] = {}
+_flaky_once_attempts: dict[str, int] = {}
 
 
 @greeter.handler()
-async def flaky(ctx: Context, name: str) -> str:
+async def flaky_once(ctx: Context, name: str) -> str:
     """Fails its first attempt with a retryable error, then answers: one retry, observably."""
-    seen = _flaky_attempts[ctx.request().id] = _flaky_attempts.get(ctx.request().id, 0) + 1
+    seen = _flaky_once_attempts[ctx.request().id] = _flaky_once_attempts.get(ctx.request().id, 0) + 1
     if seen == 1:
         raise RuntimeError("the first attempt fails")
     return f"Hello {name}!"

@@ -157,12 +157,23 @@ def test_real_cli_prints_the_error_message(hostile: Server, args: list[str], mes
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/restate/nope", "/restate/awakeables"], ids=["root", "restate", "bare"]
+    ("path", "status", "message"),
+    [
+        ("/", 400, "bad path: /"),
+        ("/restate/nope", 404, "not found"),
+        (
+            "/restate/awakeables",
+            400,
+            "bad path, expected either /restate/awakeables/:id/resolve or /restate/awakeables/:id/reject",
+        ),
+    ],
+    ids=["root", "restate", "bare"],
 )
-def test_unknown_ingress_routes_answer_json(hostile: Server, path: str) -> None:
+def test_unknown_ingress_routes_answer_json(hostile: Server, path: str, status: int, message: str) -> None:
+    """Upstream's answers: a path with too few segments or a truncated API path is a 400."""
     resp = httpx.get(f"{hostile.ingress}{path}", timeout=30)
-    assert resp.status_code == 404
-    assert resp.json() == {"code": 404, "message": "not found", "source": "ingress"}
+    assert resp.status_code == status
+    assert resp.json() == {"code": status, "message": message, "source": "ingress"}
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def _traffic(server: Server) -> None:
         assert server.call("Greeter/greet", name).status_code == 200
     assert server.call("Counter/k/add", 2).json() == 2
     assert server.call("Greeter/fail", "x").status_code == 409
-    assert server.call("Greeter/flaky", "y").json() == "Hello y!"  # one failed, retried attempt
+    assert server.call("Greeter/flaky_once", "y").json() == "Hello y!"  # one failed, retried attempt
     assert server.call("Greeter/greet/send", "later").status_code == 202
     assert server.call("Greeter/nope", "x").status_code == 404  # a handler that does not exist
     assert server.query("SELECT id FROM sys_invocation")

@@ -103,7 +103,7 @@ def test_every_attempt_gets_a_span_and_one_invocation_span_without_a_caller_trac
     traced: Server, collector: tuple[Collector, int]
 ) -> None:
     spans, _ = collector
-    resp = traced.call("Greeter/flaky", "z")  # the first attempt fails, the second answers
+    resp = traced.call("Greeter/flaky_once", "z")  # the first attempt fails, the second answers
     assert resp.json() == "Hello z!"
     invocation_id = resp.headers["x-restate-id"]
 
@@ -111,8 +111,8 @@ def test_every_attempt_gets_a_span_and_one_invocation_span_without_a_caller_trac
         return [s for s in spans.named(prefix) if _attr(s, "restate.invocation.id") == invocation_id]
 
     wait_until(lambda: len(mine("attempt ")) == 2 and mine("invoke "), timeout=20)
-    (invoke,) = mine("invoke Greeter/flaky")
-    failed, succeeded = sorted(mine("attempt Greeter/flaky"), key=lambda s: s.start_time_unix_nano)
+    (invoke,) = mine("invoke Greeter/flaky_once")
+    failed, succeeded = sorted(mine("attempt Greeter/flaky_once"), key=lambda s: s.start_time_unix_nano)
     assert failed.status.code == trace_pb2.Status.STATUS_CODE_ERROR
     assert succeeded.status.code != trace_pb2.Status.STATUS_CODE_ERROR
     assert failed.parent_span_id == succeeded.parent_span_id == invoke.span_id

@@ -224,3 +224,30 @@ def test_error_message_carries_hint_and_behaviour() -> None:
 def test_end_with_garbage_payload_is_rejected() -> None:
     assert validation.check(Frame(T.END, 0, b""), ANY, 0) is Kind.END
     assert _violation(Frame(T.END, 0, b"\x07")).code == "RT0012"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pb.CallCommandMessage(service_name="Nowhere", handler_name="go"),
+        pb.OneWayCallCommandMessage(service_name="Greeter", handler_name="nope"),
+    ],
+    ids=["unknown-service", "unknown-handler"],
+)
+def test_a_call_to_an_unregistered_handler_fails_the_attempt_with_rt0018(message: Message) -> None:
+    registered = {("Greeter", "greet"): object()}
+    rules = Rules(protocol_version=6, callees=lambda s, h: registered.get((s, h)))
+    frame = Frame(
+        T.CALL_COMMAND if isinstance(message, pb.CallCommandMessage) else T.ONE_WAY_CALL_COMMAND,
+        0,
+        message.SerializeToString(),
+    )
+    with pytest.raises(AttemptError) as caught:
+        validation.check(frame, rules, 3)
+    assert caught.value.code == "RT0018"
+    assert caught.value.message.endswith(
+        f"(command index 3) because of a failed precondition: "
+        f"the service handler {message.service_name}/{message.handler_name} was not found"
+    )
+    known = pb.CallCommandMessage(service_name="Greeter", handler_name="greet")
+    assert validation.check(Frame(T.CALL_COMMAND, 0, known.SerializeToString()), rules, 3) == Kind.COMMAND

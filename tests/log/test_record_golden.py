@@ -14,12 +14,15 @@ from restate_server.log.records import (
     InvocationResponse,
     Invoke,
     InvokerEffect,
+    JournalEvent,
     NotifySignal,
     PatchState,
     Pause,
     Purge,
+    PurgeJournal,
     Record,
     RecordKind,
+    RestartAsNew,
     Resume,
     Source,
     Suspended,
@@ -76,10 +79,12 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             pin=("dp_abc", 5),
             terminal=Suspended(completions=(1,), signals=(), names=("sig",)),
             now=1700000000001,
+            event=JournalEvent(ty="Paused", json='{"ty":"Paused"}'),
         ),
         (
-            "990305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
-            "62630594a773757370656e6491019091a3736967cf0000018bcfe56801"
+            "9a0305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
+            "62630594a773757370656e6491019091a3736967cf0000018bcfe5680192a6506175736564af7b227479223a2250"
+            "6175736564227d"
         ),
     ),
     RecordKind.TIMER_FIRED: (
@@ -130,6 +135,24 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
         ("960b00c0c418070707070707070707070707070707070707070707070707cf0000018bcfe5680608"),
     ),
     RecordKind.TRUNCATE_OUTBOX: (TruncateOutbox(epoch=5, up_to_seq=7), "940c05c007"),
+    RecordKind.PURGE_JOURNAL: (
+        PurgeJournal(invocation_id=b"\x03" * 24, now=1700000000000, submit_request=4),
+        ("960d00c0c418030303030303030303030303030303030303030303030303cf0000018bcfe5680004"),
+    ),
+    RecordKind.RESTART_AS_NEW: (
+        RestartAsNew(
+            invocation_id=b"\x03" * 24,
+            new_invocation_id=b"\x04" * 24,
+            copy_up_to=2,
+            deployment_id="dp_abc",
+            now=1700000000000,
+            submit_request=5,
+        ),
+        (
+            "990e00c0c418030303030303030303030303030303030303030303030303c418040404040404040404040404040404"
+            "04040404040404040402a664705f616263cf0000018bcfe5680005"
+        ),
+    ),
 }
 
 
@@ -147,3 +170,14 @@ def test_record_decodes_from_its_golden_bytes(kind: RecordKind) -> None:
 
 def test_every_record_kind_has_golden_bytes() -> None:
     assert set(GOLDEN) == set(RecordKind)
+
+
+def test_an_invoker_effect_logged_before_journal_events_still_decodes() -> None:
+    """The `event` field was appended later: records without it decode with no event."""
+    old = (
+        "990305c0c418010101010101010101010101010101010101010101010101029193cd040000c4030a017892a664705f61"
+        "62630594a773757370656e6491019091a3736967cf0000018bcfe56801"
+    )
+    record = decode(bytes.fromhex(old))
+    assert isinstance(record, InvokerEffect)
+    assert (record.event, record.now, record.pin) == (None, 1700000000001, ("dp_abc", 5))

@@ -83,7 +83,11 @@ MINIMAL_CLUSTER: dict[str, Any] = {
 FULL_CLUSTER: dict[str, Any] = {
     "clusterName": "prod",
     "config": '[ingress]\nbind-address = "0.0.0.0:8080"\n\n[worker]\ninternal-queue-length = 100\n',
-    "cluster": {"partitions": 24, "replication": 2},
+    "cluster": {
+        "partitions": 24,
+        "replication": 2,
+        "etcd": {"endpoints": ["http://etcd-a.infra:2379", "http://etcd-b.infra:2379"]},
+    },
     "snapshots": {"destination": "s3://bucket/snapshots", "snapshotIntervalNumRecords": 10000},
     "storage": {"storageRequestBytes": 10737418240, "storageClassName": "gp3"},
     "compute": {
@@ -126,6 +130,20 @@ FULL_CLUSTER: dict[str, Any] = {
         },
     },
 }
+
+
+PROVISIONED_CLUSTER: dict[str, Any] = {
+    **MINIMAL_CLUSTER,
+    "compute": {**MINIMAL_CLUSTER["compute"], "replicas": 3},
+    "cluster": {"etcd": {"provision": {}}},
+}
+"""Three nodes on an etcd the operator runs (every provisioning field defaulted)."""
+
+REFUSED_CLUSTER: dict[str, Any] = {
+    **MINIMAL_CLUSTER,
+    "compute": {**MINIMAL_CLUSTER["compute"], "replicas": 3},
+}
+"""Three replicas and no etcd: they would be unrelated servers."""
 
 
 def deployment_spec(image: str = "ghcr.io/example/greeter:1", **restate: Any) -> dict[str, Any]:

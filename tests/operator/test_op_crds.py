@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from op_helpers import ROOT, to_json_schema, validate_k8s
+from op_helpers import ROOT, to_json_schema, validate_custom, validate_k8s
 
 CRD_FILES = sorted((ROOT / "crds").glob("*.restate.dev.yaml"))
 CRDS = {path.name: yaml.safe_load(path.read_text()) for path in CRD_FILES}
@@ -132,3 +132,21 @@ def test_restate_deployment_has_scale_subresource() -> None:
         "statusReplicasPath": ".status.replicas",
         "labelSelectorPath": ".status.labelSelector",
     }
+
+
+def test_cluster_etcd_fields_are_checked_by_the_crd() -> None:
+    cluster = rules("restateclusters.restate.dev.yaml")
+    assert cluster[".spec.cluster.etcd"] == "has(self.endpoints) != has(self.provision)"
+    assert cluster[".spec.cluster.etcd.provision.replicas"] == "self == oldSelf"
+    assert cluster[".spec.cluster.etcd.provision.storageRequestBytes"] == "self == oldSelf"
+    base = {"compute": {"image": "x", "replicas": 3}, "storage": {"storageRequestBytes": 1}}
+
+    def check(etcd: dict[str, Any]) -> None:
+        obj = {"apiVersion": "restate.dev/v1", "kind": "RestateCluster", "metadata": {}, "spec": base}
+        validate_custom({**obj, "spec": {**base, "cluster": {"etcd": etcd}}})
+
+    check({"endpoints": ["http://etcd-0.etcd.infra.svc:2379", "https://10.0.0.1:2379/"]})
+    check({"provision": {"replicas": 5, "image": "registry.k8s.io/etcd:3.5.17-0"}})
+    for bad in ({"endpoints": ["etcd-0:2379"]}, {"endpoints": []}, {"provision": {"replicas": 2}}):
+        with pytest.raises(jsonschema.ValidationError):
+            check(bad)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from op_helpers import ROOT, load_yaml_docs, validate_any
 from restate_operator.kube import RESOURCES
-from restate_operator.models import ClusterSpec, DeploymentSpec, SubscriptionSpec
+from restate_operator.models import ClusterSpec, DeploymentSpec, SubscriptionSpec, Topology
 
 MANIFESTS = ROOT / "manifests"
 EXAMPLES = sorted((MANIFESTS / "examples").glob("*.yaml"))
@@ -55,7 +55,9 @@ def test_kubectl_kustomize_builds(directory: str) -> None:
 
 def test_examples_parse_into_operator_models() -> None:
     docs = {doc["kind"]: doc for path in EXAMPLES for doc in load_yaml_docs(path)}
-    ClusterSpec.parse(docs["RestateCluster"]["metadata"]["name"], docs["RestateCluster"]["spec"])
+    clusters = [doc for path in EXAMPLES for doc in load_yaml_docs(path) if doc["kind"] == "RestateCluster"]
+    topologies = {ClusterSpec.parse(c["metadata"]["name"], c["spec"]).topology for c in clusters}
+    assert topologies == {Topology.SINGLE_NODE, Topology.ETCD}, "one single-node and one etcd example"
     DeploymentSpec.parse("greeter", "default", docs["RestateDeployment"]["spec"])
     SubscriptionSpec.parse(docs["Subscription"]["spec"])
 

@@ -73,7 +73,7 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
             now=5,
             epoch=2,
         ),
-        "990302c0c418030303030303030303030303030303030303030303030303019193cd040100c4020a0092a464705f310691a3656e6405",
+        "9a0302c0c418030303030303030303030303030303030303030303030303019193cd040100c4020a0092a464705f310691a3656e6405c0",
     ),
     (
         "effect-suspend",
@@ -84,7 +84,7 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
             terminal=rec.Suspended(completions=(1,), signals=(17,), names=("n",)),
             now=5,
         ),
-        "990300c0c4180303030303030303030303030303030303030303030303030190c094a773757370656e649101911191a16e05",
+        "9a0300c0c4180303030303030303030303030303030303030303030303030190c094a773757370656e649101911191a16e05c0",
     ),
     (
         "effect-kill",
@@ -95,7 +95,7 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
             terminal=rec.Killed(code=500, message="x"),
             now=5,
         ),
-        "990300c0c4180303030303030303030303030303030303030303030303030190c093a46b696c6ccd01f4a17805",
+        "9a0300c0c4180303030303030303030303030303030303030303030303030190c093a46b696c6ccd01f4a17805c0",
     ),
     (
         "effect-pause",
@@ -106,7 +106,7 @@ RECORDS: list[tuple[str, rec.Record, str]] = [
             terminal=rec.Paused(code=500, message="y"),
             now=5,
         ),
-        "990300c0c4180303030303030303030303030303030303030303030303030190c093a57061757365cd01f4a17905",
+        "9a0300c0c4180303030303030303030303030303030303030303030303030190c093a57061757365cd01f4a17905c0",
     ),
     (
         "response-value",
@@ -195,3 +195,23 @@ def test_results_and_terminals_round_trip_and_reject_other_shapes() -> None:
             rec.result_from_wire(wire)
     with pytest.raises(WireFormatError):
         rec.terminal_from_wire(["suspend", [1], [2]])
+
+
+@pytest.mark.parametrize(
+    ("name", "before_events"),
+    [
+        (
+            "effect-end",
+            "990302c0c418030303030303030303030303030303030303030303030303019193cd040100c4020a0092a464705f310691a3656e6405",
+        ),
+        (
+            "effect-kill",
+            "990300c0c4180303030303030303030303030303030303030303030303030190c093a46b696c6ccd01f4a17805",
+        ),
+    ],
+    ids=["end", "kill"],
+)
+def test_effects_logged_before_journal_events_decode_the_same(name: str, before_events: str) -> None:
+    """`InvokerEffect.event` was appended later; effects logged without it read as having none."""
+    (record,) = [r for n, r, _ in RECORDS if n == name]
+    assert rec.decode(bytes.fromhex(before_events)) == record

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,9 +47,26 @@ def _string_map(body: Mapping[str, Any], key: str) -> dict[str, str] | None:
     return dict(value)
 
 
-def _checked_uri(value: Any) -> str:
+_NOT_IN_URIS = re.compile(r"[\x00-\x20\x7f]")  # http::Uri refuses control characters and spaces
+
+
+def _parses_as_uri(value: str) -> bool:
+    """Whether `http::Uri` would read `value`: no controls or spaces, a well-formed authority."""
+    if _NOT_IN_URIS.search(value):
+        return False
+    try:
+        _ = urlsplit(value).port  # an unclosed `[` or a port that is not a number raises
+    except ValueError:
+        return False
+    return True
+
+
+def _checked_uri(value: Any, request_type: str) -> str:
+    """The ``uri`` field; one that is no URI fails the untagged request enum, as serde reports it (422)."""
     if not isinstance(value, str):
         raise admin_app.body_shape_error("uri: invalid type: expected a string")
+    if not _parses_as_uri(value):
+        raise admin_app.body_shape_error(f"data did not match any variant of untagged enum {request_type}")
     parts = urlsplit(value)
     if not parts.scheme or not parts.netloc:
         raise errors.invalid_field(
@@ -77,7 +95,7 @@ async def create_deployment(request: web.Request) -> web.StreamResponse:
         raise admin_app.body_shape_error(
             "data did not match any variant of untagged enum RegisterDeploymentRequest"
         )
-    uri = _checked_uri(body["uri"])
+    uri = _checked_uri(body["uri"], "RegisterDeploymentRequest")
     force = _flag(body, "force", None)
     if force is None:
         force = version in (1, 2)
@@ -152,7 +170,7 @@ async def update_deployment(request: web.Request) -> web.StreamResponse:
         raise errors.AdminError(405, "PUT deployment is deprecated, use PATCH instead")
     dp_id = deployment_id(request)
     body = await admin_app.read_json(request)
-    uri = None if body.get("uri") is None else _checked_uri(body["uri"])
+    uri = None if body.get("uri") is None else _checked_uri(body["uri"], "UpdateDeploymentRequest")
     headers = _string_map(body, "additional_headers")
     use_http_11 = _flag(body, "use_http_11", None)
     existing = ctx.registry.deployment(dp_id)

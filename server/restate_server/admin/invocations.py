@@ -1,4 +1,4 @@
-"""Invocation management: cancel, kill, purge and resume, as ``PATCH /invocations/{id}/...``.
+"""Invocation management: cancel, kill, purge, purge-journal, restart-as-new, resume and pause.
 
 Each action is a record appended to the invocation's partition log; the processor applies it and
 answers with a verdict (``ok``, ``not_found``, ``completed``, ``not_completed``), which is mapped
@@ -24,15 +24,20 @@ _MODE_SPELLINGS = frozenset({"Cancel", "cancel", "Kill", "kill", "Purge", "purge
 
 def register(routes: admin_app.AdminRoutes) -> None:
     """Add the invocation-management routes."""
+    from restate_server.admin import restart  # it builds on this module's helpers
+
     routes.add("PATCH", "/invocations/{invocation_id}/cancel", cancel)
     routes.add("PATCH", "/invocations/{invocation_id}/kill", kill)
     routes.add("PATCH", "/invocations/{invocation_id}/purge", purge)
+    routes.add("PATCH", "/invocations/{invocation_id}/purge-journal", purge_journal)
+    routes.add("PATCH", "/invocations/{invocation_id}/restart-as-new", restart.restart_as_new)
     routes.add("PATCH", "/invocations/{invocation_id}/resume", resume)
     routes.add("PATCH", "/invocations/{invocation_id}/pause", pause)
     routes.add("DELETE", "/invocations/{invocation_id}", delete)
 
 
-def _target(request: web.Request) -> tuple[WorkerHandle, InvocationId]:
+def target(request: web.Request) -> tuple[WorkerHandle, InvocationId]:
+    """The worker and the ``{invocation_id}`` of the request (400 if malformed, 503 without a worker)."""
     try:
         invocation_id = InvocationId.parse(request.match_info["invocation_id"])
     except IdError as e:
@@ -43,11 +48,13 @@ def _target(request: web.Request) -> tuple[WorkerHandle, InvocationId]:
     return worker, invocation_id
 
 
-def _now() -> int:
+def now() -> int:
+    """The wall clock in milliseconds: the time a record carries."""
     return int(time.time() * 1000)
 
 
-def _not_found(inv: InvocationId) -> errors.AdminError:
+def not_found(inv: InvocationId) -> errors.AdminError:
+    """404 for an invocation the partition does not know."""
     return errors.AdminError(404, f"The requested invocation '{inv}' does not exist")
 
 
@@ -55,16 +62,17 @@ def _already_completed(inv: InvocationId) -> errors.AdminError:
     return errors.AdminError(409, f"The invocation '{inv}' was already completed.")
 
 
-async def _submit(worker: WorkerHandle, inv: InvocationId, record: records.Record) -> Outcome:
+async def submit(worker: WorkerHandle, inv: InvocationId, record: records.Record) -> Outcome:
+    """Append the record to the invocation's partition and wait for the processor's verdict."""
     return (await worker.submit(inv.partition_key, record)).outcome
 
 
 async def cancel(request: web.Request) -> web.StreamResponse:
     """Graceful cancel: 200 if it ended at once (inboxed or scheduled), 202 if signalled."""
-    worker, inv = _target(request)
+    worker, inv = target(request)
     before = worker.read_status(inv)
-    outcome = await _submit(
-        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel", now=_now())
+    outcome = await submit(
+        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel", now=now())
     )
     _check_terminated(outcome, inv)
     done_at_once = before is not None and before.status in (Status.INBOXED, Status.SCHEDULED)
@@ -73,9 +81,9 @@ async def cancel(request: web.Request) -> web.StreamResponse:
 
 async def kill(request: web.Request) -> web.StreamResponse:
     """Immediate termination without compensation."""
-    worker, inv = _target(request)
-    outcome = await _submit(
-        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="kill", now=_now())
+    worker, inv = target(request)
+    outcome = await submit(
+        worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="kill", now=now())
     )
     _check_terminated(outcome, inv)
     return web.Response(status=200)
@@ -83,17 +91,28 @@ async def kill(request: web.Request) -> web.StreamResponse:
 
 def _check_terminated(outcome: Outcome, inv: InvocationId) -> None:
     if outcome == Outcome.NOT_FOUND:
-        raise _not_found(inv)
+        raise not_found(inv)
     if outcome == Outcome.COMPLETED:
         raise _already_completed(inv)
 
 
 async def purge(request: web.Request) -> web.StreamResponse:
     """Forget a completed invocation: status, journal, and a workflow's state and promises."""
-    worker, inv = _target(request)
-    outcome = await _submit(worker, inv, records.Purge(invocation_ids=[inv.to_bytes()], now=_now()))
+    worker, inv = target(request)
+    outcome = await submit(worker, inv, records.Purge(invocation_ids=[inv.to_bytes()], now=now()))
     if outcome == Outcome.NOT_FOUND:
-        raise _not_found(inv)
+        raise not_found(inv)
+    if outcome == Outcome.NOT_COMPLETED:
+        raise errors.AdminError(409, f"The invocation '{inv}' is not yet completed.")
+    return web.Response(status=200)
+
+
+async def purge_journal(request: web.Request) -> web.StreamResponse:
+    """Forget a completed invocation's journal, keeping its status and result."""
+    worker, inv = target(request)
+    outcome = await submit(worker, inv, records.PurgeJournal(invocation_id=inv.to_bytes(), now=now()))
+    if outcome == Outcome.NOT_FOUND:
+        raise not_found(inv)
     if outcome == Outcome.NOT_COMPLETED:
         raise errors.AdminError(409, f"The invocation '{inv}' is not yet completed.")
     return web.Response(status=200)
@@ -101,7 +120,7 @@ async def purge(request: web.Request) -> web.StreamResponse:
 
 async def resume(request: web.Request) -> web.StreamResponse:
     """Resume a suspended or paused invocation now (a running one is left alone)."""
-    worker, inv = _target(request)
+    worker, inv = target(request)
     deployment = request.query.get("deployment")
     if deployment not in (None, "keep"):
         raise errors.AdminError(
@@ -109,9 +128,9 @@ async def resume(request: web.Request) -> web.StreamResponse:
             "The request query parameter 'deployment' is invalid. "
             "Reason: changing the pinned deployment is not supported by this server",
         )
-    outcome = await _submit(worker, inv, records.Resume(invocation_id=inv.to_bytes(), now=_now()))
+    outcome = await submit(worker, inv, records.Resume(invocation_id=inv.to_bytes(), now=now()))
     if outcome == Outcome.NOT_FOUND:
-        raise _not_found(inv)
+        raise not_found(inv)
     if outcome == Outcome.COMPLETED:
         raise errors.AdminError(409, f"The invocation '{inv}' is completed, cannot be resumed.")
     if outcome == Outcome.NOT_COMPLETED:
@@ -123,10 +142,10 @@ async def resume(request: web.Request) -> web.StreamResponse:
 
 async def pause(request: web.Request) -> web.StreamResponse:
     """Pause a running or suspended invocation: 202 when paused now, 200 if it already was."""
-    worker, inv = _target(request)
-    outcome = await _submit(worker, inv, records.Pause(invocation_id=inv.to_bytes(), now=_now()))
+    worker, inv = target(request)
+    outcome = await submit(worker, inv, records.Pause(invocation_id=inv.to_bytes(), now=now()))
     if outcome == Outcome.NOT_FOUND:
-        raise _not_found(inv)
+        raise not_found(inv)
     if outcome == Outcome.NOT_RUNNING:
         raise errors.AdminError(409, f"The invocation '{inv}' is not running, cannot be paused.")
     return web.Response(status=200 if outcome == Outcome.ALREADY_PAUSED else 202)
@@ -141,12 +160,12 @@ async def delete(request: web.Request) -> web.StreamResponse:
             f"Failed to deserialize query string: mode: unknown variant `{raw_mode}`, expected one of "
             "`Cancel`, `cancel`, `Kill`, `kill`, `Purge`, `purge`",
         )
-    worker, inv = _target(request)
+    worker, inv = target(request)
     mode = raw_mode.lower()
     record: records.Record
     if mode == "purge":
-        record = records.Purge(invocation_ids=[inv.to_bytes()], now=_now())
+        record = records.Purge(invocation_ids=[inv.to_bytes()], now=now())
     else:
-        record = records.Terminate(invocation_id=inv.to_bytes(), mode=mode, now=_now())
-    await _submit(worker, inv, record)
+        record = records.Terminate(invocation_id=inv.to_bytes(), mode=mode, now=now())
+    await submit(worker, inv, record)
     return web.Response(status=202)

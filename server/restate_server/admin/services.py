@@ -1,7 +1,9 @@
-"""``/services``: the latest revision of each service and its handlers, and admin overrides.
+"""``/services``: the latest revision of each service and its handlers, admin overrides, and state.
 
 Overrides set with ``PATCH /services/{service}`` last until the next registration of the service,
-as upstream (the new revision starts from what the endpoint declares).
+as upstream (the new revision starts from what the endpoint declares). ``POST
+/services/{service}/state`` replaces the whole state of one object key through the log; a stale
+``version`` makes the partition drop the change (still 202, as upstream).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from aiohttp import web
 from restate_server.admin import app as admin_app, errors, meta, model
 from restate_server.admin.errors import json_response
 from restate_server.config.units import parse_duration
+from restate_server.ids import partition_key_for
+from restate_server.log.records import PatchState
+from restate_server.schema import openapi
 from restate_server.schema.registry import ServiceChanges
 
 _DURATION_FIELDS = (
@@ -88,47 +93,59 @@ async def get_handler(request: web.Request) -> web.StreamResponse:
     raise errors.AdminError(404, f"The requested handler '{handler}' on service '{service}' does not exist")
 
 
-def _operation(handler: dict[str, Any], summary: str, *, send: bool) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "operationId": handler["name"] + ("Send" if send else ""),
-        "responses": {"202" if send else "200": {"description": "Accepted" if send else "Success"}},
-    }
-    schema = handler.get("input_json_schema")
-    if schema is not None:
-        operation["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": False}
-    output = handler.get("output_json_schema")
-    if output is not None and not send:
-        operation["responses"]["200"]["content"] = {"application/json": {"schema": output}}
-    return operation
-
-
 async def get_service_openapi(request: web.Request) -> web.StreamResponse:
-    """``GET /services/{service}/openapi``: an OpenAPI 3.1 contract of the service's public handlers."""
+    """``GET /services/{service}/openapi``: the OpenAPI 3.1 contract of the service's public handlers."""
+    ctx = admin_app.context(request)
     name = request.match_info["service"]
-    service = _service_json(request, name)
-    keyed = service["ty"] != "Service"
-    base = f"/{name}/{{key}}" if keyed else f"/{name}"
-    paths: dict[str, Any] = {}
-    for handler in service["handlers"]:
-        if not handler["public"]:
-            continue
-        summary = handler.get("documentation", handler["name"])
-        paths[f"{base}/{handler['name']}"] = {"post": _operation(handler, summary, send=False)}
-        paths[f"{base}/{handler['name']}/send"] = {"post": _operation(handler, summary, send=True)}
-    if keyed:
-        key = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-        for item in paths.values():
-            item["parameters"] = [key]
-    ingress = meta.ingress_endpoint(admin_app.context(request))
-    return json_response(
-        {
-            "openapi": "3.1.0",
-            "info": {"title": name, "version": str(service["revision"])},
-            "servers": [{"url": ingress.rstrip("/")}],
-            "paths": paths,
-        }
-    )
+    service = ctx.registry.service(name)
+    if service is None:
+        raise errors.not_found("service", name)
+    return json_response(openapi.service_openapi(service, meta.ingress_endpoint(ctx)))
+
+
+def _state_bytes(name: str, value: Any) -> bytes:
+    """A ``new_state`` value as serde reads ``Bytes``: an array of bytes, or a string's UTF-8."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, list) and all(isinstance(b, int) and not isinstance(b, bool) for b in value):
+        if all(0 <= b <= 255 for b in value):
+            return bytes(value)
+        raise admin_app.body_shape_error(f"new_state.{name}: invalid value: integer out of range for u8")
+    raise admin_app.body_shape_error(f"new_state.{name}: invalid type: expected a byte array")
+
+
+def _state_request(body: dict[str, Any]) -> tuple[str, str | None, dict[bytes, bytes]]:
+    """(object key, expected version, new state) of a ``ModifyServiceStateRequest``."""
+    for required in ("object_key", "new_state"):
+        if required not in body:
+            raise admin_app.body_shape_error(f"missing field `{required}`")
+    key, version, new_state = body["object_key"], body.get("version"), body["new_state"]
+    if not isinstance(key, str):
+        raise admin_app.body_shape_error("object_key: invalid type: expected a string")
+    if version is not None and not isinstance(version, str):
+        raise admin_app.body_shape_error("version: invalid type: expected a string")
+    if not isinstance(new_state, dict):
+        raise admin_app.body_shape_error("new_state: invalid type: expected a map")
+    return key, version, {name.encode(): _state_bytes(name, v) for name, v in new_state.items()}
+
+
+async def modify_service_state(request: web.Request) -> web.StreamResponse:
+    """``POST /services/{service}/state``: 202 once the replacement is in the log."""
+    ctx = admin_app.context(request)
+    name = request.match_info["service"]
+    key, version, new_state = _state_request(await admin_app.read_json(request))
+    service = ctx.registry.service(name)
+    if service is not None and not service.ty.keyed:
+        raise errors.AdminError(400, f"Cannot modify state for service type {service.ty}")
+    if service is None and new_state:  # clearing the state of a removed service is allowed
+        raise errors.not_found("service", name)
+    if ctx.worker is None:
+        raise errors.AdminError(
+            500, "Internal server error: Failed sending state patching command to the cluster."
+        )
+    record = PatchState(service=name, key=key, new_state=new_state, expected_version=version)
+    await ctx.worker.append(ctx.worker.partition_for(partition_key_for(key)), [record])
+    return web.Response(status=202)
 
 
 def register(routes: admin_app.AdminRoutes) -> None:
@@ -137,5 +154,6 @@ def register(routes: admin_app.AdminRoutes) -> None:
     routes.add("GET", "/services/{service}", get_service)
     routes.add("PATCH", "/services/{service}", modify_service)
     routes.add("GET", "/services/{service}/openapi", get_service_openapi)
+    routes.add("POST", "/services/{service}/state", modify_service_state)
     routes.add("GET", "/services/{service}/handlers", list_handlers)
     routes.add("GET", "/services/{service}/handlers/{handler}", get_handler)

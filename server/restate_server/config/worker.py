@@ -23,7 +23,18 @@ USED_KEYS = (
     "worker.invoker.concurrent-invocations-limit",
     "worker.invoker.message-size-limit",
     "worker.invoker.message-size-warning",
+    "worker.snapshots.destination",
+    "worker.snapshots.snapshot-interval",
+    "worker.snapshots.snapshot-interval-num-records",
+    "worker.snapshots.num-retained",
+    "worker.snapshots.aws-region",
+    "worker.snapshots.aws-access-key-id",
+    "worker.snapshots.aws-secret-access-key",
+    "worker.snapshots.aws-session-token",
+    "worker.snapshots.aws-endpoint-url",
+    "worker.snapshots.aws-allow-http",
 )
+SNAPSHOT_SCHEMES = ("s3", "s3a", "file")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,13 +59,36 @@ class InvokerOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectStoreOptions:
+    """The `aws-*` keys of `[worker.snapshots]` (upstream's flattened `ObjectStoreOptions`).
+
+    Unset keys fall back to the standard `AWS_*` environment variables. `aws-profile` is not read.
+    """
+
+    aws_region: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    aws_endpoint_url: str | None = None
+    """`aws-endpoint-url`, for S3-compatible stores (MinIO, moto); plain `http://` needs `aws-allow-http`."""
+    aws_allow_http: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SnapshotsOptions:
-    """`[worker.snapshots]`: partition snapshots (read for the cluster; reported unused until it uses them)."""
+    """`[worker.snapshots]`: partition snapshots in an object store (`config/worker.rs::SnapshotsOptions`)."""
 
     destination: str | None = None
-    """`destination`, e.g. `s3://bucket/prefix` or `file:///path`; None disables snapshots."""
+    """`destination`, `s3://bucket/prefix` or `file:///path`; None disables snapshots."""
+    snapshot_interval: float | None = None
+    """`snapshot-interval`, seconds between automatic snapshots of a partition; with
+    `snapshot-interval-num-records` both must be due. None: no time condition."""
     snapshot_interval_num_records: int | None = None
-    """`snapshot-interval-num-records`: snapshot after this many applied records."""
+    """`snapshot-interval-num-records`: snapshot a partition after this many records applied since its
+    last snapshot. With neither interval set, snapshots are only taken on request."""
+    num_retained: int = 1
+    """`num-retained`: snapshots kept per partition; the log is trimmed only below the oldest kept."""
+    object_store: ObjectStoreOptions = field(default_factory=ObjectStoreOptions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,9 +115,36 @@ def read(get: Reader) -> WorkerOptions:
     return WorkerOptions(
         invoker=invoker,
         cleanup_interval=get.duration("worker.cleanup-interval", 3600.0, non_zero=True),
-        snapshots=SnapshotsOptions(
-            destination=get.optional_str("worker.snapshots.destination"),
-            snapshot_interval_num_records=get.optional_int("worker.snapshots.snapshot-interval-num-records"),
+        snapshots=_snapshots(get),
+    )
+
+
+def _snapshots(get: Reader) -> SnapshotsOptions:
+    prefix = "worker.snapshots."
+    destination = get.optional_str(prefix + "destination")
+    if destination is not None and destination.partition("://")[0] not in SNAPSHOT_SCHEMES:
+        raise get.error(
+            prefix + "destination",
+            "expected an s3://bucket/prefix or file:///path URL",
+        )
+    interval = None
+    if get.optional_str(prefix + "snapshot-interval") is not None:
+        interval = get.duration(prefix + "snapshot-interval", 0.0, non_zero=True)
+    allow_http = None
+    if get.optional_str(prefix + "aws-allow-http") is not None:
+        allow_http = get.boolean(prefix + "aws-allow-http", False)
+    return SnapshotsOptions(
+        destination=destination,
+        snapshot_interval=interval,
+        snapshot_interval_num_records=get.optional_int(prefix + "snapshot-interval-num-records"),
+        num_retained=get.integer(prefix + "num-retained", 1, minimum=1, maximum=255),
+        object_store=ObjectStoreOptions(
+            aws_region=get.optional_str(prefix + "aws-region"),
+            aws_access_key_id=get.optional_str(prefix + "aws-access-key-id"),
+            aws_secret_access_key=get.optional_str(prefix + "aws-secret-access-key"),
+            aws_session_token=get.optional_str(prefix + "aws-session-token"),
+            aws_endpoint_url=get.optional_str(prefix + "aws-endpoint-url"),
+            aws_allow_http=allow_http,
         ),
     )
 
@@ -100,6 +161,10 @@ def dump(worker: WorkerOptions) -> dict[str, object]:
     if invoker.concurrent_invocations_limit is not None:
         invoker_table["concurrent-invocations-limit"] = invoker.concurrent_invocations_limit
     snapshots = worker.snapshots
+    store = snapshots.object_store
+    snapshot_interval = (
+        None if snapshots.snapshot_interval is None else format_duration(snapshots.snapshot_interval)
+    )
     return {
         "cleanup-interval": format_duration(worker.cleanup_interval),
         "invoker": invoker_table,
@@ -107,7 +172,15 @@ def dump(worker: WorkerOptions) -> dict[str, object]:
             k: v
             for k, v in (
                 ("destination", snapshots.destination),
+                ("snapshot-interval", snapshot_interval),
                 ("snapshot-interval-num-records", snapshots.snapshot_interval_num_records),
+                ("num-retained", snapshots.num_retained),
+                ("aws-region", store.aws_region),
+                ("aws-access-key-id", store.aws_access_key_id),
+                ("aws-secret-access-key", store.aws_secret_access_key),
+                ("aws-session-token", store.aws_session_token),
+                ("aws-endpoint-url", store.aws_endpoint_url),
+                ("aws-allow-http", store.aws_allow_http),
             )
             if v is not None
         },

@@ -6,6 +6,8 @@ Body shape as the real 1.7 server: `{"code": N, "message": "...", "source": "ing
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class IngressError(Exception):
     status = 500
@@ -43,12 +45,59 @@ class BadRequest(IngressError):
 
 
 class BadPath(BadRequest):
-    def __init__(
-        self,
-        message: str = "bad path, expected either /:service-name/:handler or "
-        "/:object-name/:object-key/:handler",
-    ) -> None:
-        super().__init__(message)
+    """A path with too few or too many segments (`bad path: /…`)."""
+
+
+class _FixedBadRequest(BadRequest):
+    """A 400 whose message never varies."""
+
+    MESSAGE: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
+class BadServicePath(_FixedBadRequest):
+    MESSAGE = "bad path, expected either /:service-name/:handler or /:object-name/:object-key/:handler"
+
+
+class BadAwakeablesPath(_FixedBadRequest):
+    MESSAGE = "bad path, expected either /restate/awakeables/:id/resolve or /restate/awakeables/:id/reject"
+
+
+class BadInvocationPath(_FixedBadRequest):
+    MESSAGE = (
+        "bad path, expected either /restate/invocation/:invocation_id/output or "
+        "/restate/invocation/:invocation_id/attach or /restate/invocation/:invocation_target/:idempotency_key/output "
+        "or /restate/invocation/:invocation_target/:idempotency_key/attach"
+    )
+
+
+class BadWorkflowPath(_FixedBadRequest):
+    MESSAGE = (
+        "bad path, expected either /restate/workflow/:workflow_name/:workflow_key/output or "
+        "/restate/workflow/:workflow_name/:workflow_key/attach"
+    )
+
+
+class BadRestateApiPath(_FixedBadRequest):
+    MESSAGE = (
+        "bad path, expected /restate/call/:service/:handler, /restate/send/:service/:handler, "
+        "/restate/scope/:scope/call/:service/:handler, /restate/attach/:invocation_id, "
+        "/restate/output/:invocation_id, or /restate/lookup"
+    )
+
+
+class KeyNotUtf8(BadRequest):
+    """A percent-decoded key that is not UTF-8, described as Rust's `FromUtf8Error` debug output."""
+
+    def __init__(self, raw: bytes, error: UnicodeDecodeError) -> None:
+        incomplete = error.reason == "unexpected end of data"
+        length = "None" if incomplete else f"Some({error.end - error.start})"
+        super().__init__(
+            f"bad path, cannot decode key: FromUtf8Error {{ bytes: {list(raw)}, error: Utf8Error {{ "
+            f"valid_up_to: {error.start}, error_len: {length} }} }}"
+        )
 
 
 class MethodNotAllowed(IngressError):

@@ -67,6 +67,8 @@ class Snapshot:
     retry_count: int = 0
     created_at: int = 0
     """Milliseconds since the epoch when the invocation was created (the start of its trace span)."""
+    callees: validation.Callees | None = None
+    """Whom a call may target (the schema registry's handlers); None: calls are not checked."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +143,7 @@ def _rules(snap: Snapshot) -> validation.Rules:
         snap.protocol_version,
         service.ty if service is not None else None,
         handler.ty if handler is not None else None,
+        snap.callees,
     )
 
 

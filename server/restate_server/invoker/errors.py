@@ -23,3 +23,4 @@ class SdkError(AttemptError):
         code = {570: "RT0016", 571: "RT0012"}.get(error_code, "RT0007")
         super().__init__(code, f"{error_code} {message}", retry_after=retry_after, behavior=behavior)
         self.error_code = error_code
+        self.error_message = message

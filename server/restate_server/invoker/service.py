@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from restate_server.ids import InvocationId
+from restate_server.invoker import events
 from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Transport
 from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
-from restate_server.log.records import InvokerEffect, Killed, Paused
+from restate_server.log.records import InvokerEffect, JournalEvent, Killed, Paused
 from restate_server.observability import metrics, tracing
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType
@@ -64,6 +65,8 @@ class InvocationState:
     retry_delay: float | None = None
     # set while waiting to retry: no task (and no concurrency slot) is held meanwhile
     retry_timer: Timer | None = field(default=None, repr=False)
+    # the transient error last recorded in `sys_journal_events`: a repeat is not recorded again
+    last_event: JournalEvent | None = None
 
 
 class Invoker:
@@ -237,9 +240,25 @@ class Invoker:
                     continue  # once the terminal effect is applied the snapshot is None: stop
             else:
                 delay = 1.0
+            self._record_transient(invocation_id, state, error)
             _count_task(metrics.TASK_FAILED, state.partition, transient=True)
             return delay
         return None
+
+    def _record_transient(self, invocation_id: bytes, state: InvocationState, error: AttemptError) -> None:
+        """Propose the failure as a journal event, unless it repeats the last one (as upstream)."""
+        event = events.transient_error(error)
+        if event == state.last_event:
+            return
+        state.last_event = event
+        effect = InvokerEffect(
+            invocation_id=invocation_id,
+            first_command_index=0,
+            entries=[],
+            now=int(self.clock.time() * 1000),
+            event=event,
+        )
+        state.last_proposal = asyncio.ensure_future(self.host.propose(state.partition, effect))
 
     def _give_up(
         self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError
@@ -257,6 +276,7 @@ class Invoker:
                     entries=[],
                     terminal=terminal,
                     now=int(self.clock.time() * 1000),
+                    event=events.paused(error) if pause else None,
                 ),
             )
         )

@@ -30,6 +30,10 @@ from restate_server.schema.model import HandlerType, ServiceType
 
 PROTOCOL_VIOLATION = "RT0012"
 FAILED_PRECONDITION = "RT0017"
+UNKNOWN_CALLEE = "RT0018"
+
+Callees = Callable[[str, str], object | None]
+"""(service, handler) -> the registered handler, or None: whom a call command may target."""
 
 
 class Kind(enum.Enum):
@@ -68,10 +72,15 @@ class Rules:
     reads_state: bool = True
     writes_state: bool = True
     promises: bool = True
+    callees: Callees | None = None  # None: calls are not checked against the schema
 
     @classmethod
     def for_target(
-        cls, protocol_version: int, service: ServiceType | None, handler: HandlerType | None
+        cls,
+        protocol_version: int,
+        service: ServiceType | None,
+        handler: HandlerType | None,
+        callees: Callees | None = None,
     ) -> Rules:
         """Upstream's `InvocationTargetType::can_read_state`/`can_write_state` and workflow check."""
         keyed = service is not None and service.keyed
@@ -80,6 +89,7 @@ class Rules:
             reads_state=keyed,
             writes_state=keyed and handler is not HandlerType.SHARED,
             promises=service is ServiceType.WORKFLOW,
+            callees=callees,
         )
 
 
@@ -234,7 +244,23 @@ def _command(spec: _Spec, frame: Frame, rules: Rules, command_index: int) -> Kin
             f"cannot process command {name} (command index {command_index}) because of a failed"
             f" precondition: unsupported entry type, {_PRECONDITIONS[spec.needs]}",
         )
+    callees = rules.callees
+    if (
+        isinstance(msg, _CALLS)
+        and callees is not None
+        and callees(msg.service_name, msg.handler_name) is None
+    ):
+        # upstream's `CommandPreconditionError::ServiceHandlerNotFound`: the attempt fails and is
+        # retried (the callee may be registered meanwhile), the call is not journaled
+        raise AttemptError(
+            UNKNOWN_CALLEE,
+            f"cannot process command {name} (command index {command_index}) because of a failed"
+            f" precondition: the service handler {msg.service_name}/{msg.handler_name} was not found",
+        )
     return Kind.COMMAND
+
+
+_CALLS = (pb.CallCommandMessage, pb.OneWayCallCommandMessage)
 
 
 def _suspension(frame: Frame, rules: Rules) -> Suspended:

@@ -30,6 +30,7 @@ import msgpack
 from restate_server.outcomes import (
     Ended as Ended,
     Failure as Failure,
+    JournalEvent as JournalEvent,
     Killed as Killed,
     Paused as Paused,
     Result as Result,
@@ -38,6 +39,8 @@ from restate_server.outcomes import (
     Value as Value,
     Void as Void,
     WireFormatError as WireFormatError,
+    journal_event_from_wire,
+    journal_event_to_wire,
     result_from_wire as result_from_wire,
     result_to_wire as result_to_wire,
     terminal_from_wire as terminal_from_wire,
@@ -58,6 +61,8 @@ class RecordKind(IntEnum):
     RESUME = 10
     PAUSE = 11
     TRUNCATE_OUTBOX = 12
+    PURGE_JOURNAL = 13
+    RESTART_AS_NEW = 14
 
 
 class RecordDecodeError(WireFormatError):
@@ -141,7 +146,8 @@ class InvokerEffect(Record):
     """What one read from an attempt's stream produced: journal entries and maybe a terminal.
 
     `first_command_index` lets the processor drop commands it has already journaled (a retried
-    attempt re-sends what a previous one proposed). `terminal` says how the attempt ended, if it did.
+    attempt re-sends what a previous one proposed). `terminal` says how the attempt ended, if it did;
+    `event` is what `sys_journal_events` records of it (a transient error, a pause).
     """
 
     kind: ClassVar[RecordKind] = RecordKind.INVOKER_EFFECT
@@ -151,6 +157,7 @@ class InvokerEffect(Record):
     pin: tuple[str, int] | None = None
     terminal: Terminal | None = None
     now: int = 0
+    event: JournalEvent | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -248,6 +255,34 @@ class TruncateOutbox(Record):
     up_to_seq: int
 
 
+@dataclass(slots=True, kw_only=True)
+class PurgeJournal(Record):
+    """Drop the journal of a completed invocation, keeping its status and result (admin)."""
+
+    kind: ClassVar[RecordKind] = RecordKind.PURGE_JOURNAL
+    invocation_id: bytes
+    now: int = 0
+    submit_request: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RestartAsNew(Record):
+    """Start `new_invocation_id` with the input (and journal prefix) of a completed invocation (admin).
+
+    The new id is chosen by the requester, so every replica and replay creates the same invocation.
+    `copy_up_to` is the last journal index copied (0: only the input). `deployment_id` replaces the
+    pinned deployment (None: keep the old pin).
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.RESTART_AS_NEW
+    invocation_id: bytes
+    new_invocation_id: bytes
+    copy_up_to: int = 0
+    deployment_id: str | None = None
+    now: int = 0
+    submit_request: int | None = None
+
+
 AnyRecord: TypeAlias = (
     AnnounceLeader
     | Invoke
@@ -261,6 +296,8 @@ AnyRecord: TypeAlias = (
     | Resume
     | Pause
     | TruncateOutbox
+    | PurgeJournal
+    | RestartAsNew
 )
 
 _CLASSES: dict[RecordKind, type[Record]] = {
@@ -278,6 +315,8 @@ _CLASSES: dict[RecordKind, type[Record]] = {
         Resume,
         Pause,
         TruncateOutbox,
+        PurgeJournal,
+        RestartAsNew,
     )
 }
 _ENVELOPE = {"epoch", "dedup"}
@@ -296,6 +335,7 @@ _TO_WIRE: dict[str, Callable[[Any], Any]] = {
     "source": lambda s: s.to_wire(),
     "result": result_to_wire,
     "terminal": terminal_to_wire,
+    "event": journal_event_to_wire,
 }
 _FROM_WIRE: dict[str, Callable[[Any], Any]] = {
     "source": Source.from_wire,
@@ -305,6 +345,7 @@ _FROM_WIRE: dict[str, Callable[[Any], Any]] = {
     "entries": lambda es: [(e[0], e[1], e[2]) for e in es],
     "result": result_from_wire,
     "terminal": terminal_from_wire,
+    "event": journal_event_from_wire,
 }
 
 

@@ -154,3 +154,24 @@ def invocation_options(
         _cache.clear()
     _cache[key] = (service, handler, config, options)
     return options
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    """How long a completed invocation keeps its status (`completion`) and its journal (seconds)."""
+
+    completion: float
+    journal: float
+
+
+def retention(options: InvocationOptions, *, workflow_run: bool, idempotent: bool) -> Retention:
+    """Upstream's `InvocationTargetMetadata::compute_retention`.
+
+    A workflow run or an idempotent call keeps its completion for the workflow or idempotency
+    retention, and its journal at most as long (the status must outlive the journal). Any other
+    call keeps its completion exactly as long as its journal, and nothing when that is zero.
+    """
+    if workflow_run or idempotent:
+        completion = options.workflow_completion_retention if workflow_run else options.idempotency_retention
+        return Retention(completion=completion, journal=min(options.journal_retention, completion))
+    return Retention(completion=options.journal_retention, journal=options.journal_retention)

@@ -1,7 +1,8 @@
 """Locks and inboxes of keyed services: one running exclusive invocation per key, the rest queued.
 
 The lock row (upstream's `sys_keyed_service_status`) names the invocation holding the key; the
-inbox rows hold the waiting invocation ids in arrival order.
+inbox rows hold, in arrival order, the waiting invocation ids (24 bytes) and the state mutations
+that must wait for the key too (`MUTATION` followed by the encoded record: never 24 bytes long).
 """
 
 from __future__ import annotations
@@ -22,6 +23,22 @@ def unlock(txn: Transaction, partition: int, service: str, key: str) -> None:
     txn.delete(keys.lock(partition, service, key))
 
 
+MUTATION = b"restate/state-mutation/"  # 23 bytes: a mutation row is longer than an invocation id
+
+
+def mutation(row: bytes) -> bytes | None:
+    """The encoded state mutation an inbox row holds, or None if it holds an invocation id."""
+    return row[len(MUTATION) :] if row.startswith(MUTATION) and len(row) != _INVOCATION_ID_LEN else None
+
+
+_INVOCATION_ID_LEN = 24
+
+
+def enqueue_mutation(txn: Transaction, partition: int, service: str, key: str, record: bytes) -> int:
+    """Queue an encoded state mutation behind what already waits for the key."""
+    return enqueue(txn, partition, service, key, MUTATION + record)
+
+
 def enqueue(txn: Transaction, partition: int, service: str, key: str, invocation_id: bytes) -> int:
     seq = fsm.next_counter(txn, partition, b"inbox_seq")
     txn.put(keys.inbox(partition, service, key, seq), invocation_id)
@@ -29,7 +46,7 @@ def enqueue(txn: Transaction, partition: int, service: str, key: str, invocation
 
 
 def pop(txn: Transaction, partition: int, service: str, key: str) -> bytes | None:
-    """Remove and return the oldest queued invocation of the key.
+    """Remove and return the oldest queued row of the key (an invocation id, or see `mutation`).
 
     The scan starts at the last popped position: an LSM store keeps deleted rows as tombstones
     for a while, and a hot key's inbox would otherwise be re-read past all of them on every pop.

@@ -19,6 +19,7 @@ OUTBOX = b"O"
 FSM = b"F"
 PROMISE = b"P"
 INBOX_HEAD = b"H"
+JOURNAL_EVENTS = b"E"
 
 _PART = struct.Struct(">cH")
 _U32 = struct.Struct(">I")
@@ -60,6 +61,14 @@ def journal_prefix(partition: int, invocation_id: bytes) -> bytes:
 
 def journal(partition: int, invocation_id: bytes, index: int) -> bytes:
     return journal_prefix(partition, invocation_id) + _U32.pack(index)
+
+
+def journal_events_prefix(partition: int, invocation_id: bytes) -> bytes:
+    return table(JOURNAL_EVENTS, partition) + invocation_id
+
+
+def journal_event(partition: int, invocation_id: bytes, seq: int) -> bytes:
+    return journal_events_prefix(partition, invocation_id) + _U64.pack(seq)
 
 
 def state_prefix(partition: int, service: str, key: str) -> bytes:

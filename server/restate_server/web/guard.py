@@ -15,8 +15,13 @@ aiohttp's C parser still does all the HTTP work:
 
 The protocol that serves the connection is made on its first bytes (`Serve`), not on accept: an idle
 or refused connection never costs a handler, and this is the one place where a protocol sniffer (h2c
-prior knowledge: the 24-byte `PRI * HTTP/2.0` preface) can pick another protocol. Once the first
-head is complete the hot path is one attribute test and a call.
+prior knowledge: the 24-byte `PRI * HTTP/2.0` preface) can pick another protocol. A `Serve` that
+cannot tell yet (a first chunk shorter than the preface it looks for) returns None, and the guard
+keeps the bytes until more arrive.
+
+Until the first request line is complete, bytes above 0x7F in it are percent-encoded
+(`request_target`): upstream accepts raw UTF-8 in a request target, aiohttp's parser does not. Once
+the first head is complete the hot path is two attribute tests and a call.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
+from restate_server.web import request_target
+
 log = logging.getLogger(__name__)
 
-Serve = Callable[[bytes], asyncio.Protocol]
-"""Given the first bytes of a connection, the protocol that serves it (not yet connected)."""
+Serve = Callable[[bytes], asyncio.Protocol | None]
+"""Given the first bytes of a connection, the protocol that serves it (not yet connected); None: more
+bytes are needed to decide."""
 
 # An empty line ends a request head: CRLF CRLF, or bare LF LF (which lenient parsers accept). Both
 # contain one of these; a chunk is searched with the last bytes of the previous one in front.
@@ -79,7 +87,7 @@ class ConnectionGuard:
 class GuardedConnection(asyncio.Protocol):
     """One accepted connection: enforces the limits, then hands every event to the serving protocol."""
 
-    __slots__ = ("_carry", "_guard", "_inner", "_timer", "_transport")
+    __slots__ = ("_carry", "_guard", "_inner", "_pending", "_request_line", "_timer", "_transport")
 
     def __init__(self, guard: ConnectionGuard) -> None:
         self._guard = guard
@@ -87,6 +95,8 @@ class GuardedConnection(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._carry = b""
+        self._pending = b""  # first bytes kept while `serve` cannot decide
+        self._request_line = True  # the first request line has not ended yet
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         guard = self._guard
@@ -108,13 +118,22 @@ class GuardedConnection(asyncio.Protocol):
         self._timer = loop.call_later(guard.limits.header_read_timeout, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self._request_line:
+            data, ended = request_target.escape_request_line(data)
+            self._request_line = not ended
         if self._timer is not None:  # still reading the first request head
             self._watch_head(data)
         inner = self._inner
         if inner is None:
             if self._transport is None:
                 return  # refused or already closed
-            inner = self._inner = self._guard.serve(data)
+            data = self._pending + data
+            inner = self._guard.serve(data)
+            if inner is None:
+                self._pending = data
+                return
+            self._pending = b""
+            self._inner = inner
             inner.connection_made(self._transport)
         inner.data_received(data)
 

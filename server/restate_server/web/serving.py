@@ -1,7 +1,9 @@
 """Binds an aiohttp application to a TCP listener behind the connection guard.
 
 aiohttp's own `TCPSite` hands each connection straight to aiohttp's request handler; `GuardedSite`
-hands it to a `guard.ConnectionGuard` first, which makes the handler on the connection's first bytes.
+hands it to a `guard.ConnectionGuard` first, which makes the handler on the connection's first bytes:
+HTTP/2 with prior knowledge (`h2c`) for a connection that opens with the h2 preface, aiohttp's
+HTTP/1.1 handler otherwise. Responses carry no `Server` header, as upstream's do not.
 The idle (keep-alive) timeout is aiohttp's `keepalive_timeout`: it closes a connection that has not
 delivered a complete request head that long after accepting it or answering its last request.
 Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
@@ -16,7 +18,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from restate_server.web import guard
+from restate_server.web import guard, h2c
 
 BACKLOG = 1024  # pending connections the kernel queues before accept; matches the old TCPSite call
 
@@ -43,15 +45,26 @@ DEFAULT_LIMITS = DefaultLimits()
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections go through a `guard.ConnectionGuard`."""
 
-    __slots__ = ("_guard", "_host", "_port")
+    __slots__ = ("_guard", "_h2c", "_host", "_port")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: guard.Limits, name: str) -> None:
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, limits: ListenerLimits, name: str
+    ) -> None:
         super().__init__(runner, backlog=BACKLOG)
         server = runner.server
         assert server is not None, "runner.setup() first"
         self._host = host
         self._port = port
-        self._guard = guard.ConnectionGuard(name=name, limits=limits, serve=lambda _first: server())
+        self._h2c: set[h2c.H2CConnection] = set()
+
+        def h2c_connection() -> h2c.H2CConnection:
+            connection = h2c.H2CConnection(server, limits.idle_connection_timeout, self._h2c.discard)
+            self._h2c.add(connection)
+            return connection
+
+        self._guard = guard.ConnectionGuard(
+            name=name, limits=limits, serve=lambda first: h2c.select(first, server, h2c_connection)
+        )
 
     @property
     def name(self) -> str:
@@ -71,12 +84,19 @@ class GuardedSite(web.BaseSite):
     async def stop(self) -> None:
         await super().stop()
         self._guard.close_unserved()
+        for connection in list(self._h2c):  # aiohttp's shutdown only knows its HTTP/1.1 connections
+            connection.close()
+
+
+async def _without_server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall("server", None)
 
 
 async def serve(
     app: web.Application, name: str, host: str, port: int, limits: ListenerLimits
 ) -> web.AppRunner:
     """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind."""
+    app.on_response_prepare.append(_without_server_header)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_connection_timeout
     )

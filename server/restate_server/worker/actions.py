@@ -25,6 +25,13 @@ class Outcome(StrEnum):
     NOT_COMPLETED = "not_completed"  # purge of a running one, resume of an inboxed/scheduled one
     ALREADY_PAUSED = "already_paused"
     NOT_RUNNING = "not_running"  # pause of an invocation that is not running or suspended
+    # restart-as-new refusals (upstream's `RestartAsNewInvocationResponse`)
+    NOT_STARTED = "not_started"  # inboxed or scheduled
+    STILL_RUNNING = "still_running"
+    MISSING_INPUT = "missing_input"  # the journal is gone (purged, or not retained)
+    UNSUPPORTED = "unsupported"  # a workflow, or a prefix copy below protocol V6
+    INDEX_OUT_OF_RANGE = "index_out_of_range"
+    COPY_RANGE_INVALID = "copy_range_invalid"  # a copied command has no completion in the journal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -174,6 +174,7 @@ class Leader:
             options=options,
             idempotency_key=st.idempotency_key,
             created_at=st.created_at,
+            callees=self.registry.handler,
         )
 
     # ---- outbox shuffle

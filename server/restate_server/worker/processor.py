@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256  # records per transaction: bounds latency of one apply step
 ActionSink = Callable[[int, list[act.Action]], None]
 LeadershipStarted = Callable[[int], None]
+Applied = Callable[[int, int], None]
 
 
 class PartitionProcessor:
@@ -53,6 +54,7 @@ class PartitionProcessor:
         self._counter = itertools.count()
         self.on_actions: ActionSink | None = None
         self.on_leadership: LeadershipStarted | None = None
+        self.on_applied: Applied | None = None  # (partition, applied LSN) after each live apply step
 
     async def replay(self) -> int:
         """Apply what the log has beyond the store; returns the number of records replayed.
@@ -96,6 +98,8 @@ class PartitionProcessor:
         if not batch:
             return
         actions = self._apply(batch)
+        if self.on_applied is not None:
+            self.on_applied(self.partition, self.applied_lsn)
         if actions and self.on_actions is not None:
             self.on_actions(self.partition, actions)
         if (

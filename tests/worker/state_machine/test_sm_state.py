@@ -6,8 +6,8 @@ from restate_server.log import records as rec
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.storage.state_version import state_version
-from sm_env import TestEnv, command, effect, invoke
-from sm_matchers import decode, forwarded
+from sm_env import TestEnv, command, effect, end_with, invoke
+from sm_matchers import decode, forwarded, started
 
 
 def _set(key: bytes, content: bytes) -> tuple[int, int, bytes]:
@@ -58,7 +58,7 @@ def test_eager_state_commands_are_only_journaled(env: TestEnv) -> None:
 
 def test_patch_state_replaces_the_state_unless_the_version_moved(env: TestEnv) -> None:
     inv = _running_object(env)
-    env.apply(effect(inv, _set(b"a", b"1")))
+    env.apply(effect(inv, _set(b"a", b"1")), end_with(inv, b"", first=2))  # the key is free again
     stale = rec.PatchState(service="Counter", key="k", new_state={b"x": b"9"}, expected_version="stale")
     env.apply(stale)
     assert env.state("Counter", "k") == {b"a": b"1"}
@@ -67,3 +67,17 @@ def test_patch_state_replaces_the_state_unless_the_version_moved(env: TestEnv) -
     assert env.state("Counter", "k") == {b"x": b"9"}
     env.apply(rec.PatchState(service="Counter", key="k", new_state={}))
     assert env.state("Counter", "k") == {}
+
+
+def test_patch_state_waits_for_the_invocations_holding_the_key(env: TestEnv) -> None:
+    """As upstream: a patch is queued in the key's inbox, in order with the invocations waiting there."""
+    first = _running_object(env)
+    env.apply(effect(first, _set(b"a", b"1")))
+    env.apply(rec.PatchState(service="Counter", key="k", new_state={b"a": b"patched"}))
+    second = invoke("Counter", "add", key="k", n=2)
+    env.apply(second)
+    assert env.state("Counter", "k") == {b"a": b"1"}  # not under the running handler
+    actions = env.apply(end_with(first, b"", first=2))
+    assert env.state("Counter", "k") == {b"a": b"patched"}
+    assert started(actions) == [second.invocation_id]  # then the next invocation runs
+    assert env.lock_holder("Counter", "k") == second.invocation_id

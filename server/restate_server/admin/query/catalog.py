@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from restate_server.admin.query import journal, keyed, tables
+from restate_server.admin.query import flow_control, journal, keyed, tables
 
 TABLES: dict[str, tables.Table] = {
     t.name: t
@@ -17,5 +17,6 @@ TABLES: dict[str, tables.Table] = {
         tables.Table("sys_keyed_service_status", keyed.KEYED_SERVICE_STATUS, keyed.build_locks),
         tables.Table("sys_inbox", keyed.INBOX, keyed.build_inbox),
         tables.Table("sys_promise", keyed.PROMISE, keyed.build_promises),
+        *flow_control.TABLES,
     )
 }

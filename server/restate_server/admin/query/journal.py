@@ -11,7 +11,7 @@ from typing import Any
 from restate_server.admin.query import tables
 from restate_server.ids import InvocationId
 from restate_server.protocol import codec, messages
-from restate_server.storage import journal as journal_store
+from restate_server.storage import journal as journal_store, journal_events
 
 JOURNAL = tables.schema_of(
     ("partition_key", tables.U64),
@@ -99,6 +99,21 @@ def build_journal(src: tables.Sources, only: tables.Only) -> tables.Rows:
     return rows
 
 
-def build_events(_src: tables.Sources, _only: tables.Only) -> tables.Rows:
-    """Journal events (retries, transient errors) are not recorded by this server."""
-    return []
+def build_events(src: tables.Sources, only: tables.Only) -> tables.Rows:
+    """The transient errors and pauses of the selected invocations, in the order they happened."""
+    rows = []
+    for txn, partition, invocation_id, _st in tables.statuses(src, only):
+        inv = InvocationId.from_bytes(invocation_id)
+        text = str(inv)
+        for stored in journal_events.read(txn, partition, invocation_id):
+            rows.append(
+                {
+                    "partition_key": inv.partition_key,
+                    "id": text,
+                    "after_journal_entry_index": stored.after_journal_entry_index,
+                    "appended_at": stored.appended_at,
+                    "event_type": stored.event.ty,
+                    "event_json": stored.event.json,
+                }
+            )
+    return rows

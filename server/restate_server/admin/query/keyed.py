@@ -12,7 +12,7 @@ from typing import Any
 from restate_server.admin.query import tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.log.records import Failure, Value
-from restate_server.storage import keys, promises, status
+from restate_server.storage import inbox, keys, promises, status
 from restate_server.storage.transaction import Transaction
 
 STATE = tables.schema_of(
@@ -105,6 +105,8 @@ def build_inbox(src: tables.Sources, _only: tables.Only) -> tables.Rows:
     """Invocations queued behind a locked key, with their arrival sequence numbers."""
     rows = []
     for txn, service, key, rest, value in _keyed_rows(src, keys.INBOX):
+        if inbox.mutation(value) is not None:
+            continue  # a state patch waiting for the key: not an invocation
         inv = InvocationId.from_bytes(value)
         st = status.get(txn, partition_of(inv.partition_key, src.num_partitions), value)
         rows.append(

@@ -17,7 +17,9 @@ from datafusion import Expr, LogicalPlan
 
 from restate_server.ids import IdError, InvocationId
 
-KEYED_BY_INVOCATION = frozenset({"sys_invocation_status", "sys_invocation_state", "sys_journal"})
+KEYED_BY_INVOCATION = frozenset(
+    {"sys_invocation_status", "sys_invocation_state", "sys_journal", "sys_journal_events"}
+)
 """Tables whose ``id`` column is the invocation id their rows are stored under."""
 
 Ids = frozenset[bytes]

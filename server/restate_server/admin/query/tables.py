@@ -156,7 +156,8 @@ def _caller_columns(st: InvocationStatus) -> dict[str, Any]:
     kind, caller_id, caller_target, subscription_id = (list(st.source) + [None] * 4)[:4]
     row: dict[str, Any] = {"invoked_by": kind or "ingress"}
     if caller_id is not None:
-        row["invoked_by_id"] = str(InvocationId.from_bytes(caller_id))
+        caller_column = "restarted_from" if kind == "restart_as_new" else "invoked_by_id"
+        row[caller_column] = str(InvocationId.from_bytes(caller_id))
     if caller_target is not None:
         row["invoked_by_target"] = caller_target
         row["invoked_by_service_name"] = caller_target.split("/", 1)[0]

@@ -18,7 +18,7 @@ from restate_server.log import records as rec
 from restate_server.storage import fsm, outbox, timers
 from restate_server.storage.status import Status
 from restate_server.worker import actions as act
-from restate_server.worker.state_machine import completions, lifecycle, requests
+from restate_server.worker.state_machine import completions, lifecycle, requests, restart
 from restate_server.worker.state_machine.context import Context
 from restate_server.worker.state_machine.errors import PROTOCOL_VIOLATION, ApplyError
 from restate_server.worker.state_machine.invoker_effects import invoker_effect
@@ -87,6 +87,12 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
             requests.patch_state(ctx, record)
         case rec.TruncateOutbox():
             outbox.truncate(ctx.txn, ctx.partition, record.up_to_seq)
+        case rec.PurgeJournal():
+            ctx.now = max(ctx.now, record.now)
+            requests.purge_journal(ctx, record)
+        case rec.RestartAsNew():
+            ctx.now = max(ctx.now, record.now)
+            restart.restart_as_new(ctx, record)
         case _:
             assert_never(record)
 

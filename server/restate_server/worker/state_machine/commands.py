@@ -27,6 +27,7 @@ from restate_server.worker.state_machine.context import Context, completion_for
 from restate_server.worker.state_machine.errors import ProtocolViolation
 
 Handler = Callable[[Context, bytes, InvocationStatus, int, bytes], None]
+_IDEMPOTENCY_RETENTION = 86_400_000  # ms; the schema's retention is not known to the state machine
 
 
 def _object(st: InvocationStatus, index: int) -> tuple[str, str]:
@@ -125,6 +126,9 @@ def _invoke_child(
     handler_ty = handlers.get(handler)
     child = _child_id(inv, service, handler, key, idempotency_key, handler_ty, index)
     child_bytes = child.to_bytes()
+    completion_retention = _IDEMPOTENCY_RETENTION if (idempotency_key or handler_ty == "Workflow") else 0
+    # the status must outlive the journal (upstream caps the journal retention by the completion's)
+    journal_retention = min(st.journal_retention, completion_retention or st.journal_retention)
     note = completion_notification(
         T.CALL_INVOCATION_ID_COMPLETION, notification_idx, invocation_id=str(child)
     )
@@ -145,8 +149,8 @@ def _invoke_child(
             response_to=(inv, response_completion) if response_completion is not None else None,
             idempotency_key=idempotency_key,
             execute_at=execute_at or None,
-            completion_retention=86_400_000 if (idempotency_key or handler_ty == "Workflow") else 0,
-            journal_retention=st.journal_retention,
+            completion_retention=completion_retention,
+            journal_retention=journal_retention,
             is_call=response_completion is not None,
         ),
     )

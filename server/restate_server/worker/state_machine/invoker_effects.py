@@ -46,6 +46,8 @@ def invoker_effect(ctx: Context, record: rec.InvokerEffect) -> None:
             command_index += 1
         elif type_ == T.PROPOSE_RUN_COMPLETION:
             _run_completion(ctx, inv, st, flags, payload)
+    if record.event is not None:
+        lifecycle.record_event(ctx, inv, st, record.event)
     ctx.save(inv, st)
     if record.terminal is not None:
         _terminal(ctx, inv, st, record.terminal)

@@ -10,13 +10,14 @@ from typing import Any
 
 from restate_server.ids import InvocationId
 from restate_server.log.records import Failure, InvocationResponse, Invoke, Result, Suspended, Terminate
+from restate_server.outcomes import JournalEvent
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_notification
-from restate_server.storage import inbox, journal, keys, promises, state, timers
+from restate_server.storage import inbox, journal, journal_events, keys, promises, state, timers
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
-from restate_server.worker.state_machine import transitions
+from restate_server.worker.state_machine import state_patch, transitions
 from restate_server.worker.state_machine.context import Context
 from restate_server.worker.state_machine.errors import ProtocolViolation
 from restate_server.worker.state_machine.transitions import Event
@@ -176,14 +177,25 @@ def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> 
     if was_running and st.exclusive:
         _release_key(ctx, inv, st)
     if st.journal_retention == 0:
-        journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
-        st.journal_length = 0
+        drop_journal(ctx, inv, st)
     if st.completion_retention == 0 and st.journal_retention == 0:
         ctx.forget(inv, st)
         if st.handler_ty == "Workflow" and st.key is not None:
             _clear_workflow(ctx, st)
     else:
         ctx.save(inv, st)
+
+
+def drop_journal(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
+    """Delete the journal (and its events) of an invocation that will not run again (its status may stay)."""
+    journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
+    journal_events.delete_all(ctx.txn, ctx.partition, inv)
+    st.journal_length = 0
+
+
+def record_event(ctx: Context, inv: bytes, st: InvocationStatus, event: JournalEvent) -> None:
+    """Keep a journal event, ordered after the journal's current last entry (upstream's rule)."""
+    journal_events.add(ctx.txn, ctx.partition, inv, max(st.journal_length - 1, 0), ctx.now, event)
 
 
 def fail(ctx: Context, inv: bytes, st: InvocationStatus, failure: Failure) -> None:
@@ -204,6 +216,9 @@ def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
         nxt = inbox.pop(ctx.txn, ctx.partition, st.service, st.key)
         if nxt is None:
             return
+        if (patch := inbox.mutation(nxt)) is not None:
+            state_patch.apply_queued(ctx, patch)
+            continue
         nst = ctx.status(nxt)
         if nst is not None and nst.status == Status.INBOXED:
             start_or_enqueue(ctx, nxt, nst)
@@ -284,7 +299,7 @@ def purge(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
     """Forget a completed invocation (retention expired, or admin purge)."""
     if not transitions.allowed(st.status, Event.PURGE):
         return False
-    journal.delete_all(ctx.txn, ctx.partition, inv, st.journal_length)
+    drop_journal(ctx, inv, st)
     if st.handler_ty == "Workflow" and st.key is not None:
         _clear_workflow(ctx, st)
     ctx.forget(inv, st)
