@@ -3,8 +3,13 @@
 Start-up order matters for durability: every partition checks that its log reaches the store's
 applied LSN (refusing to start otherwise) and replays its log suffix before anything new is
 accepted; then the node acquires each partition's log with a new epoch (fencing older writers),
-announces that leader epoch through the log, and only when that record is applied does the leader
-resume in-flight invocations, timers and outbox deliveries.
+announces that leader epoch through the log (`Leadership.become_leader`, per partition), and only
+when that record is applied does the leader resume in-flight invocations, timers and outbox
+deliveries.
+
+Every long-lived task is spawned under one `restate_server.tasks.Supervisor`, which decides per task
+whether a crash restarts it or stops the node with a non-zero exit (a restart replays the log and
+recovers). `ready` is what every `/health` reports: a processor per partition and not stopping.
 """
 
 from __future__ import annotations
@@ -26,9 +31,8 @@ from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
 from restate_server.kafka.manager import KafkaIngress
-from restate_server.log.api import LogCorrupted
+from restate_server.log.api import LogCorrupted, LogError
 from restate_server.log.providers.rocksdb import RocksDbLog
-from restate_server.log.records import AnnounceLeader
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.observability import metrics, scrape, tracing
 from restate_server.rocksdb import Database
@@ -36,9 +40,12 @@ from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as status_table
 from restate_server.storage.snapshots import durability
 from restate_server.storage.transaction import Transaction
+from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
+from restate_server.worker import fault_injection
 from restate_server.worker.api import WorkerHandle
-from restate_server.worker.leader import Leader
+from restate_server.worker.cleaner import Cleaner
+from restate_server.worker.leadership.leadership import Leadership
 from restate_server.worker.processor import PartitionProcessor
 from restate_server.worker.snapshotter import SnapshotScheduler
 from restate_server.worker.waiters import Waiters
@@ -69,6 +76,14 @@ def _split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def _processor_task(partition: int) -> str:
+    return f"partition-{partition}"
+
+
+class NodeFailed(Exception):
+    """A task the node cannot run without crashed (`restate_server.tasks`): exit non-zero."""
+
+
 class ListenError(Exception):
     """A listener could not bind: the message is the whole story (no traceback is printed)."""
 
@@ -90,6 +105,9 @@ class Node:
         self.config = config
         self.runners: list[web.AppRunner] = []
         self.bound: dict[str, tuple[str, int]] = {}
+        self.stopping = False
+        self.failed = asyncio.Event()
+        """Set when a task whose crash is fatal died: `run` stops the node and exits non-zero."""
 
     async def start(self) -> None:
         config = self.config
@@ -117,6 +135,7 @@ class Node:
         metrics.NUM_PARTITIONS.set(num_partitions)
         self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
+        self.supervisor = Supervisor(on_fatal=self._on_fatal)
         self.snapshotter = SnapshotScheduler.from_options(
             config.worker.snapshots,
             self.db,
@@ -127,24 +146,22 @@ class Node:
         if self.snapshotter is not None:  # a new or wiped store starts from the latest snapshots
             self.snapshotter.snapshots.clear_staging()
             await self.snapshotter.snapshots.restore_empty(range(num_partitions))
-        processors = [
-            PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
+        processors = {
+            p: PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
             for p in range(num_partitions)
-        ]
+        }
         self.processors = processors
         try:
             replayed = 0
-            for p in processors:
+            for p in processors.values():
                 replayed += await p.replay()
         except LogCorrupted as exc:
             raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
         metrics.NUM_ACTIVE_PARTITIONS.set(len(processors))
-        tails = [await self.log.find_tail(p.partition) for p in processors]
+        tails = [await self.log.find_tail(p) for p in processors]
         # above every epoch seen, including one acquired by a run that crashed before announcing it
-        epoch = max([*(p.leader_epoch for p in processors), *(t.epoch for t in tails)]) + 1
-        for p in processors:
-            await self.log.acquire(p.partition, epoch)
-        self.leader = Leader(
+        epoch = max([*(p.leader_epoch for p in processors.values()), *(t.epoch for t in tails)]) + 1
+        self.leadership = Leadership(
             config=config,
             db=self.db,
             log_provider=self.log,
@@ -152,30 +169,37 @@ class Node:
             processors=processors,
             waiters=self.waiters,
             transport=Transport(signer=signer, additional_headers=headers),
-            epoch=epoch,
+            supervisor=self.supervisor,
         )
-        for p in processors:
-            p.on_actions = self.leader.handle
-            p.on_leadership = self.leader.on_leadership
+        fault_injection.install(os.environ, processors.values(), self.leadership.timers)  # TEST HOOK
+        for p in processors.values():
             if self.snapshotter is not None:
                 p.on_applied = self.snapshotter.on_applied
+            self.supervisor.spawn(_processor_task(p.partition), p.run, Policy.FATAL)
         if self.snapshotter is not None:
             self.snapshotter.start(range(num_partitions))
-        self.tasks = [
-            asyncio.get_running_loop().create_task(p.run(), name=f"partition-{p.partition}")
-            for p in processors
-        ]
-        self.leader.start()
-        self.tasks.append(asyncio.get_running_loop().create_task(self._trim_logs(), name="log-trimmer"))
-        await asyncio.gather(
-            *(self.log.append(p.partition, [AnnounceLeader(leader_epoch=epoch)], epoch) for p in processors)
+        self.leadership.start()
+        metrics.NUM_ACTIVE_PARTITION_LEADERS.set_function(lambda: len(self.leadership.led_partitions))
+        self.cleaner = Cleaner(
+            self.db,
+            partitions=lambda: self.leadership.led_partitions,
+            propose=self.leadership.propose_until_landed,
+            interval=max(config.worker.cleanup_interval, 1.0),
         )
+        self.supervisor.spawn("cleaner", self.cleaner.run, Policy.RESTART)
+        self.supervisor.spawn("log-trimmer", self._trim_logs, Policy.RESTART)
+        # a single node leads every partition
+        for partition in processors:
+            if not await self.leadership.become_leader(partition, epoch):
+                raise RuntimeError(
+                    f"partition {partition}: another sequencer holds its log above epoch {epoch}"
+                )
         worker = WorkerHandle(
             db=self.db,
-            log_provider=self.log,
+            appender=self.leadership,
             waiters=self.waiters,
             num_partitions=num_partitions,
-            sequencer_epoch=lambda _partition: epoch,
+            ready=self.ready,
         )
         ingress = Ingress(config, self.registry, worker)
         self.kafka = KafkaIngress(
@@ -188,7 +212,7 @@ class Node:
             ingress_endpoint=self._ingress_endpoint,
             worker=worker,
             metadata=self.metadata,
-            invoker_states=lambda: self.leader.invoker.invocations,
+            invoker_states=lambda: self.leadership.invoker.invocations,
         )
         await self._serve(
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
@@ -206,7 +230,7 @@ class Node:
             ui.install(admin_app)
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         node_app = scrape.node_app(
-            _MetricsSources(self), prometheus=not config.observability.disable_prometheus
+            _MetricsSources(self), prometheus=not config.observability.disable_prometheus, ready=self.ready
         )
         await self._serve("node", node_app, config.bind_address)
         self._announce_listeners()
@@ -278,33 +302,50 @@ class Node:
         bound = [a for a in runner.addresses if isinstance(a, tuple)]
         self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
+    def ready(self) -> bool:
+        """What `/health` reports: every partition has a running processor and the node is not stopping."""
+        return not self.stopping and all(self.supervisor.running(_processor_task(p)) for p in self.processors)
+
+    def _on_fatal(self, task: str, error: BaseException) -> None:
+        """A task whose crash the node cannot recover from in place: stop, exit non-zero, replay on start."""
+        self.stopping = True
+        self.failed.set()
+
     async def _trim_logs(self) -> None:
         """Drop log records the partition store has made durable (and, with snapshots, a snapshot
-        covers), so the log stays small (`storage/snapshots/durability.py`)."""
+        covers), so the log stays small (`storage/snapshots/durability.py`). A failed flush (a full
+        disk) skips the round: nothing is trimmed that the store may not have."""
         while True:
             await asyncio.sleep(LOG_TRIM_INTERVAL)
-            partitions = [p.partition for p in self.processors]
-            durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, partitions)
-            for partition, lsn in durable.items():
-                snapshots = self.snapshotter
-                point = durability.trim_point(
-                    durable_lsns=[lsn],
-                    archived_lsn=None if snapshots is None else snapshots.archived_lsn(partition),
-                    snapshots_enabled=snapshots is not None,
-                )
-                if point > 0:
-                    await self.log.trim(partition, point)
+            try:
+                await self._trim_once()
+            except LogError:
+                raise
+            except Exception as exc:  # rocksdict's I/O errors are plain Exceptions
+                log.warning("log trimming skipped this round: %s", exc)
+
+    async def _trim_once(self) -> None:
+        partitions = list(self.processors)
+        durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, partitions)
+        for partition, lsn in durable.items():
+            snapshots = self.snapshotter
+            point = durability.trim_point(
+                durable_lsns=[lsn],
+                archived_lsn=None if snapshots is None else snapshots.archived_lsn(partition),
+                snapshots_enabled=snapshots is not None,
+            )
+            if point > 0:
+                await self.log.trim(partition, point)
 
     async def stop(self) -> None:
+        self.stopping = True
         for runner in reversed(self.runners):
             await runner.cleanup()
         await self.kafka.stop()  # consumers commit what is durable before the log closes
-        await self.leader.stop()
+        await self.leadership.stop()
         if self.snapshotter is not None:
             await self.snapshotter.stop()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.supervisor.stop()
         await self.log.close()
         await self.metadata.close()
         self.db.close()
@@ -334,27 +375,27 @@ class _MetricsSources:
 
     async def partitions(self) -> list[scrape.PartitionView]:
         views = []
-        for p in self.node.processors:
-            tail = await self.node.log.find_tail(p.partition)
+        for partition, processor in self.node.processors.items():
+            tail = await self.node.log.find_tail(partition)
             views.append(
                 scrape.PartitionView(
-                    partition=p.partition,
-                    applied_lsn=p.applied_lsn,
+                    partition=partition,
+                    applied_lsn=processor.applied_lsn,
                     tail_lsn=tail.next_lsn - 1,
-                    leader=p.partition in self.node.leader.leading,
+                    leader=self.node.leadership.is_leader(partition),
                 )
             )
         return views
 
     async def invocation_counts(self) -> dict[str, int]:
-        partitions = [p.partition for p in self.node.processors]
+        partitions = list(self.node.processors)
         stored = await asyncio.to_thread(self._count, partitions)
         counts = {name: 0 for name in (*_SYS_STATUS.values(), "ready", "running", "backing-off")}
         for status, count in stored.items():
             if status in _SYS_STATUS:
                 counts[_SYS_STATUS[status]] += count
         invoked = stored.get(status_table.Status.INVOKED, 0)
-        attempts = list(self.node.leader.invoker.invocations.values())
+        attempts = list(self.node.leadership.invoker.invocations.values())
         counts["running"] = min(invoked, sum(1 for a in attempts if a.in_flight))
         counts["backing-off"] = min(
             invoked - counts["running"], sum(1 for a in attempts if not a.in_flight and a.attempts > 0)
@@ -378,6 +419,13 @@ async def run(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     node = Node(config)
     await node.start()
-    await stop.wait()
+    signalled = asyncio.ensure_future(stop.wait())
+    failed = asyncio.ensure_future(node.failed.wait())
+    await asyncio.wait([signalled, failed], return_when=asyncio.FIRST_COMPLETED)
+    signalled.cancel()
+    failed.cancel()
     log.info("shutting down")
     await asyncio.wait_for(node.stop(), timeout=config.shutdown_timeout)
+    if node.supervisor.fatal is not None:
+        name, error = node.supervisor.fatal
+        raise NodeFailed(f"task {name} crashed: {error!r}; restart the node to replay and resume")

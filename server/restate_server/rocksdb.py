@@ -4,6 +4,14 @@ Upstream keeps a RocksDB manager crate for the same reason: one block cache, one
 that decides options. Log appends are written with `sync=True` (they are what we acknowledge);
 partition-store writes skip the fsync because the log can rebuild them (the store records the last
 applied LSN in the same atomic batch).
+
+A full disk (ENOSPC): a write or a memtable flush that fails turns into a RocksDB background error,
+and every write fails until the DB resumes. rocksdict (0.3) exposes neither `Resume()` nor an
+`SstFileManager`, and needs neither: RocksDB gives every DB a default `SstFileManager`, whose error
+recovery polls the free space and resumes the DB by itself once space is back (the failed flush is
+redone, nothing written before is lost; seconds after space returns, with the WAL and without it).
+Callers only have to retry: the log fails the appends (their callers back off), the partition
+processor retries its commit.
 """
 
 from __future__ import annotations

@@ -167,8 +167,9 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _http_error(request, e).response()
     except Exception as e:
         rendered = errors.translate(e)
-        if rendered is None:
-            raise
+        if rendered is None:  # a failure of ours (a store write refused: the disk is full, ...)
+            log.exception("admin %s %s failed", request.method, request.path)
+            return errors.AdminError(500, f"Internal server error: {e}").response()
         if rendered.status >= 500:
             log.warning("admin %s %s failed: %s", request.method, request.path, e)
         return rendered.response()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from restate_server.admin import app as admin_app, openapi as admin_openapi
+from restate_server.admin import app as admin_app, errors, openapi as admin_openapi
 from restate_server.admin.errors import json_response
 
 # Upstream 1.7's experimental feature flags, all off here; the CLI and UI only read them.
@@ -40,7 +40,10 @@ def ingress_endpoint(ctx: admin_app.AdminContext) -> str:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
-    """``GET /health``: 200 with an empty body."""
+    """``GET /health``: 200 with an empty body; 503 while the node cannot serve or is stopping."""
+    worker = admin_app.context(request).worker
+    if worker is not None and not worker.ready():
+        return errors.AdminError(503, "the node is not ready").response()
     return web.Response(status=200)
 
 

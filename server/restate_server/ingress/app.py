@@ -13,12 +13,12 @@ from aiohttp import web
 from restate_server.config import Config
 from restate_server.ingress import calls, cors, invocations, paths, responses
 from restate_server.ingress.context import IngressContext
-from restate_server.ingress.errors import IngressError, MethodNotAllowed, TooManyRequests
+from restate_server.ingress.errors import IngressError, MethodNotAllowed, TooManyRequests, Unavailable
 from restate_server.observability import metrics
 from restate_server.schema.model import ServiceType
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.web import shedding
-from restate_server.worker.api import WorkerHandle
+from restate_server.worker.api import WorkerHandle, WorkerUnavailable
 
 
 def _overloaded() -> web.Response:
@@ -47,12 +47,16 @@ class Ingress:
             return await self._serve(request, route)
         except IngressError as exc:
             return responses.error(exc.status, exc.message, exc.source)
+        except WorkerUnavailable as exc:  # not taken (no leader, the log refused): the client may retry
+            return responses.error(Unavailable.status, str(exc), "ingress")
 
     async def _serve(self, request: web.Request, route: paths.Route) -> web.StreamResponse:
         match route:
             case paths.Health():
                 if request.method != "GET":
                     raise MethodNotAllowed()
+                if self.ctx.worker is not None and not self.ctx.worker.ready():  # None: no partitions
+                    raise Unavailable("the node is not ready")
                 services = [s.name for s in self.ctx.registry.services()]
                 return responses.json_response(200, {"services": services})
             case paths.ServiceCall():

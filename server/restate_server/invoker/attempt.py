@@ -218,8 +218,9 @@ class Attempt:
             metrics.INVOKER_SENT_BYTES.inc(len(frame))
             self.bidi.send(frame)
 
-    def abort(self) -> None:
-        self._fail(AttemptError("RT0006", "attempt aborted"))
+    def abort(self, error: AttemptError | None = None) -> None:
+        """End the attempt now with ``error`` (default: aborted by the leader)."""
+        self._fail(error or AttemptError("RT0006", "attempt aborted"))
 
     # ---- request headers
     def _headers(self, path: str) -> list[tuple[str, str]]:

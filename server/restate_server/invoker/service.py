@@ -4,6 +4,12 @@ Upstream splits the invoker into an invocation state machine (attempts, retries)
 protocol runner (I/O); here `InvocationTask` is the former and `attempt.Attempt` the latter. The
 invoker never writes the store: effects go to the log through `InvokerHost.propose`, and the
 next attempt starts only after the previous one's effects were applied.
+
+A proposal that fails (the log's disk is full) ends the attempt at once: what the SDK sends after
+it must not be proposed as if the failed effect had landed. The invocation then backs off (not
+counted against its retry policy: the failure is the server's, not the handler's) and the next
+attempt replays the journal as the store has it. An unexpected crash of an invocation's task is
+logged and retried the same way, so no invocation is left running with nobody attempting it.
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Tra
 from restate_server.invoker.clock import Clock, LoopClock, Timer
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
+from restate_server.log.api import LogClosedError
 from restate_server.log.records import InvokerEffect, JournalEvent, Killed, Paused
 from restate_server.observability import metrics, tracing
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType
 
 log = logging.getLogger(__name__)
+
+PROPOSAL_RETRY_INITIAL = 0.1  # seconds before retrying an invocation whose effects did not land ...
+PROPOSAL_RETRY_MAX = 5.0  # ... doubling up to this
 
 
 class InvokerHost(Protocol):
@@ -57,7 +67,10 @@ class InvocationState:
     in_flight: bool = False
     restart: bool = False
     attempt: Attempt | None = None
-    last_proposal: Awaitable[int] | None = None
+    last_proposal: asyncio.Future[int] | None = None
+    # the first proposal of the current attempt that failed, and how many settles failed in a row
+    failed_proposal: BaseException | None = None
+    proposal_failures: int = 0
     server: str | None = None
     killed: bool = False
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -199,17 +212,19 @@ class Invoker:
             delay = await self._attempts(invocation_id, state)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("invocation task crashed")
-            return
+        except LogClosedError:
+            return  # the node is shutting down; the next start resumes the invocation
+        except Exception as exc:
+            log.exception("invocation %s: its task crashed; retrying", invocation_id.hex()[:12])
+            delay = self._no_progress(state, AttemptError("RT0006", f"internal error: {exc!r}"))
         state.retry_delay = delay
 
     async def _attempts(self, invocation_id: bytes, state: InvocationState) -> float | None:
         """Attempts until the invocation ends or suspends (None) or must back off (the delay)."""
         while not state.killed:
-            if state.last_proposal is not None:
-                await self.host.wait_applied(state.partition, await state.last_proposal)
-                state.last_proposal = None
+            unsettled = await self._settle(state)
+            if unsettled is not None:
+                return self._no_progress(state, unsettled)
             state.restart = False
             snap = self.host.snapshot(state.partition, invocation_id)
             if snap is None:
@@ -219,6 +234,9 @@ class Invoker:
             else:
                 snap.retry_count = state.attempts
                 error = await self._one_attempt(invocation_id, state, snap)
+                unsettled = await self._settle(state)
+                if unsettled is not None:
+                    return self._no_progress(state, unsettled)
             if error is None:
                 if state.restart:
                     continue
@@ -258,7 +276,53 @@ class Invoker:
             now=int(self.clock.time() * 1000),
             event=event,
         )
-        state.last_proposal = asyncio.ensure_future(self.host.propose(state.partition, effect))
+        self._propose(state, state.partition, effect)
+
+    async def _settle(self, state: InvocationState) -> AttemptError | None:
+        """Wait until the attempt's last effect is applied; the error if any of its effects failed."""
+        proposal, state.last_proposal = state.last_proposal, None
+        lsn = None
+        if proposal is not None:
+            try:
+                lsn = await proposal
+            except LogClosedError:
+                raise
+            except Exception as exc:
+                state.failed_proposal = state.failed_proposal or exc
+        failed, state.failed_proposal = state.failed_proposal, None
+        if failed is not None:
+            if isinstance(failed, LogClosedError):
+                raise failed
+            return AttemptError("RT0006", f"the attempt's effects could not be appended to the log: {failed}")
+        if lsn is not None:
+            await self.host.wait_applied(state.partition, lsn)
+            state.proposal_failures = 0  # the log takes appends again
+        return None
+
+    def _no_progress(self, state: InvocationState, error: AttemptError) -> float:
+        """Back off after a failure of the server's own (not counted against the retry policy)."""
+        state.proposal_failures += 1
+        state.last_failure, state.last_failure_code = error.message, error.code
+        delay = min(PROPOSAL_RETRY_INITIAL * 2 ** (state.proposal_failures - 1), PROPOSAL_RETRY_MAX)
+        log.warning("invocation retrying in %.1fs: %s", delay, error)
+        return float(delay)
+
+    def _propose(self, state: InvocationState, partition: int, effect: InvokerEffect) -> None:
+        """Propose an effect; if it fails, the attempt it came from must not go on as if it had landed."""
+        proposal = asyncio.ensure_future(self.host.propose(partition, effect))
+        state.last_proposal = proposal
+
+        def landed(future: asyncio.Future[int]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is None or state.failed_proposal is not None:
+                return
+            state.failed_proposal = error
+            if state.attempt is not None:
+                state.attempt.abort(
+                    AttemptError("RT0006", f"appending the attempt's effects failed: {error}")
+                )
+
+        proposal.add_done_callback(landed)
 
     def _give_up(
         self, invocation_id: bytes, state: InvocationState, snap: Snapshot, error: AttemptError
@@ -267,25 +331,21 @@ class Invoker:
         terminal = (
             Paused(code=500, message=error.message) if pause else Killed(code=500, message=error.message)
         )
-        state.last_proposal = asyncio.ensure_future(
-            self.host.propose(
-                snap.partition,
-                InvokerEffect(
-                    invocation_id=invocation_id,
-                    first_command_index=snap.commands,
-                    entries=[],
-                    terminal=terminal,
-                    now=int(self.clock.time() * 1000),
-                    event=events.paused(error) if pause else None,
-                ),
-            )
+        effect = InvokerEffect(
+            invocation_id=invocation_id,
+            first_command_index=snap.commands,
+            entries=[],
+            terminal=terminal,
+            now=int(self.clock.time() * 1000),
+            event=events.paused(error) if pause else None,
         )
+        self._propose(state, snap.partition, effect)
 
     async def _one_attempt(
         self, invocation_id: bytes, state: InvocationState, snap: Snapshot
     ) -> AttemptError | None:
         def propose(effect: InvokerEffect) -> None:
-            state.last_proposal = asyncio.ensure_future(self.host.propose(snap.partition, effect))
+            self._propose(state, snap.partition, effect)
 
         attempt = Attempt(snap, self.transport, propose, limits=self.limits, clock=self.clock)
         state.attempt = attempt

@@ -116,7 +116,7 @@ class _Runner:
         try:
             while not failure.done():
                 await asyncio.wait([failure], timeout=SWEEP_INTERVAL)
-                dispatcher.sweep()
+                await dispatcher.sweep()
             failure.result()
         finally:
             dispatcher.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -173,10 +173,17 @@ class NodeCollector:
             yield summary
 
 
-def node_app(sources: NodeSources | None, *, prometheus: bool = True) -> web.Application:
-    """The node port's HTTP app: `/health`, and `/metrics` unless `disable-prometheus` is set."""
+def node_app(
+    sources: NodeSources | None, *, prometheus: bool = True, ready: Callable[[], bool] = lambda: True
+) -> web.Application:
+    """The node port's HTTP app: `/health` (200 while `ready()`, else 503: the node cannot serve, or is
+    stopping), and `/metrics` unless `disable-prometheus` is set."""
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200 if ready() else 503)
+
     app = web.Application()
-    app.router.add_get("/health", _health)
+    app.router.add_get("/health", health)
     if prometheus:
         collector = NodeCollector(sources) if sources is not None else None
         registry = CollectorRegistry(auto_describe=False)
@@ -191,7 +198,3 @@ def node_app(sources: NodeSources | None, *, prometheus: bool = True) -> web.App
 
         app.router.add_get("/metrics", scrape)
     return app
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.Response(status=200)
