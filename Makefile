@@ -37,9 +37,12 @@ typecheck:
 imports:
 	$(VENV)/bin/lint-imports
 
-# Regenerate the protobuf classes after editing protocol.proto
+# Regenerate the protobuf classes after editing a .proto (mypy-protobuf types the gRPC stubs)
 proto:
 	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server server/restate_server/protocol/protocol.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server --grpc_python_out=server \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=server \
+		server/restate_server/replay/replay.proto
 
 bench:
 	bench/run.sh

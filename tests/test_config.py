@@ -124,6 +124,7 @@ def test_defaults_match_upstream() -> None:
     assert config.bind_address == "0.0.0.0:5122"
     assert config.default_num_partitions == 24
     assert config.default_journal_retention == 86400.0
+    assert config.default_state_history_retention == 86400.0  # ours: the Replay API's history
     assert config.default_retry_policy == RetryPolicyOptions(
         initial_interval=0.5,
         exponentiation_factor=2.0,
@@ -408,6 +409,7 @@ def test_dump_config_round_trips(tmp_path: Path) -> None:
 def test_dump_of_defaults_uses_upstream_spelling() -> None:
     data = tomllib.loads(dump_config(_load([], {"RESTATE_NODE_NAME": "n"})))
     assert data["default-journal-retention"] == "1d"
+    assert data["default-state-history-retention"] == "1d"
     assert data["default-retry-policy"] == {
         "initial-interval": "500ms",
         "exponentiation-factor": 2.0,
@@ -453,6 +455,11 @@ def test_env_var_can_set_one_entry_of_a_map(tmp_path: Path) -> None:
     path = _write(tmp_path, '[worker.invoker.additional-request-headers]\nx-a = "1"\n')
     env = {"RESTATE_WORKER__INVOKER__ADDITIONAL_REQUEST_HEADERS__X_B": "2"}
     assert _load(["-c", str(path)], env).additional_request_headers == {"x-a": "1", "x-b": "2"}
+
+
+def test_state_history_retention_is_read_from_the_environment() -> None:
+    config = _load([], {"RESTATE_DEFAULT_STATE_HISTORY_RETENTION": "0s"})
+    assert config.default_state_history_retention == 0.0
 
 
 def test_cluster_keys_from_the_environment_as_the_operator_sets_them() -> None:

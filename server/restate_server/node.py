@@ -20,21 +20,30 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from restate_server.admin import invocations, kafka_clusters, query, subscriptions, ui
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
+from restate_server.cluster import membership, rpc
+from restate_server.cluster.runtime import ClusterRuntime
+from restate_server.cluster.scan import ClusterScan
+from restate_server.cluster.worker import ClusterWorker
 from restate_server.config import Config
 from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
 from restate_server.kafka.manager import KafkaIngress
-from restate_server.log.api import LogCorrupted, LogError
+from restate_server.log.api import LogCorrupted, LogError, LogProvider
 from restate_server.log.providers.rocksdb import RocksDbLog
+from restate_server.metadata.api import MetadataStore
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
+from restate_server.node_services import NodeServices
 from restate_server.observability import metrics, scrape, tracing
+from restate_server.replay.servicer import ReplayServicer
+from restate_server.replay.source import LocalHistory
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import status as status_table
@@ -117,12 +126,23 @@ class Node:
             observability.services_endpoint, headers=observability.tracing_headers, node_name=config.node_name
         )
         data_dir = config.node_dir
-        # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
-        self.log_db = _open_log_db(data_dir / "log")
         # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
         # replay the log from the last applied LSN that reached an SST file.
         self.db = Database(data_dir / "db", wal=False)
-        self.metadata = RocksDbMetadataStore.open(data_dir)
+        self.supervisor = Supervisor(on_fatal=self._on_fatal)
+        if config.cluster.clustered:
+            self.cluster: ClusterRuntime | None = ClusterRuntime(config, self.supervisor)
+            self.metadata: MetadataStore = self.cluster.metadata
+            self.log: LogProvider = await self.cluster.open()
+            num_partitions = await self.cluster.partition_count()
+        else:
+            self.cluster = None
+            # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
+            self.log_db = _open_log_db(data_dir / "log")
+            self.metadata = RocksDbMetadataStore.open(data_dir)
+            self.log = RocksDbLog(self.log_db)
+            num_partitions = self._num_partitions()
+        metrics.NUM_PARTITIONS.set(num_partitions)
         signer = None
         if config.request_identity_private_key_pem_file is not None:
             signer = RequestSigner.from_pem_file(config.request_identity_private_key_pem_file)
@@ -131,11 +151,7 @@ class Node:
         self.registry = await SchemaRegistry.load(
             self.metadata, discoverer=DiscoveryClient(signer=signer, request_headers=headers)
         )
-        num_partitions = self._num_partitions()
-        metrics.NUM_PARTITIONS.set(num_partitions)
-        self.log = RocksDbLog(self.log_db)
         self.waiters = Waiters()
-        self.supervisor = Supervisor(on_fatal=self._on_fatal)
         self.snapshotter = SnapshotScheduler.from_options(
             config.worker.snapshots,
             self.db,
@@ -143,41 +159,19 @@ class Node:
             cluster_name=config.cluster_name,
             node_name=config.node_name,
         )
-        if self.snapshotter is not None:  # a new or wiped store starts from the latest snapshots
+        if self.snapshotter is not None:
             self.snapshotter.snapshots.clear_staging()
-            await self.snapshotter.snapshots.restore_empty(range(num_partitions))
-        processors = {
-            p: PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
-            for p in range(num_partitions)
-        }
-        self.processors = processors
-        try:
-            replayed = 0
-            for p in processors.values():
-                replayed += await p.replay()
-        except LogCorrupted as exc:
-            raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
-        metrics.NUM_ACTIVE_PARTITIONS.set(len(processors))
-        tails = [await self.log.find_tail(p) for p in processors]
-        # above every epoch seen, including one acquired by a run that crashed before announcing it
-        epoch = max([*(p.leader_epoch for p in processors.values()), *(t.epoch for t in tails)]) + 1
+        self.processors: dict[int, PartitionProcessor] = {}
         self.leadership = Leadership(
             config=config,
             db=self.db,
             log_provider=self.log,
             registry=self.registry,
-            processors=processors,
+            processors=self.processors,
             waiters=self.waiters,
             transport=Transport(signer=signer, additional_headers=headers),
             supervisor=self.supervisor,
         )
-        fault_injection.install(os.environ, processors.values(), self.leadership.timers)  # TEST HOOK
-        for p in processors.values():
-            if self.snapshotter is not None:
-                p.on_applied = self.snapshotter.on_applied
-            self.supervisor.spawn(_processor_task(p.partition), p.run, Policy.FATAL)
-        if self.snapshotter is not None:
-            self.snapshotter.start(range(num_partitions))
         self.leadership.start()
         metrics.NUM_ACTIVE_PARTITION_LEADERS.set_function(lambda: len(self.leadership.led_partitions))
         self.cleaner = Cleaner(
@@ -187,26 +181,59 @@ class Node:
             interval=max(config.worker.cleanup_interval, 1.0),
         )
         self.supervisor.spawn("cleaner", self.cleaner.run, Policy.RESTART)
-        self.supervisor.spawn("log-trimmer", self._trim_logs, Policy.RESTART)
-        # a single node leads every partition
-        for partition in processors:
-            if not await self.leadership.become_leader(partition, epoch):
-                raise RuntimeError(
-                    f"partition {partition}: another sequencer holds its log above epoch {epoch}"
-                )
-        worker = WorkerHandle(
-            db=self.db,
-            appender=self.leadership,
-            waiters=self.waiters,
-            num_partitions=num_partitions,
-            ready=self.ready,
+        self.node_services = NodeServices()
+        replay = ReplayServicer(
+            services=self.registry, source=LocalHistory(self.db), num_partitions=num_partitions
         )
+        self.node_services.add_servicer(replay.register)
+        if self.cluster is None:
+            replayed, epoch = await self._lead_every_partition(num_partitions)
+            worker = WorkerHandle(
+                db=self.db,
+                appender=self.leadership,
+                waiters=self.waiters,
+                num_partitions=num_partitions,
+                ready=self.ready,
+            )
+            await self.node_services.start()
+        else:
+            replayed, epoch = 0, 0
+            routing = await self.cluster.start(
+                info=self._node_info(),
+                db=self.db,
+                processors=self.processors,
+                num_partitions=num_partitions,
+                leadership=self.leadership,
+                registry=self.registry,
+                lookup_service=self._lookup_service,
+                snapshotter=self.snapshotter,
+            )
+            self.peers = rpc.Peers()
+            worker = self.forwarding = ClusterWorker(
+                routing=routing,
+                peers=self.peers,
+                db=self.db,
+                appender=self.leadership,
+                waiters=self.waiters,
+                num_partitions=num_partitions,
+                ready=self.ready,
+            )
+            self.leadership.deliver = worker.append  # outbox messages go to their partitions' leaders
+            servicer = rpc.WorkerServicer(
+                worker, self.leadership.is_leader, scan_sources=lambda: query.sources(self.admin_ctx)
+            )
+            self.node_services.add_servicer(servicer.register)
+            await self.node_services.start()
+            # peers reach this node's gRPC services through the node port: serve it first
+            await self._serve_node_port()
+        if self.snapshotter is not None:
+            self.snapshotter.start(range(num_partitions))
         ingress = Ingress(config, self.registry, worker)
         self.kafka = KafkaIngress(
             config=config, metadata=self.metadata, registry=self.registry, worker=worker
         )
         self.kafka.start()
-        admin_ctx = AdminContext(
+        admin_ctx = self.admin_ctx = AdminContext(
             registry=self.registry,
             config=config,
             ingress_endpoint=self._ingress_endpoint,
@@ -214,6 +241,9 @@ class Node:
             metadata=self.metadata,
             invoker_states=lambda: self.leadership.invoker.invocations,
         )
+        if self.cluster is not None:  # /query reads the partitions led here, the rest from their leaders
+            admin_ctx.answers_for = self.leadership.is_leader
+            admin_ctx.remote_scan = ClusterScan(self.cluster.routing, self.peers, asyncio.get_running_loop())
         await self._serve(
             "ingress", ingress.app(), config.ingress.bind_address, config.ingress.connection_limits
         )
@@ -229,10 +259,8 @@ class Node:
         if not config.admin.disable_web_ui:
             ui.install(admin_app)
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
-        node_app = scrape.node_app(
-            _MetricsSources(self), prometheus=not config.observability.disable_prometheus, ready=self.ready
-        )
-        await self._serve("node", node_app, config.bind_address)
+        if self.cluster is None:
+            await self._serve_node_port()
         self._announce_listeners()
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
@@ -241,6 +269,69 @@ class Node:
             num_partitions,
             replayed,
             epoch,
+        )
+
+    async def _lead_every_partition(self, num_partitions: int) -> tuple[int, int]:
+        """A single node: replay every partition, then lead them all at a new epoch."""
+        data_dir = self.config.node_dir
+        if self.snapshotter is not None:  # a new or wiped store starts from the latest snapshots
+            await self.snapshotter.snapshots.restore_empty(range(num_partitions))
+        for p in range(num_partitions):
+            processor = PartitionProcessor(p, num_partitions, self.db, self.log, self._lookup_service)
+            self.processors[p] = processor
+            self.leadership.attach(processor)
+        try:
+            replayed = 0
+            for processor in self.processors.values():
+                replayed += await processor.replay()
+        except LogCorrupted as exc:
+            raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
+        metrics.NUM_ACTIVE_PARTITIONS.set(len(self.processors))
+        tails = [await self.log.find_tail(p) for p in self.processors]
+        # above every epoch seen, including one acquired by a run that crashed before announcing it
+        epoch = max([*(p.leader_epoch for p in self.processors.values()), *(t.epoch for t in tails)]) + 1
+        fault_injection.install(os.environ, self.processors.values(), self.leadership.timers)  # TEST HOOK
+        for processor in self.processors.values():
+            if self.snapshotter is not None:
+                processor.on_applied = self.snapshotter.on_applied
+            self.supervisor.spawn(_processor_task(processor.partition), processor.run, Policy.FATAL)
+        self.supervisor.spawn("log-trimmer", self._trim_logs, Policy.RESTART)
+        for partition in self.processors:
+            if not await self.leadership.become_leader(partition, epoch):
+                raise RuntimeError(
+                    f"partition {partition}: another sequencer holds its log above epoch {epoch}"
+                )
+        return replayed, epoch
+
+    async def _serve_node_port(self) -> None:
+        await self._serve(
+            "node",
+            scrape.node_app(
+                _MetricsSources(self),
+                prometheus=not self.config.observability.disable_prometheus,
+                ready=self.ready,
+            ),
+            self.config.bind_address,
+            sniff=self.node_services.sniff,
+        )
+
+    def _node_info(self) -> membership.NodeInfo:
+        """How other nodes (and the CLI tools) reach this one: its advertised addresses."""
+        config = self.config
+        host = urlsplit(config.advertised_address).hostname or "127.0.0.1"
+
+        def url(bind: str, advertised: str | None) -> str:
+            if advertised:
+                return advertised
+            bind_host, port = _split_address(bind)
+            return f"http://{host if bind_host in ('0.0.0.0', '::') else bind_host}:{port}/"
+
+        return membership.NodeInfo(
+            name=config.node_name,
+            address=config.advertised_address,
+            ingress=url(config.ingress.bind_address, config.ingress.advertised_ingress_endpoint),
+            admin=url(config.admin.bind_address, config.admin.advertised_admin_endpoint),
+            started_at=int(time.time() * 1000),
         )
 
     def _announce_listeners(self) -> None:
@@ -287,10 +378,11 @@ class Node:
         app: web.Application,
         address: str,
         limits: serving.ListenerLimits = serving.DEFAULT_LIMITS,
+        sniff: serving.Sniff | None = None,
     ) -> None:
         host, port = _split_address(address)
         try:
-            runner = await serving.serve(app, name, host, port, limits)
+            runner = await serving.serve(app, name, host, port, limits, sniff)
         except OSError as exc:
             what, key = _LISTENERS[name]
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
@@ -303,8 +395,13 @@ class Node:
         self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
     def ready(self) -> bool:
-        """What `/health` reports: every partition has a running processor and the node is not stopping."""
-        return not self.stopping and all(self.supervisor.running(_processor_task(p)) for p in self.processors)
+        """What `/health` reports: every partition this node holds has a running processor (a cluster
+        node: once it has seen the partition table) and the node is not stopping."""
+        if self.stopping:
+            return False
+        if self.cluster is not None and self.cluster.manager.table is None:
+            return False
+        return all(self.supervisor.running(_processor_task(p)) for p in self.processors)
 
     def _on_fatal(self, task: str, error: BaseException) -> None:
         """A task whose crash the node cannot recover from in place: stop, exit non-zero, replay on start."""
@@ -341,15 +438,20 @@ class Node:
         self.stopping = True
         for runner in reversed(self.runners):
             await runner.cleanup()
+        await self.node_services.stop()
         await self.kafka.stop()  # consumers commit what is durable before the log closes
         await self.leadership.stop()
         if self.snapshotter is not None:
             await self.snapshotter.stop()
         await self.supervisor.stop()
-        await self.log.close()
-        await self.metadata.close()
+        if self.cluster is not None:
+            await self.forwarding.close()
+            await self.cluster.stop()  # leaves the cluster, closes the etcd log and metadata
+        else:
+            await self.log.close()
+            await self.metadata.close()
+            self.log_db.close()
         self.db.close()
-        self.log_db.close()
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)
 
@@ -371,7 +473,10 @@ class _MetricsSources:
         self.node = node
 
     def databases(self) -> dict[str, scrape.Database]:
-        return {metrics.DB_PARTITION_STORE: self.node.db, metrics.DB_LOG: self.node.log_db}
+        found: dict[str, scrape.Database] = {metrics.DB_PARTITION_STORE: self.node.db}
+        if self.node.cluster is None:  # a cluster's log lives in etcd
+            found[metrics.DB_LOG] = self.node.log_db
+        return found
 
     async def partitions(self) -> list[scrape.PartitionView]:
         views = []

@@ -23,6 +23,7 @@ from restate_server.schema.registry import SchemaRegistry
 from restate_server.web import shedding
 
 if TYPE_CHECKING:
+    from restate_server.admin.query.tables import RemoteScan
     from restate_server.invoker.service import InvocationState
     from restate_server.metadata.api import MetadataStore
     from restate_server.worker.api import WorkerHandle
@@ -88,6 +89,10 @@ class AdminContext:
     """The invoker's in-memory attempt state per invocation id (`sys_invocation_state`)."""
     metadata: MetadataStore | None = None
     """Where subscriptions are kept (key ``subscriptions``)."""
+    answers_for: Callable[[int], bool] | None = None
+    """The partitions whose rows `/query` reads from this node's store (a cluster node: those it leads)."""
+    remote_scan: RemoteScan | None = None
+    """Rows of the other partitions, from their leaders (a cluster node)."""
 
 
 CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)

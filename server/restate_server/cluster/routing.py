@@ -36,7 +36,8 @@ class Routing:
         """Until something that routing depends on changes, or `patience` seconds."""
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), patience)
+            async with asyncio.timeout(patience):
+                await event.wait()
 
     def leader_address(self, partition: int) -> str | None:
         """The node-port address of the partition's leader elsewhere; None if unknown or this node."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import grpc
 
+from restate_server.admin.query import remote, tables
 from restate_server.cluster import cluster_pb2 as pb, cluster_pb2_grpc as pb_grpc, codec
 from restate_server.ids import InvocationId
 from restate_server.log.records import decode
@@ -24,6 +26,7 @@ from restate_server.worker.api import WorkerHandle
 from restate_server.worker.errors import WorkerUnavailable
 
 CALL_TIMEOUT = 10.0  # seconds one forwarded call may take (appends wait for etcd's fsync)
+SCAN_TIMEOUT = 60.0  # seconds a peer may take to scan its partitions for a query
 Leads = Callable[[int], bool]
 """Whether this node leads a partition now (announced and applied)."""
 
@@ -31,9 +34,12 @@ Leads = Callable[[int], bool]
 class WorkerServicer(pb_grpc.WorkerServicer):
     """Serves requests forwarded by other nodes, for the partitions this node leads."""
 
-    def __init__(self, worker: WorkerHandle, leads: Leads) -> None:
+    def __init__(
+        self, worker: WorkerHandle, leads: Leads, scan_sources: Callable[[], tables.Sources]
+    ) -> None:
         self.worker = worker
         self.leads = leads
+        self.scan_sources = scan_sources
 
     def register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_WorkerServicer_to_server(self, server)
@@ -86,6 +92,16 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         st = await self.worker.read_status(InvocationId.from_bytes(request.invocation_id))
         return pb.Encoded(data=b"" if st is None else st.encode())
 
+    async def Scan(
+        self, request: pb.ScanRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.ScanChunk]:
+        sources = dataclasses.replace(self.scan_sources(), remote=None)  # the partitions led here only
+        for scan in request.tables:
+            only = frozenset(scan.only) if scan.restricted else None
+            columns = frozenset(scan.columns) if scan.columns else None
+            data = await asyncio.to_thread(remote.scan_local, sources, scan.table, only, columns)
+            yield pb.ScanChunk(table=scan.table, arrow_ipc=data)
+
 
 class Peers:
     """One channel per peer node (its advertised node-port address)."""
@@ -123,6 +139,21 @@ class Peers:
         request = pb.InvocationRequest(partition=partition, invocation_id=invocation_id)
         reply = await self.stub(address).WaitCompletion(request)
         return reply.data
+
+    async def scan(
+        self, address: str, table: str, only: frozenset[bytes] | None, columns: frozenset[str] | None
+    ) -> list[bytes]:
+        request = pb.ScanRequest(
+            tables=[
+                pb.TableScan(
+                    table=table,
+                    columns=sorted(columns or ()),
+                    only=sorted(only or ()),
+                    restricted=only is not None,
+                )
+            ]
+        )
+        return [chunk.arrow_ipc async for chunk in self.stub(address).Scan(request, timeout=SCAN_TIMEOUT)]
 
     async def read_status(self, address: str, partition: int, invocation_id: bytes) -> bytes:
         request = pb.InvocationRequest(partition=partition, invocation_id=invocation_id)

@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from restate_server.cluster import codec, rpc
 from restate_server.cluster.routing import Routing
 from restate_server.ids import InvocationId
 from restate_server.log.records import Record, encode
+from restate_server.rocksdb import Database
 from restate_server.storage.status import InvocationStatus
 from restate_server.worker import actions as act
-from restate_server.worker.api import WorkerHandle
+from restate_server.worker.api import Appender, WorkerHandle
 from restate_server.worker.errors import WorkerUnavailable
+from restate_server.worker.waiters import Waiters
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,20 @@ T = TypeVar("T")
 
 
 class ClusterWorker(WorkerHandle):
-    def __init__(self, *, routing: Routing, peers: rpc.Peers, **local: object) -> None:
-        super().__init__(**local)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        *,
+        routing: Routing,
+        peers: rpc.Peers,
+        db: Database,
+        appender: Appender,
+        waiters: Waiters,
+        num_partitions: int,
+        ready: Callable[[], bool],
+    ) -> None:
+        super().__init__(
+            db=db, appender=appender, waiters=waiters, num_partitions=num_partitions, ready=ready
+        )
         self.routing = routing
         self.peers = peers
         self._forwarders: dict[int, _Forwarder] = {}

@@ -14,6 +14,8 @@ USED_KEYS = (
     "admin.bind-address",
     "admin.bind-ip",
     "admin.bind-port",
+    "admin.advertised-address",
+    "admin.advertised-admin-endpoint",
     "admin.concurrent-api-requests-limit",
     "admin.disable-web-ui",
     "admin.query-engine.memory-size",
@@ -52,8 +54,8 @@ class AdminOptions:
     bind_address: str = "0.0.0.0:9070"
     """`bind-address` (`RESTATE_ADMIN__BIND_ADDRESS`), else `bind-ip` (inherited) and `bind-port`."""
     advertised_admin_endpoint: str | None = None
-    """`advertised-admin-endpoint` (or the listener's `advertised-address`): the admin URL other
-    nodes would be told. Read for the cluster; nothing reports it yet, so the key is listed unused."""
+    """`advertised-admin-endpoint` (or the listener's `advertised-address`): the admin URL a cluster
+    node publishes to its peers; None means derive it from the bind address."""
     concurrent_api_requests_limit: int | None = None
     """`concurrent-api-requests-limit`: admin requests served at once; past it the answer is 429.
     None (the default, as upstream) is unlimited."""

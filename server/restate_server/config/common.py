@@ -32,10 +32,13 @@ USED_KEYS = (
     "bind-address",
     "bind-ip",
     "bind-port",
+    "advertised-address",
+    "advertised-host",
     "default-idempotency-retention",
     "default-workflow-completion-retention",
     "default-num-partitions",
     "default-journal-retention",
+    "default-state-history-retention",
     "default-retry-policy",
     "request-identity-private-key-pem-file",
     "additional-request-headers",
@@ -86,8 +89,7 @@ class Config:
     """`bind-address` (else `bind-ip`:`bind-port`): the node (fabric) port, also serving `/metrics`."""
     advertised_address: str = "http://127.0.0.1:5122/"
     """`advertised-address`: how other nodes reach this one (default: `advertised-host` or 127.0.0.1,
-    with the bind port). Read for the cluster; a single node has no peer to tell, so the key is
-    reported unused."""
+    with the bind port). A cluster node publishes it to its peers."""
     default_num_partitions: int = 24
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
@@ -96,6 +98,9 @@ class Config:
     """`default-idempotency-retention`, seconds an idempotency key is remembered after completion."""
     default_workflow_completion_retention: float = 86400.0
     """`default-workflow-completion-retention`, seconds a finished workflow's result is kept."""
+    default_state_history_retention: float = 86400.0
+    """`default-state-history-retention`, seconds the state history of virtual objects and workflows is
+    kept (the Replay API); 0 turns it off. Services override it with `state_history_retention`."""
     default_retry_policy: RetryPolicyOptions = field(default_factory=RetryPolicyOptions)
     request_identity_private_key_pem_file: Path | None = None
     """`worker.invoker.request-identity-private-key-pem-file` (the top-level key is the pre-1.7 alias)."""
@@ -157,6 +162,7 @@ def read(get: Reader) -> Config:
         default_journal_retention=get.duration("default-journal-retention", 86400.0),
         default_idempotency_retention=get.duration("default-idempotency-retention", 86400.0),
         default_workflow_completion_retention=get.duration("default-workflow-completion-retention", 86400.0),
+        default_state_history_retention=get.duration("default-state-history-retention", 86400.0),
         default_retry_policy=retry,
         request_identity_private_key_pem_file=Path(pem) if pem else None,
         additional_request_headers=headers,
@@ -184,6 +190,7 @@ def dump(config: Config) -> dict[str, object]:
         "node-name": config.node_name,
         "base-dir": str(config.base_dir),
         "bind-address": config.bind_address,
+        "advertised-address": config.advertised_address,
         "default-num-partitions": config.default_num_partitions,
         "shutdown-timeout": format_duration(config.shutdown_timeout),
         "log-filter": config.log_filter,
@@ -196,6 +203,7 @@ def dump(config: Config) -> dict[str, object]:
         "default-workflow-completion-retention": format_duration(
             config.default_workflow_completion_retention
         ),
+        "default-state-history-retention": format_duration(config.default_state_history_retention),
         "default-retry-policy": {
             "initial-interval": format_duration(retry.initial_interval),
             "exponentiation-factor": retry.exponentiation_factor,

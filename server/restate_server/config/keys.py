@@ -80,6 +80,8 @@ _SECTIONS: dict[str, str] = {
             # Deprecated since 1.7 (moved to worker.invoker), still accepted by upstream.
             _SERVICE_CLIENT,
             "additional-request-headers http-keep-alive-options initial-max-send-streams",
+            # This server's own keys, beyond upstream: the Replay API's state history.
+            "default-state-history-retention",
             # The tokio-console listener, flattened with a `tokio-console-` prefix.
             " ".join("tokio-console-" + key for key in _LISTENER.split() if key != "bind-address"),
         )

@@ -181,3 +181,9 @@ KAFKA_INGRESS_PAUSED = Gauge(
     "1 while a subscription's consumption is paused by backpressure",
     ["subscription"],
 )
+
+# ---- the Replay API (this server's own)
+REPLAY_STREAMS = Gauge("restate_replay_streams", "Replay API streams open")
+REPLAY_EVENTS_READ = Counter(
+    "restate_replay_events_read", "State history events the Replay API read from the partition store"
+)

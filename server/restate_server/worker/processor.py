@@ -129,7 +129,8 @@ class PartitionProcessor:
         txn = Transaction(self.db)
         # time only moves with the records' own timestamps, so a replay sees the same clock
         ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)
-        for _lsn, record in batch:
+        for lsn, record in batch:
+            ctx.lsn = lsn
             apply(ctx, record)
         ctx.flush()
         leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)  # a stale announce is not

@@ -119,6 +119,8 @@ def sources(ctx: AdminContext) -> tables.Sources:
         deployments=ctx.registry.deployments(),
         services=ctx.registry.services(),
         attempts=attempts,
+        local=ctx.answers_for or (lambda _partition: True),
+        remote=ctx.remote_scan,
     )
 
 

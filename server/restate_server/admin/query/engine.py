@@ -170,7 +170,7 @@ def _context(
     ctx = SessionContext(config, runtime)
     for name, table in catalog.TABLES.items():
         data = (
-            table.materialise(sources, only.get(name), (columns or {}).get(name))
+            _gather(table, sources, only.get(name), (columns or {}).get(name))
             if name in wanted
             else table.schema.empty_table()
         )
@@ -178,6 +178,16 @@ def _context(
         ctx.register_record_batches(name, [batches])
     ctx.sql(SYS_INVOCATION_VIEW)  # the one DDL statement: ours, before any of the caller's
     return ctx
+
+
+def _gather(
+    table: tables.Table, sources: tables.Sources, only: tables.Only, columns: frozenset[str] | None
+) -> pa.Table:
+    """This node's rows of the table, and in a cluster those the leaders of other partitions hold."""
+    data = table.materialise(sources, only, columns)
+    if sources.remote is None or not table.partitioned:
+        return data
+    return pa.concat_tables([data, *sources.remote(table.name, only, columns)])
 
 
 def _translate(error: Exception) -> QueryError:

@@ -43,28 +43,39 @@ class AttemptState:
     server: str | None
 
 
+Rows = list[dict[str, Any]]
+Only = frozenset[bytes] | None
+"""The invocation ids a query can read (see :mod:`.pushdown`); None: all of them."""
+RemoteScan = Callable[[str, Only, "frozenset[str] | None"], list[pa.Table]]
+"""(table, only, columns) -> the rows other nodes hold (blocking; called from the query thread)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sources:
-    """Everything a table builder may read; ``db`` is None when no worker runs (empty tables)."""
+    """Everything a table builder may read; ``db`` is None when no worker runs (empty tables).
+
+    A cluster node answers for the partitions it leads (``local``) and gets the rows of the others
+    from their leaders (``remote``, see :mod:`.remote`).
+    """
 
     db: Database | None
     num_partitions: int
     deployments: list[model.Deployment]
     services: list[model.Service]
     attempts: Mapping[bytes, AttemptState]
+    local: Callable[[int], bool] = lambda _partition: True
+    remote: RemoteScan | None = None
 
     def partitions(self) -> Iterator[tuple[Transaction, int]]:
-        """One read-only transaction per partition."""
+        """One read-only transaction per partition this node answers for."""
         if self.db is None:
             return
         txn = Transaction(self.db)
         for partition in range(self.num_partitions):
-            yield txn, partition
+            if self.local(partition):
+                yield txn, partition
 
 
-Rows = list[dict[str, Any]]
-Only = frozenset[bytes] | None
-"""The invocation ids a query can read (see :mod:`.pushdown`); None: all of them."""
 Builder = Callable[[Sources, Only], Rows]
 
 
@@ -73,6 +84,9 @@ class Table:
     name: str
     schema: pa.Schema
     build: Builder
+    partitioned: bool = True
+    """Rows live in partitions (a cluster gathers them from every partition's leader); False for the
+    schema's tables, which every node holds whole."""
 
     def materialise(
         self, sources: Sources, only: Only = None, columns: frozenset[str] | None = None
@@ -213,6 +227,8 @@ def statuses(src: Sources, only: Only) -> Iterator[tuple[Transaction, int, bytes
         for invocation_id in sorted(only):
             inv = InvocationId.from_bytes(invocation_id)
             partition = partition_of(inv.partition_key, src.num_partitions)
+            if not src.local(partition):
+                continue
             st = status.get(txn, partition, invocation_id)
             if st is not None:
                 yield txn, partition, invocation_id, st

@@ -31,7 +31,7 @@ from typing import assert_never
 
 from restate_server.config import Config
 from restate_server.invoker.attempt import Snapshot, Transport
-from restate_server.invoker.clock import Clock
+from restate_server.invoker.clock import Clock, LoopClock
 from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.service import Invoker
 from restate_server.log.api import Fenced, LogProvider, failed
@@ -44,6 +44,7 @@ from restate_server.storage.transaction import Transaction
 from restate_server.tasks import Policy, Supervisor
 from restate_server.worker import actions as act, scan
 from restate_server.worker.errors import WorkerUnavailable
+from restate_server.worker.history_retention import HistoryRetention
 from restate_server.worker.leadership.outbox import OutboxShuffle
 from restate_server.worker.leadership.proposals import until_landed
 from restate_server.worker.leadership.snapshot import read_snapshot
@@ -107,6 +108,15 @@ class Leadership:
             clock=clock,
         )
         self.timers = TimerService(self._propose_timer, clock=clock)
+        self.history = HistoryRetention(
+            config=config,
+            interval=max(config.worker.cleanup_interval, 1.0),
+            services=registry,
+            db=db,
+            processors=processors,
+            propose=self._propose,
+            clock=(clock or LoopClock()).time,
+        )
         self.deliver: Deliver = self.append
         """Where outbox messages for other partitions go (a cluster routes them to their leaders)."""
         for processor in processors.values():
@@ -114,10 +124,12 @@ class Leadership:
 
     def start(self) -> None:
         self.supervisor.spawn("timer-service", self.timers.run, Policy.RESTART)
+        self.history.start()
 
     async def stop(self) -> None:
         for partition in list(self._led):
             self.step_down(partition)
+        await self.history.stop()
         await self.invoker.close()
 
     def attach(self, processor: PartitionProcessor) -> None:
@@ -180,6 +192,7 @@ class Leadership:
             return
         log.info("partition %d: stepping down from leader epoch %d", partition, led.epoch)
         self.timers.drop_partition(partition)
+        self.history.on_step_down(partition)
         self.supervisor.cancel_soon(_outbox_task(partition))
         self.supervisor.cancel_soon(_resume_task(partition))
         for invocation_id, state in list(self.invoker.invocations.items()):
@@ -213,6 +226,7 @@ class Leadership:
             led.shuffle.enqueue(seq, target, record)
         self.supervisor.spawn(_outbox_task(partition), led.shuffle.run, Policy.RESTART)
         self.supervisor.spawn(_resume_task(partition), lambda: self._resume(led), Policy.RETRY)
+        self.history.on_leadership(partition)
         log.info("partition %d: leading at epoch %d", partition, led.epoch)
 
     async def _resume(self, led: _Led) -> None:

@@ -84,6 +84,7 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
         case rec.Pause():
             requests.pause(ctx, record)
         case rec.PatchState():
+            ctx.now = max(ctx.now, record.now)
             requests.patch_state(ctx, record)
         case rec.TruncateOutbox():
             outbox.truncate(ctx.txn, ctx.partition, record.up_to_seq)
@@ -93,6 +94,9 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
         case rec.RestartAsNew():
             ctx.now = max(ctx.now, record.now)
             restart.restart_as_new(ctx, record)
+        case rec.TrimStateHistory():
+            ctx.now = max(ctx.now, record.now)
+            ctx.history.trim(ctx.txn, ctx.partition, now=ctx.now, retention=record.retention)
         case _:
             assert_never(record)
 
