@@ -97,9 +97,10 @@ class Server:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=30)
+        # generous: a loaded 2-core machine can take long to import and open everything
+        wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=60)
         wait_until(
-            lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=30
+            lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=60
         )
 
     def kill(self) -> None:
