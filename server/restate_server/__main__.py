@@ -27,6 +27,9 @@ _logger = logging.getLogger("restate_server.main")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; returns the process exit code."""
+    # Peers are reached by their advertised names through the system resolver (/etc/hosts, nsswitch),
+    # as every other client of the node resolves them; gRPC's default c-ares resolver bypasses it.
+    os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
     try:
         loaded, args = config_mod.load_config(argv, os.environ)
     except config_mod.ConfigError as exc:

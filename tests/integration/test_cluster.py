@@ -7,11 +7,15 @@ without doubling anything: the counters must end exactly at the number of acknow
 
 from __future__ import annotations
 
+import collections
+import shutil
 import time
+from pathlib import Path
 
 import httpx
-from cluster_harness import KEYS, Cluster, Load, add, get, run_load
-from harness import wait_until
+from cluster_harness import KEYS, Cluster, Load, add, get, make_cluster, run_load
+from etcd_cluster import EtcdCluster
+from harness import Sdk, wait_until
 
 
 def test_register_on_one_node_call_through_each(deployed_cluster: Cluster) -> None:
@@ -81,3 +85,41 @@ def test_sigkill_of_an_etcd_member_under_load(deployed_cluster: Cluster) -> None
     for key in KEYS:
         assert get(cluster.nodes[0], key) == load.acked[key]
     print(f"etcd leader SIGKILL: longest acknowledged operation {load.longest:.2f}s")
+
+
+def test_a_wiped_node_rejoins_from_a_snapshot_and_the_log_is_trimmed(
+    etcd_cluster: EtcdCluster, tmp_path: Path, sdk: Sdk
+) -> None:
+    snapshots = tmp_path / "snapshots"
+    cluster = make_cluster(
+        etcd_cluster,
+        tmp_path,
+        RESTATE_WORKER__SNAPSHOTS__DESTINATION=f"file://{snapshots}",
+        RESTATE_WORKER__SNAPSHOTS__SNAPSHOT_INTERVAL_NUM_RECORDS="10",
+        RESTATE_ADMIN__LOG_TRIM_CHECK_INTERVAL="1s",
+    )
+    cluster.start()
+    try:
+        cluster.register(sdk.uri)
+        acked: collections.Counter[str] = collections.Counter()
+        for n in range(120):
+            key = KEYS[n % len(KEYS)]
+            add(cluster.nodes[n % 3], key, f"wipe-{n}")
+            acked[key] += 1
+        keys_before = cluster.log_keys()
+        wait_until(lambda: cluster.log_keys() < keys_before, timeout=60)  # trimmed behind the snapshots
+        victim = cluster.node("n2")
+        victim.kill()
+        shutil.rmtree(tmp_path / "data" / "n2")  # store, everything: a new disk
+        for n in range(120, 150):  # the others go on meanwhile
+            key = KEYS[n % len(KEYS)]
+            add(cluster.nodes[n % 2 * 2], key, f"wipe-{n}")
+            acked[key] += 1
+        victim.start()
+        # it is given replicas again and builds them from a snapshot plus the log's suffix
+        wait_until(lambda: "restoring the latest snapshot" in victim.log_path.read_text(), timeout=60)
+        wait_until(lambda: len(cluster.table().led_by("n2")) > 0, timeout=60)
+        for node in cluster.nodes:
+            assert [get(node, key) for key in KEYS] == [acked[key] for key in KEYS]
+    finally:
+        cluster.stop()
