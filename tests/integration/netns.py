@@ -120,17 +120,19 @@ class Network:
 
     def close(self) -> None:
         """Delete the namespaces (their veth pairs go with them), then the bridge; report what failed."""
+        commands = [("netns", "delete", namespace.name) for namespace in self.namespaces]
+        # a host end is gone with its peer, unless moving the peer into the namespace failed
+        commands += [("link", "delete", namespace.host_veth) for namespace in self.namespaces]
+        commands.append(("link", "delete", self.bridge))
+        self.namespaces.clear()
         errors = []
-        for namespace in self.namespaces:
+        for command in commands:
+            if command[0] == "link" and not _exists(command[2]):
+                continue
             try:
-                ip("netns", "delete", namespace.name)
+                ip(*command)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors.append(str(exc))
-            if _exists(namespace.host_veth):  # gone with its peer, unless moving the peer failed
-                ip("link", "delete", namespace.host_veth)
-        self.namespaces.clear()
-        if _exists(self.bridge):
-            ip("link", "delete", self.bridge)
         if errors:
             raise RuntimeError("; ".join(errors))
 
