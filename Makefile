@@ -23,12 +23,12 @@ test-e2e:
 	$(PY) -m pytest e2e $(PYTEST_ARGS)
 
 lint:
-	$(VENV)/bin/ruff check server operator tests e2e bench
-	$(VENV)/bin/ruff format --check server operator tests e2e bench
+	$(VENV)/bin/ruff check server operator tests e2e bench examples
+	$(VENV)/bin/ruff format --check server operator tests e2e bench examples
 
 fmt:
-	$(VENV)/bin/ruff format server operator tests e2e bench
-	$(VENV)/bin/ruff check --fix server operator tests e2e bench
+	$(VENV)/bin/ruff format server operator tests e2e bench examples
+	$(VENV)/bin/ruff check --fix server operator tests e2e bench examples
 
 typecheck:
 	$(VENV)/bin/mypy server/restate_server operator/restate_operator

@@ -33,7 +33,7 @@ def _identity(data: bytes) -> bytes:
 def _serve(conn: Connection) -> None:
     import uvloop
     from restate_server.node_services import NodeServices
-    from restate_server.observability import metrics
+    from restate_server.observability import scrape
     from restate_server.web import serving
 
     async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -60,7 +60,7 @@ def _serve(conn: Connection) -> None:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         runner = await serving.serve(
-            metrics.node_app(), "node", "127.0.0.1", port, serving.DEFAULT_LIMITS, services.sniff
+            scrape.node_app(None), "node", "127.0.0.1", port, serving.DEFAULT_LIMITS, services.sniff
         )
         conn.send((f"127.0.0.1:{port}", services.address))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until the parent is done

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from restate_server.admin import invocations, kafka_clusters, query, subscriptions
+from restate_server.admin import invocations, kafka_clusters, query, subscriptions, ui
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
 from restate_server.cluster import membership, rpc
@@ -43,12 +43,14 @@ from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.metadata.api import MetadataStore
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
 from restate_server.node_services import NodeServices
-from restate_server.observability import metrics
+from restate_server.observability import metrics, scrape, tracing
 from restate_server.replay.servicer import ReplayServicer
 from restate_server.replay.source import LocalHistory
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
+from restate_server.storage import status as status_table
 from restate_server.storage.snapshots import durability
+from restate_server.storage.transaction import Transaction
 from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
 from restate_server.worker import fault_injection
@@ -92,6 +94,22 @@ class NodeFailed(Exception):
     """A task the node cannot run without crashed (`restate_server.tasks`): exit non-zero."""
 
 
+class ListenError(Exception):
+    """A listener could not bind: the message is the whole story (no traceback is printed)."""
+
+
+# listener name -> (what it serves, the key that moves it)
+_LISTENERS = {
+    "ingress": ("Ingress HTTP", "ingress.bind-address (RESTATE_INGRESS__BIND_ADDRESS)"),
+    "admin": ("Admin API", "admin.bind-address (RESTATE_ADMIN__BIND_ADDRESS)"),
+    "node": ("Node server", "bind-address (RESTATE_BIND_ADDRESS)"),
+}
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -105,6 +123,10 @@ class Node:
         config = self.config
         started = time.monotonic()
         self.started_at = int(time.time() * 1000)
+        observability = config.observability
+        self.tracer = tracing.configure(
+            observability.services_endpoint, headers=observability.tracing_headers, node_name=config.node_name
+        )
         data_dir = config.node_dir
         # The partition store skips RocksDB's WAL (as upstream's does): after a crash the processors
         # replay the log from the last applied LSN that reached an SST file.
@@ -122,6 +144,7 @@ class Node:
             self.metadata = RocksDbMetadataStore.open(data_dir)
             self.log = RocksDbLog(self.log_db)
             num_partitions = self._num_partitions()
+        metrics.NUM_PARTITIONS.set(num_partitions)
         signer = None
         if config.request_identity_private_key_pem_file is not None:
             signer = RequestSigner.from_pem_file(config.request_identity_private_key_pem_file)
@@ -152,6 +175,7 @@ class Node:
             supervisor=self.supervisor,
         )
         self.leadership.start()
+        metrics.NUM_ACTIVE_PARTITION_LEADERS.set_function(lambda: len(self.leadership.led_partitions))
         self.cleaner = Cleaner(
             self.db,
             partitions=lambda: self.leadership.led_partitions,
@@ -248,9 +272,12 @@ class Node:
                 kafka_clusters.routes(self.kafka.changed),
             ],
         )
+        if not config.admin.disable_web_ui:
+            ui.install(admin_app)
         await self._serve("admin", admin_app, config.admin.bind_address, config.admin.connection_limits)
         if self.cluster is None:
             await self._serve_node_port()
+        self._announce_listeners()
         log.info(
             "node %s ready in %.2fs (%d partitions, %d log records replayed, leader epoch %d)",
             config.node_name,
@@ -275,6 +302,7 @@ class Node:
                 replayed += await processor.replay()
         except LogCorrupted as exc:
             raise LogCorrupted(f"{exc} (log at {data_dir / 'log'}); refusing to start") from exc
+        metrics.NUM_ACTIVE_PARTITIONS.set(len(self.processors))
         tails = [await self.log.find_tail(p) for p in self.processors]
         # above every epoch seen, including one acquired by a run that crashed before announcing it
         epoch = max([*(p.leader_epoch for p in self.processors.values()), *(t.epoch for t in tails)]) + 1
@@ -312,7 +340,11 @@ class Node:
     async def _serve_node_port(self) -> None:
         await self._serve(
             "node",
-            metrics.node_app(ready=self.ready),
+            scrape.node_app(
+                _MetricsSources(self),
+                prometheus=not self.config.observability.disable_prometheus,
+                ready=self.ready,
+            ),
             self.config.bind_address,
             sniff=self.control.sniff(self.node_services.sniff),
         )
@@ -335,6 +367,16 @@ class Node:
             admin=url(config.admin.bind_address, config.admin.advertised_admin_endpoint),
             started_at=self.started_at,
         )
+
+    def _announce_listeners(self) -> None:
+        """Where each listener really is (a port 0 in the configuration is resolved here)."""
+        ingress, admin, node = (_url(*self.bound[name]) for name in ("ingress", "admin", "node"))
+        log.info("Ingress HTTP listening on %s", ingress)
+        ui = "" if self.config.admin.disable_web_ui else f" (web UI at {admin}/ui/)"
+        log.info("Admin API listening on %s%s", admin, ui)
+        metrics_note = "" if self.config.observability.disable_prometheus else f" (metrics at {node}/metrics)"
+        log.info("Node server listening on %s%s", node, metrics_note)
+        log.info("Data directory: %s", self.config.node_dir.resolve())
 
     def _num_partitions(self) -> int:
         """Fixed at the first start, like upstream's provisioning; later config changes are ignored."""
@@ -376,9 +418,15 @@ class Node:
         try:
             runner = await serving.serve(app, name, host, port, limits, sniff)
         except OSError as exc:
-            raise RuntimeError(f"[RT0004] could not bind {name} to {address}: {exc}") from exc
+            what, key = _LISTENERS[name]
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(
+                f"[RT0004] {what} cannot listen on {address}: {reason}. Is another server running?"
+                f" Choose another address with {key}."
+            ) from None
         self.runners.append(runner)
-        self.bound[name] = (host, port)
+        bound = [a for a in runner.addresses if isinstance(a, tuple)]
+        self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
     def ready(self) -> bool:
         """What `/health` reports: every partition this node holds has a running processor (a cluster
@@ -440,6 +488,68 @@ class Node:
             await self.metadata.close()
             self.log_db.close()
         self.db.close()
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.shutdown)
+
+
+# the store's statuses, in `sys_invocation`'s words (`invoked` is split by the invoker's state)
+_SYS_STATUS = {
+    status_table.Status.INBOXED: "pending",
+    status_table.Status.SCHEDULED: "scheduled",
+    status_table.Status.SUSPENDED: "suspended",
+    status_table.Status.PAUSED: "paused",
+    status_table.Status.COMPLETED: "completed",
+}
+
+
+class _MetricsSources:
+    """What `/metrics` reads from this node at scrape time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def databases(self) -> dict[str, scrape.Database]:
+        found: dict[str, scrape.Database] = {metrics.DB_PARTITION_STORE: self.node.db}
+        if self.node.cluster is None:  # a cluster's log lives in etcd
+            found[metrics.DB_LOG] = self.node.log_db
+        return found
+
+    async def partitions(self) -> list[scrape.PartitionView]:
+        views = []
+        for partition, processor in self.node.processors.items():
+            tail = await self.node.log.find_tail(partition)
+            views.append(
+                scrape.PartitionView(
+                    partition=partition,
+                    applied_lsn=processor.applied_lsn,
+                    tail_lsn=tail.next_lsn - 1,
+                    leader=self.node.leadership.is_leader(partition),
+                )
+            )
+        return views
+
+    async def invocation_counts(self) -> dict[str, int]:
+        partitions = list(self.node.processors)
+        stored = await asyncio.to_thread(self._count, partitions)
+        counts = {name: 0 for name in (*_SYS_STATUS.values(), "ready", "running", "backing-off")}
+        for status, count in stored.items():
+            if status in _SYS_STATUS:
+                counts[_SYS_STATUS[status]] += count
+        invoked = stored.get(status_table.Status.INVOKED, 0)
+        attempts = list(self.node.leadership.invoker.invocations.values())
+        counts["running"] = min(invoked, sum(1 for a in attempts if a.in_flight))
+        counts["backing-off"] = min(
+            invoked - counts["running"], sum(1 for a in attempts if not a.in_flight and a.attempts > 0)
+        )
+        counts["ready"] = invoked - counts["running"] - counts["backing-off"]
+        return counts
+
+    def _count(self, partitions: list[int]) -> dict[status_table.Status, int]:
+        total: dict[status_table.Status, int] = {}
+        for partition in partitions:
+            for status, count in status_table.count_by_status(Transaction(self.node.db), partition).items():
+                total[status] = total.get(status, 0) + count
+        return total
 
 
 async def run(config: Config) -> None:

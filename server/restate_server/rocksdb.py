@@ -61,6 +61,9 @@ class Database:
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)
         opts.set_max_log_file_size(1024 * 1024)
+        # RocksDB's statistics (WAL sync and write latencies, bytes) feed `/metrics`, as upstream's do.
+        opts.enable_statistics()
+        self._opts = opts
         if strict_wal:
             # Refuse to open when the WAL is corrupt anywhere but a torn last record; RocksDB's
             # default (point in time) silently drops everything after the first bad record.
@@ -107,6 +110,16 @@ class Database:
 
     def flush(self) -> None:
         self._db.flush()
+
+    def property_int(self, name: str) -> int | None:
+        """A RocksDB integer property (`rocksdb.estimate-live-data-size`, ...), None if unknown."""
+        value: int | None = self._db.property_int_value(name)
+        return value
+
+    def statistics(self) -> str | None:
+        """RocksDB's statistics dump (tickers and histograms)."""
+        text: str | None = self._opts.get_statistics()
+        return text
 
     def checkpoint(self, path: Path) -> None:
         """A consistent copy of the whole database at `path` (a new directory), as of now.

@@ -4,12 +4,18 @@ Each test's cluster gets its own cluster name, so its keys in etcd (`/restate/<n
 another test's. Nodes are `harness.Server`s with the cluster environment upstream's operator sets
 (`RESTATE_METADATA_CLIENT__*`, `RESTATE_DEFAULT_REPLICATION`, an advertised node-port address).
 `table()` reads the partition table the controller keeps, to pick victims and check placements.
+`Load` is a bounded load of idempotent counter adds through every node, retried on the next node, so
+a fault test can check that the counters end exactly at the acknowledged adds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +31,7 @@ from restate_server.etcd import EtcdClient
 from restate_server.metadata.providers.etcd import EtcdMetadataStore
 
 NUM_PARTITIONS = 8
+KEYS = [f"k{i}" for i in range(12)]
 
 
 @dataclass
@@ -73,6 +80,20 @@ class Cluster:
         live = min(table.replication, len([n for n in self.nodes if n.proc and n.proc.poll() is None]))
         return all(p.leader is not None and len(p.replicas) >= live for p in table.partitions)
 
+    def live_nodes(self) -> set[str]:
+        """The nodes whose membership key (held by their lease) exists in etcd now."""
+
+        async def read(_store: EtcdMetadataStore, client: EtcdClient) -> set[str]:
+            from restate_server import etcd
+            from restate_server.cluster.membership import NODES_PREFIX
+
+            prefix = self.root + b"/md/" + NODES_PREFIX.encode()
+            response = await client.range(prefix, etcd.prefix_end(prefix), keys_only=True)
+            return {kv.key[len(prefix) :].decode() for kv in response.kvs}
+
+        result: set[str] = self._metadata(read)
+        return result
+
     def log_keys(self) -> int:
         """How many keys the partitions' logs hold in etcd."""
 
@@ -97,6 +118,70 @@ class Cluster:
         # every node's registry follows the schema in etcd
         for node in self.nodes:
             wait_until(lambda node=node: _services(node) > 0, timeout=15)
+
+
+def add(node: Server, key: str, op: str, *, timeout: float = 20) -> int:
+    """Add 1 to counter `key` through `node`, idempotently (`op` is the idempotency key)."""
+    resp = httpx.post(
+        f"{node.ingress}/Counter/{key}/add",
+        json=1,
+        headers={"idempotency-key": op},
+        timeout=timeout,
+    )
+    resp.raise_for_status()
+    return int(resp.json())
+
+
+def get(node: Server, key: str) -> int:
+    resp = httpx.post(f"{node.ingress}/Counter/{key}/get", timeout=20)
+    resp.raise_for_status()
+    return int(resp.json())
+
+
+@dataclass
+class Load:
+    """Clients adding to counters through every node, retrying an operation on the next node."""
+
+    nodes: list[Server]
+    name: str = "load"
+    """Prefix of the operations' idempotency keys (two loads of one test must not share them)."""
+    timeout: float = 20
+    """Seconds an attempt waits for its node before the operation is retried on the next one."""
+    acked: collections.Counter[str] = field(default_factory=collections.Counter)
+    longest: float = 0.0
+    failed: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, client: int, ops: int, deadline: float) -> None:
+        for n in range(ops):
+            key = KEYS[(client + n) % len(KEYS)]
+            op = f"{self.name}-{client}-{n}"
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                node = self.nodes[(client + n + attempt) % len(self.nodes)]
+                try:
+                    add(node, key, op, timeout=self.timeout)
+                    break
+                except (httpx.HTTPError, ValueError):
+                    attempt += 1
+                    if time.monotonic() > deadline:
+                        with self.lock:
+                            self.failed.append(op)
+                        return
+                    time.sleep(0.05)
+            with self.lock:
+                self.acked[key] += 1
+                self.longest = max(self.longest, time.monotonic() - started)
+
+
+def run_load(load: Load, clients: int, ops: int, during: float) -> list[concurrent.futures.Future[None]]:
+    """Start `clients` threads of `ops` operations each; an operation gives up after `during` seconds."""
+    pool = concurrent.futures.ThreadPoolExecutor(clients)
+    deadline = time.monotonic() + during
+    futures = [pool.submit(load.client, c, ops, deadline) for c in range(clients)]
+    pool.shutdown(wait=False)
+    return futures
 
 
 def _services(node: Server) -> int:

@@ -18,7 +18,7 @@ import pytest
 import uvloop
 from prometheus_client import REGISTRY
 from restate_server.node_services import NodeServices
-from restate_server.observability import metrics
+from restate_server.observability import scrape
 from restate_server.replay import cli, client, replay_pb2 as pb, replay_pb2_grpc
 from restate_server.replay.servicer import PAGE, ReplayServicer
 from restate_server.replay.source import ObjectRef, Window
@@ -81,7 +81,7 @@ async def node_port(history: FakeHistory) -> AsyncIterator[str]:
     await services.start()
     port = _free_port()
     runner = await serving.serve(
-        metrics.node_app(), "node", "127.0.0.1", port, serving.DEFAULT_LIMITS, services.sniff
+        scrape.node_app(None), "node", "127.0.0.1", port, serving.DEFAULT_LIMITS, services.sniff
     )
     try:
         yield f"127.0.0.1:{port}"

@@ -129,8 +129,14 @@ class ClusterRuntime:
     async def follow(self, partition: int) -> None:
         processor = PartitionProcessor(partition, self.num_partitions, self.db, self.log, self.lookup_service)
         self.leadership.attach(processor)
-        if self.snapshotter is not None:
-            processor.on_applied = self.snapshotter.on_applied
+        snapshotter = self.snapshotter
+        if snapshotter is not None:  # the leader snapshots a partition; its followers need not
+
+            def applied(partition: int, lsn: int) -> None:
+                if self.leadership.is_leader(partition):
+                    snapshotter.on_applied(partition, lsn)
+
+            processor.on_applied = applied
         self.processors[partition] = processor
         try:
             replayed = await processor.replay()

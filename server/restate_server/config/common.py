@@ -11,12 +11,14 @@ from restate_server.config import (
     admin as admin_section,
     cluster as cluster_section,
     ingress as ingress_section,
+    observability as observability_section,
     worker as worker_section,
 )
 from restate_server.config.admin import AdminOptions
 from restate_server.config.cluster import ClusterOptions
 from restate_server.config.ingress import IngressOptions
 from restate_server.config.layers import Reader
+from restate_server.config.observability import ObservabilityOptions
 from restate_server.config.units import format_duration
 from restate_server.config.worker import WorkerOptions
 
@@ -87,7 +89,7 @@ class Config:
     """`bind-address` (else `bind-ip`:`bind-port`): the node (fabric) port, also serving `/metrics`."""
     advertised_address: str = "http://127.0.0.1:5122/"
     """`advertised-address`: how other nodes reach this one (default: `advertised-host` or 127.0.0.1,
-    with the bind port)."""
+    with the bind port). A cluster node publishes it to its peers."""
     default_num_partitions: int = 24
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
@@ -116,6 +118,7 @@ class Config:
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     ingress: IngressOptions = field(default_factory=IngressOptions)
     admin: AdminOptions = field(default_factory=AdminOptions)
+    observability: ObservabilityOptions = field(default_factory=ObservabilityOptions)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
@@ -170,6 +173,7 @@ def read(get: Reader) -> Config:
         worker=worker_section.read(get),
         ingress=ingress_section.read(get, get.optional_str("ingress.bind-ip") or bind_ip),
         admin=admin_section.read(get, get.optional_str("admin.bind-ip") or bind_ip),
+        observability=observability_section.read(get),
         cluster=cluster_section.read(get),
     )
 
@@ -192,6 +196,7 @@ def dump(config: Config) -> dict[str, object]:
         "log-filter": config.log_filter,
         "log-format": config.log_format,
         "log-disable-ansi-codes": config.log_disable_ansi_codes,
+        **observability_section.dump(config.observability),
         "experimental-enable-protocol-v7": config.worker.invoker.max_protocol_version >= 7,
         "default-journal-retention": format_duration(config.default_journal_retention),
         "default-idempotency-retention": format_duration(config.default_idempotency_retention),

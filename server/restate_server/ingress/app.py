@@ -14,6 +14,7 @@ from restate_server.config import Config
 from restate_server.ingress import calls, cors, invocations, paths, responses
 from restate_server.ingress.context import IngressContext
 from restate_server.ingress.errors import IngressError, MethodNotAllowed, TooManyRequests, Unavailable
+from restate_server.observability import metrics
 from restate_server.schema.model import ServiceType
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.web import shedding
@@ -21,6 +22,7 @@ from restate_server.worker.api import WorkerHandle, WorkerUnavailable
 
 
 def _overloaded() -> web.Response:
+    metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_RATE_LIMITED, "", "").inc()
     error = TooManyRequests()
     return responses.error(error.status, error.message, error.source)
 
@@ -39,6 +41,7 @@ class Ingress:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_ADMITTED, "", "").inc()
         try:
             route = paths.parse(paths.normalise(request.raw_path.partition("?")[0]), self._is_keyed)
             return await self._serve(request, route)
@@ -57,7 +60,7 @@ class Ingress:
                 services = [s.name for s in self.ctx.registry.services()]
                 return responses.json_response(200, {"services": services})
             case paths.ServiceCall():
-                return await calls.call(self.ctx, request, route)
+                return await calls.observed_call(self.ctx, request, route)
             case paths.InvocationRequest():
                 return await invocations.invocation(self.ctx, request, route)
             case paths.Lookup():

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from restate_server.ids import InvocationId
 from restate_server.invoker import events
 from restate_server.invoker.attempt import Attempt, MessageLimits, Snapshot, Transport
 from restate_server.invoker.clock import Clock, LoopClock, Timer
@@ -28,6 +30,9 @@ from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.retry import next_delay
 from restate_server.log.api import LogClosedError
 from restate_server.log.records import InvokerEffect, JournalEvent, Killed, Paused
+from restate_server.observability import metrics, tracing
+from restate_server.protocol import protocol_pb2 as pb
+from restate_server.protocol.messages import MessageType
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +106,8 @@ class Invoker:
         # for, so a stale entry left by an abort is recognised), costing a deque entry each, not a task
         # and a journal. An invocation backing off holds a timer, not a slot.
         self._limit = concurrency_limit or 2**31
+        if concurrency_limit:
+            metrics.INVOKER_CONCURRENCY_LIMIT.set(concurrency_limit)
         self._active = 0
         self._queue: deque[tuple[bytes, InvocationState]] = deque()
 
@@ -114,6 +121,7 @@ class Invoker:
                 state.restart = True  # the running task starts another attempt when this one ends
             return
         state = self.invocations[invocation_id] = InvocationState(partition)
+        metrics.INVOKER_ENQUEUE.labels(str(partition)).inc()
         self._schedule(invocation_id, state)
 
     def _schedule(self, invocation_id: bytes, state: InvocationState) -> None:
@@ -236,15 +244,22 @@ class Invoker:
             assert error is not None
             state.attempts += 1
             state.last_failure, state.last_failure_code = error.message, error.code
-            log.info("invocation %s attempt %d failed: %s", invocation_id.hex()[:12], state.attempts, error)
+            log.info(
+                "invocation %s attempt %d failed: %s",
+                InvocationId.from_bytes(invocation_id),
+                state.attempts,
+                error,
+            )
             if isinstance(snap, Snapshot):
                 delay = next_delay(snap.options.retry, state.attempts, error.retry_after)
                 if delay is None or error.behavior in (1, 2):
+                    _count_task(metrics.TASK_FAILED, state.partition, transient=False)
                     self._give_up(invocation_id, state, snap, error)
                     continue  # once the terminal effect is applied the snapshot is None: stop
             else:
                 delay = 1.0
             self._record_transient(invocation_id, state, error)
+            _count_task(metrics.TASK_FAILED, state.partition, transient=True)
             return delay
         return None
 
@@ -336,12 +351,73 @@ class Invoker:
         state.attempt = attempt
         state.in_flight = True
         state.last_start_at = self.clock.time()
+        _count_task(metrics.TASK_STARTED, state.partition)
+        started = time.perf_counter()
+        traced = _Traced.start(snap, attempt, state.attempts + 1) if tracing.TRACER is not None else None
         try:
-            await attempt.run()
+            outcome = await attempt.run()
+            _count_task(
+                metrics.TASK_COMPLETED if outcome.kind == "end" else metrics.TASK_SUSPENDED, state.partition
+            )
+            if traced is not None:
+                traced.end(None, invocation_ended=outcome.kind == "end")
             return None
         except AttemptError as exc:
+            if traced is not None:
+                traced.end(exc, invocation_ended=False)
             return exc
         finally:
+            metrics.INVOKER_TASK_DURATION.observe(time.perf_counter() - started)
             state.server = attempt.server_header
             state.in_flight = False
             state.attempt = None
+
+
+@dataclass(slots=True)
+class _Traced:
+    """An attempt's span (and what ending the invocation's span needs), while tracing is on."""
+
+    tracer: tracing.Tracer
+    target: tracing.Target
+    parent: tracing.Parent | None
+    created_at: int
+    span: tracing.Span
+
+    @classmethod
+    def start(cls, snap: Snapshot, attempt: Attempt, number: int) -> _Traced | None:
+        tracer = tracing.TRACER
+        assert tracer is not None
+        parent = _invocation_parent(snap)
+        if parent is not None and not parent.sampled:
+            return None  # the caller chose not to sample this trace
+        invocation = InvocationId.from_bytes(snap.invocation_id)
+        target = tracing.Target(
+            invocation_id=str(invocation),
+            uuid=invocation.uuid,
+            service=snap.service,
+            handler=snap.handler,
+            key=snap.key if snap.keyed else None,
+        )
+        span = tracer.start_attempt(target, parent, number)
+        attempt.trace_headers = [("traceparent", tracing.header_of(span).header())]
+        return cls(tracer, target, parent, snap.created_at, span)
+
+    def end(self, error: AttemptError | None, *, invocation_ended: bool) -> None:
+        if error is not None:
+            self.span.set_status(tracing.StatusCode.ERROR, f"[{error.code}] {error.message}")
+        self.span.end()
+        if invocation_ended:
+            self.tracer.end_invocation(self.target, self.parent, self.created_at)
+
+
+def _invocation_parent(snap: Snapshot) -> tracing.Parent | None:
+    """The `traceparent` among the invocation's headers, journaled with its input."""
+    if not snap.journal or snap.journal[0].type != MessageType.INPUT_COMMAND:
+        return None
+    message = pb.InputCommandMessage.FromString(snap.journal[0].payload)
+    return tracing.find_traceparent((h.key, h.value) for h in message.headers)
+
+
+def _count_task(status: str, partition: int, *, transient: bool | None = None) -> None:
+    flag = "" if transient is None else ("true" if transient else "false")
+    metrics.INVOKER_INVOCATION_TASKS.labels(status, flag, str(partition)).inc()

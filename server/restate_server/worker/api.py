@@ -65,6 +65,10 @@ class WorkerHandle:
             self.waiters.drop_submit(request_id)
             if not future.done():
                 future.cancel()
+            elif not future.cancelled():
+                # failed by a step-down while the append was pending: the append's error is what
+                # the caller sees; marking this one retrieved keeps asyncio from logging it as lost
+                future.exception()
 
     def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]:
         """Append records that need no verdict (deduplicated ingestion); resolves once durable.

@@ -18,10 +18,12 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from restate_server.log.api import LogCorrupted, LogEntry, LogProvider
+from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm
 from restate_server.storage.transaction import Transaction
@@ -99,6 +101,7 @@ class PartitionProcessor:
                 )
             await self._apply(batch)
             replayed += len(batch)
+        metrics.PARTITION_START.labels(str(self.partition)).inc()
         return replayed
 
     async def run(self) -> None:
@@ -122,6 +125,7 @@ class PartitionProcessor:
         self._release_waiters()
 
     async def _apply(self, batch: list[LogEntry]) -> _Applied:
+        started = time.perf_counter()
         txn = Transaction(self.db)
         # time only moves with the records' own timestamps, so a replay sees the same clock
         ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)
@@ -133,6 +137,7 @@ class PartitionProcessor:
         fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, batch[-1][0])
         fsm.set_int(txn, self.partition, fsm.LAST_NOW, ctx.now)
         await self._commit(txn, batch)
+        metrics.PARTITION_APPLY_COMMAND.observe(time.perf_counter() - started)
         self.applied_lsn = batch[-1][0]
         self.last_now = ctx.now
         self.leader_epoch = leader_epoch

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from restate_server.admin import app as admin_app, errors
+from restate_server.observability import metrics
 
 if TYPE_CHECKING:
     from restate_server.admin.app import AdminContext
@@ -69,7 +71,17 @@ def register(routes: admin_app.AdminRoutes) -> None:
         if gate is None:
             slots = settings.query_parallelism
             gate = QueryGate(slots, slots * QUEUED_PER_SLOT)
-        return await run_query(request, gate, query_limits(settings))
+        started, status = time.perf_counter(), 500
+        try:
+            response = await run_query(request, gate, query_limits(settings))
+            status = response.status
+            return response
+        except (web.HTTPException, errors.AdminError, errors.PlainTextError) as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.QUERIES.labels(str(status)).inc()
+            metrics.QUERY_DURATION.observe(time.perf_counter() - started)
 
     routes.add("POST", "/query", query)
 

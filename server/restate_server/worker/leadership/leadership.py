@@ -36,6 +36,7 @@ from restate_server.invoker.errors import AttemptError
 from restate_server.invoker.service import Invoker
 from restate_server.log.api import Fenced, LogProvider, failed
 from restate_server.log.records import AnnounceLeader, InvokerEffect, Record, TimerFired, TruncateOutbox
+from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage import keys, outbox, status, timers
@@ -246,6 +247,7 @@ class Leadership:
         if led is None:
             return
         for action in actions:
+            metrics.PARTITION_HANDLE_LEADER_ACTIONS.labels(type(action).__name__).inc()
             match action:
                 case act.SubmitOutcome():
                     self.waiters.submitted(action)

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from restate_server.log.records import Record, decode
+from restate_server.observability import metrics
 from restate_server.worker.leadership.proposals import backoff
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class OutboxShuffle:
         else:
             self.failures = 0
         if delivered:
+            metrics.PARTITION_SHUFFLE_MESSAGES.labels(str(self.partition)).inc(delivered)
             up_to = batch[delivered - 1][0]
             while self._queue and self._queue[0][0] <= up_to:
                 self._queue.popleft()

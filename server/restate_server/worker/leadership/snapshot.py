@@ -56,5 +56,6 @@ def read_snapshot(
         pinned=st.deployment_id is not None,
         options=options,
         idempotency_key=st.idempotency_key,
+        created_at=st.created_at,
         callees=registry.handler,
     )

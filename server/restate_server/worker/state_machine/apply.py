@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import assert_never
 
+from restate_server.ids import InvocationId
 from restate_server.log import records as rec
 from restate_server.storage import fsm, outbox, timers
 from restate_server.storage.status import Status
@@ -140,7 +141,7 @@ def _fail_record(ctx: Context, record: rec.Record, error: Exception) -> None:
         log.error("skipped a %s record that could not be applied: %s", name, failure.message)
     else:
         ctx.end_record()
-        log.warning("invocation %s failed: %s", failed.hex(), failure.message)
+        log.warning("invocation %s failed: %s", InvocationId.from_bytes(failed), failure.message)
 
 
 def _fail_in_place(ctx: Context, record: rec.Record, failure: rec.Failure) -> bytes | None:

@@ -14,6 +14,7 @@ from typing import assert_never
 
 from google.protobuf.message import DecodeError
 
+from restate_server.ids import InvocationId
 from restate_server.log import records as rec
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MESSAGE_CLASSES, MessageType as T, is_command, is_custom
@@ -33,7 +34,7 @@ def invoker_effect(ctx: Context, record: rec.InvokerEffect) -> None:
     inv = record.invocation_id
     st = ctx.status(inv)
     if st is None or st.status not in (Status.INVOKED, Status.SUSPENDED):
-        log.debug("dropping an effect for %s: it is no longer running", inv.hex())
+        log.debug("dropping an effect for %s: it is no longer running", InvocationId.from_bytes(inv))
         return
     if record.first_command_index > st.commands:
         # an earlier effect of the attempt never landed (its append failed): this one must not be
