@@ -23,12 +23,12 @@ test-e2e:
 	$(PY) -m pytest e2e $(PYTEST_ARGS)
 
 lint:
-	$(VENV)/bin/ruff check server operator tests e2e bench
-	$(VENV)/bin/ruff format --check server operator tests e2e bench
+	$(VENV)/bin/ruff check server operator tests e2e bench examples
+	$(VENV)/bin/ruff format --check server operator tests e2e bench examples
 
 fmt:
-	$(VENV)/bin/ruff format server operator tests e2e bench
-	$(VENV)/bin/ruff check --fix server operator tests e2e bench
+	$(VENV)/bin/ruff format server operator tests e2e bench examples
+	$(VENV)/bin/ruff check --fix server operator tests e2e bench examples
 
 typecheck:
 	$(VENV)/bin/mypy server/restate_server operator/restate_operator
@@ -37,9 +37,18 @@ typecheck:
 imports:
 	$(VENV)/bin/lint-imports
 
-# Regenerate the protobuf classes after editing protocol.proto
+# Regenerate the protobuf classes after editing a .proto (mypy-protobuf types the gRPC stubs)
 proto:
 	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server server/restate_server/protocol/protocol.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server --grpc_python_out=server \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=server \
+		server/restate_server/replay/replay.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server \
+		server/restate_server/cluster/ctl/common.proto server/restate_server/cluster/ctl/cluster_state.proto
+	$(PY) -m grpc_tools.protoc -Iserver --python_out=server --pyi_out=server --grpc_python_out=server \
+		--plugin=protoc-gen-mypy_grpc=$(VENV)/bin/protoc-gen-mypy_grpc --mypy_grpc_out=server \
+		server/restate_server/cluster/ctl/node_ctl_svc.proto server/restate_server/cluster/ctl/cluster_ctrl_svc.proto \
+		server/restate_server/cluster/ctl/peer.proto
 
 bench:
 	bench/run.sh

@@ -29,7 +29,9 @@ CRD_PLURALS = ("restateclusters", "restatedeployments", "subscriptions")
 def http(method: str, url: str, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
     """One HTTP request; JSON in and out when possible; status 0 when nothing answered."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    headers = {"Accept": "application/json"}
+    if data is not None:  # a handler without input refuses a content type (as upstream)
+        headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -15,10 +15,9 @@ in-process (``scenario.operator_running``). The kubelet runs the official etcd i
 3. The conditions reflect etcd: ``EtcdReady=True``, and the cluster becomes Ready.
 4. An etcd member's pod is deleted: the StatefulSet re-creates it on its volume, it rejoins the same
    cluster (same member id), and ``EtcdReady`` is True again.
+4c. The servers share one state: a deployment registered through the operator is known to every node's
+   admin API, and a counter called through each node's ingress in turn is exact.
 5. Deleting the RestateCluster removes etcd and the servers: namespace, pods and processes.
-
-Whether the three servers then share one state depends on the server's cluster support; that step is
-kept, uncollected, in ``e2e/pending_cluster_step.py.txt`` until the server supports it.
 """
 
 from __future__ import annotations
@@ -236,6 +235,56 @@ def test_4_a_replaced_etcd_member_rejoins_with_its_data(world: World) -> None:
     world.wait(
         lambda: world.conditions().get("EtcdReady") == ("True", "Reconciled"), 60, "EtcdReady=True again"
     )
+
+
+SERVICES = f"""
+apiVersion: restate.dev/v1beta1
+kind: RestateDeployment
+metadata: {{name: services, namespace: default}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: services}}}}
+  template:
+    metadata: {{labels: {{app: services}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: services
+          image: restate-sdk-services:test
+          command: [python, tests/services/serve.py, --port, "9080"]
+          ports: [{{name: restate, containerPort: 9080}}]
+          readinessProbe:
+            tcpSocket: {{port: 9080}}
+  restate:
+    register: {{cluster: {CLUSTER}}}
+    deletionPolicy: Force
+"""
+
+
+def _deployments_on(ip: str) -> set[str]:
+    status, body = http("GET", f"http://{ip}:9070/deployments", timeout=10)
+    return {d["id"] for d in body["deployments"]} if status == 200 else set()
+
+
+def test_4c_cluster_serves_one_state(world: World) -> None:
+    world.cluster.apply(SERVICES)
+    path = "/apis/restate.dev/v1beta1/namespaces/default/restatedeployments/services"
+    deployment_id = world.wait(
+        lambda: (world.cluster.get(path) or {}).get("status", {}).get("deploymentId"), 120, "deploymentId"
+    )
+    ips = {server: world.ready_ip(server) for server in SERVERS}
+    assert all(ips.values()), ips
+    for server, ip in ips.items():  # the registration is cluster metadata: every node's admin knows it
+        world.wait(lambda ip=ip: deployment_id in _deployments_on(ip), 30, f"{server} lists {deployment_id}")
+    total = 0
+    for round_ in range(2):
+        for server, ip in ips.items():  # one object, called through each node's own ingress in turn
+            total += 1
+            status, answer = http("POST", f"http://{ip}:8080/Counter/shared/add", 1, timeout=60)
+            assert (status, answer) == (200, total), f"round {round_}, {server}: {status} {answer}"
+    for server, ip in ips.items():
+        assert http("POST", f"http://{ip}:8080/Counter/shared/get", timeout=60) == (200, total), server
+    world.cluster.kubectl("delete", "restatedeployment", "services", "-n", "default", "--timeout=120s")
 
 
 def test_5_deleting_the_cluster_removes_etcd_and_servers(world: World) -> None:

@@ -59,23 +59,25 @@ class Member:
     name: str
     data_dir: Path
     log_path: Path
+    host: str = "127.0.0.1"
     client_port: int = field(default_factory=_free_port)
     peer_port: int = field(default_factory=_free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"127.0.0.1:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.host}:{self.peer_port}"
 
 
 class EtcdCluster:
-    def __init__(self, root: Path, size: int = 3) -> None:
+    def __init__(self, root: Path, size: int = 3, host: str = "127.0.0.1") -> None:
+        """``host``: the address members listen on (a private bridge's, in network partition tests)."""
         self.binary = etcd_binary()
-        self.members = [Member(f"m{i}", root / f"m{i}", root / f"m{i}.log") for i in range(size)]
+        self.members = [Member(f"m{i}", root / f"m{i}", root / f"m{i}.log", host) for i in range(size)]
         self._initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     @property

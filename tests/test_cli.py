@@ -13,6 +13,7 @@ import sys
 import time
 import tomllib
 import types
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,9 @@ def test_main_runs_the_node_and_warns_about_unused_keys(
     async def run(config: Config) -> None:
         seen.append(config)
 
-    fake = types.ModuleType("restate_server.node")
-    fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "restate_server.node", fake)
+    _fake_node(monkeypatch, run)
     monkeypatch.setenv("RESTATE_ROLES", '["worker"]')
+    monkeypatch.setenv("RESTATE_NOT_A_KEY", "1")
     config = tmp_path / "restate.toml"
     config.write_text('[bifrost]\nseal-retry-interval = "1s"\n')
     code = entry.main(
@@ -110,6 +110,20 @@ def test_main_runs_the_node_and_warns_about_unused_keys(
     err = capsys.readouterr().err
     assert "bifrost.seal-retry-interval, roles" in err
     assert "WARN" in err
+    ignored = [line for line in err.splitlines() if "RESTATE_NOT_A_KEY" in line]
+    assert len(ignored) == 1
+    assert "Ignoring environment variables" in ignored[0]
+
+
+class _ListenError(Exception):
+    pass
+
+
+def _fake_node(monkeypatch: pytest.MonkeyPatch, run: Callable[[Config], Awaitable[None]]) -> None:
+    fake = types.ModuleType("restate_server.node")
+    fake.run = run  # type: ignore[attr-defined]
+    fake.ListenError = _ListenError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "restate_server.node", fake)
 
 
 def test_main_returns_one_when_the_node_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,12 +131,26 @@ def test_main_returns_one_when_the_node_fails(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name)
 
     async def run(config: Config) -> None:
-        raise RuntimeError("cannot bind")
+        raise RuntimeError("cannot start")
 
-    fake = types.ModuleType("restate_server.node")
-    fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "restate_server.node", fake)
+    _fake_node(monkeypatch, run)
     assert entry.main(["--node-name", "n1"]) == 1
+
+
+def test_main_reports_a_listen_error_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [k for k in os.environ if k.startswith("RESTATE_") or k == "RUST_LOG"]:
+        monkeypatch.delenv(name)
+
+    async def run(config: Config) -> None:
+        raise _ListenError("[RT0004] Ingress HTTP cannot listen on 127.0.0.1:1: Address already in use")
+
+    _fake_node(monkeypatch, run)
+    assert entry.main(["--node-name", "n1", "--log-format", "compact"]) == 1
+    err = capsys.readouterr().err
+    assert "Address already in use" in err
+    assert "Traceback" not in err
 
 
 def _free_port() -> int:

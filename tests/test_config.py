@@ -124,6 +124,7 @@ def test_defaults_match_upstream() -> None:
     assert config.bind_address == "0.0.0.0:5122"
     assert config.default_num_partitions == 24
     assert config.default_journal_retention == 86400.0
+    assert config.default_state_history_retention == 86400.0  # ours: the Replay API's history
     assert config.default_retry_policy == RetryPolicyOptions(
         initial_interval=0.5,
         exponentiation_factor=2.0,
@@ -232,18 +233,49 @@ def test_unknown_key_in_file_is_an_error_with_suggestion(tmp_path: Path) -> None
     assert "did you mean 'admin.bind-address'" in message
 
 
-def test_unknown_key_in_env_is_an_error_naming_the_variable() -> None:
-    with pytest.raises(
-        ConfigError, match=r"RESTATE_DEFAULT_NUM_PARTITION\b.*did you mean 'default-num-partitions'"
-    ):
-        _load([], {"RESTATE_DEFAULT_NUM_PARTITION": "4"})
-    with pytest.raises(ConfigError, match=r"worker\.invoker\.nope"):
-        _load([], {"RESTATE_WORKER__INVOKER__NOPE": "1"})
+def test_unknown_env_variables_are_ignored_and_named_with_a_hint() -> None:
+    loaded, _ = load_config(
+        [],
+        {
+            "RESTATE_DEFAULT_NUM_PARTITION": "4",
+            "RESTATE_WORKER__INVOKER__ZZZZZZZ": "1",
+            "RESTATE_CLUSTER_NAME": "kept",
+        },
+    )
+    assert loaded.config.default_num_partitions == 24
+    assert loaded.config.cluster_name == "kept"
+    assert loaded.ignored_env_vars == [
+        "RESTATE_DEFAULT_NUM_PARTITION (did you mean 'default-num-partitions'?)",
+        "RESTATE_WORKER__INVOKER__ZZZZZZZ",
+    ]
 
 
-def test_unknown_key_inside_an_env_table_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"worker\.snapshots\.dest"):
-        _load([], {"RESTATE_WORKER__SNAPSHOTS": '{dest="s3://b"}'})
+def test_unknown_key_inside_an_env_table_ignores_the_variable() -> None:
+    loaded, _ = load_config([], {"RESTATE_WORKER__SNAPSHOTS": '{dest="s3://b"}'})
+    assert loaded.config.worker.snapshots.destination is None
+    assert loaded.ignored_env_vars == [
+        "RESTATE_WORKER__SNAPSHOTS (its key 'worker.snapshots.dest' is not one)"
+    ]
+
+
+def test_cli_config_home_variable_is_ignored_silently() -> None:
+    """`RESTATE_CONFIG_HOME` is the CLI's (its docs tell users to export it): never an error."""
+    loaded, _ = load_config([], {"RESTATE_CONFIG_HOME": "/home/u/.config/restate"})
+    assert loaded.ignored_env_vars == []
+    assert loaded.unused_keys == []
+
+
+def test_upstream_dump_config_output_is_accepted() -> None:
+    """What the real restate-server 1.7.12 prints for --dump-config loads, every key accepted."""
+    fixture = Path(__file__).parent / "data" / "upstream-dump-config-1.7.12.toml"
+    loaded, _ = load_config(["-c", str(fixture)], {})
+    assert loaded.config.cluster_name == "localcluster"
+    assert loaded.config.admin.query_engine.memory_size == 1024**3
+    assert loaded.config.worker.invoker.concurrent_invocations_limit == 1000
+    assert "worker.storage.rocksdb-l0-num-compaction-trigger" in loaded.unused_keys
+    assert "log-server.rocksdb-partition-sst-by-loglet" in loaded.unused_keys
+    used = {"cluster-name", "default-num-partitions", "disable-prometheus", "admin.disable-web-ui"}
+    assert not used & set(loaded.unused_keys)
 
 
 def test_other_tools_restate_variables_are_ignored() -> None:
@@ -267,16 +299,14 @@ def test_known_but_unused_keys_are_listed(tmp_path: Path) -> None:
         tmp_path,
         'roles = ["worker", "admin"]\n[bifrost]\ndefault-provider = "local"\n'
         '[worker.storage]\nrocksdb-memory-budget = "1 GiB"\n[admin]\ndisable-web-ui = true\n'
-        '[tracing-headers]\nauthorization = "Bearer x"\n',
+        '[tracing-headers]\nauthorization = "Bearer x"\n',  # the last two are used
     )
     loaded, _ = load_config(
         ["-c", str(path), "--auto-provision", "false"], {"RESTATE_BIFROST__SEAL_RETRY_INTERVAL": "1s"}
     )
     assert loaded.unused_keys == [
-        "admin.disable-web-ui",
         "bifrost.seal-retry-interval",
         "roles",
-        "tracing-headers",
         "worker.storage.rocksdb-memory-budget",
     ]
 
@@ -379,6 +409,7 @@ def test_dump_config_round_trips(tmp_path: Path) -> None:
 def test_dump_of_defaults_uses_upstream_spelling() -> None:
     data = tomllib.loads(dump_config(_load([], {"RESTATE_NODE_NAME": "n"})))
     assert data["default-journal-retention"] == "1d"
+    assert data["default-state-history-retention"] == "1d"
     assert data["default-retry-policy"] == {
         "initial-interval": "500ms",
         "exponentiation-factor": 2.0,
@@ -426,6 +457,11 @@ def test_env_var_can_set_one_entry_of_a_map(tmp_path: Path) -> None:
     assert _load(["-c", str(path)], env).additional_request_headers == {"x-a": "1", "x-b": "2"}
 
 
+def test_state_history_retention_is_read_from_the_environment() -> None:
+    config = _load([], {"RESTATE_DEFAULT_STATE_HISTORY_RETENTION": "0s"})
+    assert config.default_state_history_retention == 0.0
+
+
 def test_cluster_keys_from_the_environment_as_the_operator_sets_them() -> None:
     env = {
         "RESTATE_METADATA_CLIENT__TYPE": "etcd",
@@ -448,6 +484,8 @@ def test_cluster_keys_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least one address"):
         _load([], {"RESTATE_METADATA_CLIENT__TYPE": "etcd"})
     with pytest.raises(ConfigError, match="etcd log needs"):
-        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"})
+        _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "etcd"})
+    # upstream's default (what its --dump-config prints): on the embedded metadata store, the local log
+    assert _load([], {"RESTATE_BIFROST__DEFAULT_PROVIDER": "replicated"}).cluster.log_provider == "local"
     path = _write(tmp_path, "default-replication = { node = 3 }\n")
     assert _load(["-c", str(path)]).cluster.default_replication == 3

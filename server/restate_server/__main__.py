@@ -2,7 +2,9 @@
 
 This is the process boundary, so it owns what upstream's `server/src/main.rs` owns: exit codes (a
 configuration error prints the reason to stderr and exits 1, as upstream does), `--dump-config`, the
-startup warning about keys this server accepts but ignores, and the event loop. Signals and the
+startup warnings about keys this server accepts but ignores and about `RESTATE_*` variables that are
+no configuration key, a listener that cannot bind (one line, exit 1: a busy port is an operator's
+mistake, not a crash), and the event loop. Signals and the
 node's lifetime belong to `restate_server.node.run`, which returns once the node has shut down.
 """
 
@@ -27,6 +29,9 @@ _logger = logging.getLogger("restate_server.main")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; returns the process exit code."""
+    # Peers are reached by their advertised names through the system resolver (/etc/hosts, nsswitch),
+    # as every other client of the node resolves them; gRPC's default c-ares resolver bypasses it.
+    os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
     try:
         loaded, args = config_mod.load_config(argv, os.environ)
     except config_mod.ConfigError as exc:
@@ -44,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             " in this server yet: %s",
             ", ".join(loaded.unused_keys),
         )
+    if loaded.ignored_env_vars:
+        _logger.warning(
+            "Ignoring environment variables that are not configuration keys of restate-server: %s",
+            ", ".join(loaded.ignored_env_vars),
+        )
     _logger.info(
         "Starting restate-py-server: node_name=%s config_source=%s base_dir=%s",
         config.node_name,
@@ -52,13 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _dump_on_sigusr1(config)
     # Imported late: the node pulls in every component, which --dump-config and errors do not need.
-    run: Callable[[config_mod.Config], Coroutine[Any, Any, None]] = importlib.import_module(
-        "restate_server.node"
-    ).run
+    node = importlib.import_module("restate_server.node")
+    run: Callable[[config_mod.Config], Coroutine[Any, Any, None]] = node.run
+    listen_error: type[Exception] = node.ListenError
     try:
         _run(run(config))
     except KeyboardInterrupt:  # a second Ctrl-C while node.run was draining
         return 130
+    except listen_error as exc:
+        _logger.error("%s", exc)
+        return EXIT_FAILURE
     except Exception:
         _logger.exception("restate-py-server failed")
         return EXIT_FAILURE

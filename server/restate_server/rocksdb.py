@@ -4,6 +4,14 @@ Upstream keeps a RocksDB manager crate for the same reason: one block cache, one
 that decides options. Log appends are written with `sync=True` (they are what we acknowledge);
 partition-store writes skip the fsync because the log can rebuild them (the store records the last
 applied LSN in the same atomic batch).
+
+A full disk (ENOSPC): a write or a memtable flush that fails turns into a RocksDB background error,
+and every write fails until the DB resumes. rocksdict (0.3) exposes neither `Resume()` nor an
+`SstFileManager`, and needs neither: RocksDB gives every DB a default `SstFileManager`, whose error
+recovery polls the free space and resumes the DB by itself once space is back (the failed flush is
+redone, nothing written before is lost; seconds after space returns, with the WAL and without it).
+Callers only have to retry: the log fails the appends (their callers back off), the partition
+processor retries its commit.
 """
 
 from __future__ import annotations
@@ -65,6 +73,9 @@ class Database:
         opts.set_max_write_buffer_number(2)
         opts.set_keep_log_file_num(2)
         opts.set_max_log_file_size(1024 * 1024)
+        # RocksDB's statistics (WAL sync and write latencies, bytes) feed `/metrics`, as upstream's do.
+        opts.enable_statistics()
+        self._opts = opts
         if strict_wal:
             # Refuse to open when the WAL is corrupt anywhere but a torn last record; RocksDB's
             # default (point in time) silently drops everything after the first bad record.
@@ -152,6 +163,16 @@ class Database:
 
     def flush(self) -> None:
         self._db.flush()
+
+    def property_int(self, name: str) -> int | None:
+        """A RocksDB integer property (`rocksdb.estimate-live-data-size`, ...), None if unknown."""
+        value: int | None = self._db.property_int_value(name)
+        return value
+
+    def statistics(self) -> str | None:
+        """RocksDB's statistics dump (tickers and histograms)."""
+        text: str | None = self._opts.get_statistics()
+        return text
 
     def checkpoint(self, path: Path) -> None:
         """A consistent copy of the whole database at `path` (a new directory), as of now.

@@ -96,6 +96,22 @@ async def test_services_patch_overrides_options(admin: Client, deployment: dict[
     assert again == body
 
 
+async def test_services_patch_state_history_retention(admin: Client, deployment: dict[str, Any]) -> None:
+    assert "state_history_retention" not in await (await admin.get("/services/Counter")).json()  # default
+    response = await admin.patch("/services/Counter", json={"state_history_retention": "0s"})
+    assert response.status == 200
+    body = await response.json()
+    assert body["state_history_retention"] == "0s"
+    assert list(body).index("state_history_retention") == list(body).index("journal_retention") + 1
+    patched = await (await admin.patch("/services/Counter", json={"state_history_retention": "2d"})).json()
+    assert patched["state_history_retention"] == "2d"
+    response = await admin.patch("/services/Greeter", json={"state_history_retention": "1h"})
+    assert response.status == 400
+    assert "has no state" in (await response.json())["message"]
+    response = await admin.patch("/services/Counter", json={"state_history_retention": 0})
+    assert response.status == 422
+
+
 async def test_services_patch_errors(admin: Client, deployment: dict[str, Any]) -> None:
     response = await admin.patch("/services/Greeter", json={"workflow_completion_retention": "1h"})
     assert response.status == 400

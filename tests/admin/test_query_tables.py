@@ -13,7 +13,7 @@ from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.log.records import Failure
 from restate_server.protocol import messages
 from restate_server.rocksdb import Database
-from restate_server.storage import inbox, state, status
+from restate_server.storage import inbox, state, state_history, status
 from restate_server.storage.status import InvocationStatus
 from restate_server.storage.transaction import Transaction
 
@@ -139,6 +139,67 @@ def test_state_lock_and_inbox_tables(store: Database) -> None:
     ]
     [row] = _rows("SELECT id, sequence_number, created_at FROM sys_inbox", src)
     assert row == {"id": str(queued), "sequence_number": 0, "created_at": "2025-11-21T22:34:25.777Z"}
+
+
+def test_state_history_has_one_row_per_operation(store: Database) -> None:
+    partition = partition_of(partition_key_for("k1"), NUM_PARTITIONS)
+    txn = Transaction(store)
+    changes = [(b"count", b"1"), (b"blob", b"\xff")]
+    state_history.append(
+        txn,
+        partition,
+        "Counter",
+        "k1",
+        commit_ts=1_763_764_465_777,
+        lsn=9,
+        origin=(None, "t1"),
+        changes=changes,
+    )
+    state_history.append(
+        txn,
+        partition,
+        "Counter",
+        "k1",
+        commit_ts=1_763_764_466_000,
+        lsn=12,
+        origin=(None, "t2"),
+        changes=[(b"count", None)],
+    )
+    txn.commit()
+    rows = _rows(
+        "SELECT service_key, txn_id, commit_ts, log_position, key, version, value_utf8, value"
+        " FROM sys_state_history ORDER BY commit_ts, key DESC",
+        _sources(store),
+    )
+    assert rows == [
+        {
+            "service_key": "k1",
+            "txn_id": "t1",
+            "commit_ts": "2025-11-21T22:34:25.777Z",
+            "log_position": 9,
+            "key": "count",
+            "version": 1,
+            "value_utf8": "1",
+            "value": "31",
+        },
+        {
+            "service_key": "k1",
+            "txn_id": "t1",
+            "commit_ts": "2025-11-21T22:34:25.777Z",
+            "log_position": 9,
+            "key": "blob",
+            "version": 1,
+            "value": "ff",
+        },
+        {
+            "service_key": "k1",
+            "txn_id": "t2",
+            "commit_ts": "2025-11-21T22:34:26Z",
+            "log_position": 12,
+            "key": "count",
+            "version": 2,
+        },
+    ]
 
 
 def test_tables_without_a_store_are_empty_but_typed() -> None:

@@ -68,3 +68,16 @@ def test_no_live_node_changes_nothing_and_the_table_round_trips() -> None:
     assert PartitionTable.decode(table.encode()) == table
     assert table.led_by("a") == [0]
     assert table.replicated_by("b") == [0]
+
+
+def test_a_node_that_joins_gets_follower_replicas_one_at_a_time() -> None:
+    two = _spread_fully(place(PartitionTable.provision(6, 2), ["n1", "n2"]), ["n1", "n2"])
+    assert all(set(p.replicas) == {"n1", "n2"} for p in two.partitions)
+    moved = place(two, ["n1", "n2", "n3"])
+    gained = [p for p in moved.partitions if "n3" in p.replicas]
+    assert len(gained) == 1
+    assert gained[0].leader != "n3"  # a new replica follows first
+    settled = _spread_fully(moved, ["n1", "n2", "n3"])
+    load = Counter(r for p in settled.partitions for r in p.replicas)
+    assert sorted(load.values()) == [4, 4, 4]
+    assert sorted(Counter(p.leader for p in settled.partitions).values()) == [2, 2, 2]

@@ -30,6 +30,9 @@ class _HeldWorker:
         self.submitted.set()
         await self.release.wait()
 
+    def ready(self) -> bool:
+        return True
+
 
 AWAKEABLE = awakeable_id(InvocationId.generate(7), 1)
 

@@ -7,6 +7,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cluster_harness import cluster, deployed_cluster
 from harness import deployed, pytest_runtest_makereport, sdk, server, side_effects
 
-__all__ = ["deployed", "pytest_runtest_makereport", "sdk", "server", "side_effects"]
+__all__ = [
+    "cluster",
+    "deployed",
+    "deployed_cluster",
+    "pytest_runtest_makereport",
+    "sdk",
+    "server",
+    "side_effects",
+]

@@ -65,36 +65,55 @@ class Server:
     admin_port: int = field(default_factory=free_port)
     node_port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    node_name: str = "n1"
+    host: str = "127.0.0.1"
+    """The address the server binds and is called on (a network namespace's, in partition tests)."""
+    launcher: tuple[str, ...] = ()
+    """A command prefix the server runs under (e.g. `ip netns exec <namespace>`)."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def ingress(self) -> str:
-        return f"http://127.0.0.1:{self.ingress_port}"
+        return f"http://{self.host}:{self.ingress_port}"
 
     @property
     def admin(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"http://{self.host}:{self.admin_port}"
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = True) -> None:
         env = {
             **os.environ,
-            "RESTATE_INGRESS__BIND_ADDRESS": f"127.0.0.1:{self.ingress_port}",
-            "RESTATE_ADMIN__BIND_ADDRESS": f"127.0.0.1:{self.admin_port}",
-            "RESTATE_BIND_ADDRESS": f"127.0.0.1:{self.node_port}",
+            "RESTATE_INGRESS__BIND_ADDRESS": f"{self.host}:{self.ingress_port}",
+            "RESTATE_ADMIN__BIND_ADDRESS": f"{self.host}:{self.admin_port}",
+            "RESTATE_BIND_ADDRESS": f"{self.host}:{self.node_port}",
             "RESTATE_DEFAULT_NUM_PARTITIONS": "8",
             "RESTATE_LOG_FILTER": "info",
             **self.env,
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "restate_server", "--base-dir", str(self.base_dir), "--node-name", "n1"],
+            [
+                *self.launcher,
+                PYTHON,
+                "-m",
+                "restate_server",
+                "--base-dir",
+                str(self.base_dir),
+                "--node-name",
+                self.node_name,
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=30)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        # generous: a loaded 2-core machine can take long to import and open everything
+        wait_until(lambda: httpx.get(f"{self.admin}/health", timeout=1).status_code == 200, timeout=60)
         wait_until(
-            lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=30
+            lambda: httpx.get(f"{self.ingress}/restate/health", timeout=1).status_code == 200, timeout=60
         )
 
     def kill(self) -> None:
@@ -144,16 +163,17 @@ class Sdk:
     port: int
     env: dict[str, str]
     log_path: Path
+    host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [PYTHON, str(HERE / "serve.py"), str(self.port)],
+            [PYTHON, str(HERE / "serve.py"), str(self.port), self.host],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,7 @@
-"""Serve tests/integration/services.py under hypercorn (h2c and HTTP/1.1 on one port)."""
+"""Serve tests/integration/services.py under hypercorn (h2c and HTTP/1.1 on one port).
+
+Usage: `serve.py PORT [HOST]` (HOST defaults to 127.0.0.1).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from services import app
 
 def main() -> None:
     config = Config()
-    config.bind = [f"127.0.0.1:{sys.argv[1]}"]
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    config.bind = [f"{host}:{sys.argv[1]}"]
     config.keep_alive_max_requests = 1_000_000
     config.keep_alive_timeout = 600
     config.h2_max_concurrent_streams = 1000

@@ -188,4 +188,22 @@ async def fail_with(ctx: Context, code: int) -> str:
     raise restate.TerminalError(f"failed with {code}", status_code=code)
 
 
+@greeter.handler()
+async def attempt_header(ctx: Context, name: str) -> str | None:
+    """A header of the request the server's invoker sent for this attempt (e.g. `traceparent`)."""
+    return ctx.request().attempt_headers.get(name)
+
+
+_flaky_once_attempts: dict[str, int] = {}
+
+
+@greeter.handler()
+async def flaky_once(ctx: Context, name: str) -> str:
+    """Fails its first attempt with a retryable error, then answers: one retry, observably."""
+    seen = _flaky_once_attempts[ctx.request().id] = _flaky_once_attempts.get(ctx.request().id, 0) + 1
+    if seen == 1:
+        raise RuntimeError("the first attempt fails")
+    return f"Hello {name}!"
+
+
 app = restate.app([durable, counter, lazy, caller, greeter])

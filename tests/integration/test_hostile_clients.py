@@ -142,13 +142,12 @@ def test_unknown_admin_routes_answer_json(hostile: Server, path: str) -> None:
 @pytest.mark.skipif(CLI is None, reason="the restate CLI is not installed (set TEST_RESTATE_CLI)")
 @pytest.mark.parametrize(
     ("args", "message"),
-    [
-        (["kafka-clusters", "list"], "The requested route 'GET /v4/kafka-clusters' does not exist"),
-        (["sql", "COPY (SELECT 1) TO '/tmp/restate-cli-copy.csv'"], "DML not supported: COPY"),
-    ],
-    ids=["unknown-route", "refused-sql"],
+    [(["sql", "COPY (SELECT 1) TO '/tmp/restate-cli-copy.csv'"], "DML not supported: COPY")],
+    ids=["refused-sql"],
 )
 def test_real_cli_prints_the_error_message(hostile: Server, args: list[str], message: str) -> None:
+    """Error bodies in upstream's shape reach the user as a message (every route the CLI uses exists
+    now, so an unknown one is checked at the HTTP level above)."""
     assert CLI is not None
     env = {**os.environ, "RESTATE_ADMIN_URL": hostile.admin, "NO_COLOR": "1", "TERM": "dumb"}
     done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False)

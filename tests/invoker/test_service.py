@@ -288,18 +288,29 @@ async def test_notifications_reach_the_running_attempt_only() -> None:
     await gone(invoker)
 
 
-async def test_a_crashing_task_is_logged_and_forgotten(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_crashing_task_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
     host, clock = FakeHost(), FakeClock()
+    host.add()
+    working = host.snapshot
 
     def broken(partition: int, inv: bytes) -> None:
         raise RuntimeError("store unavailable")
 
     host.snapshot = broken  # type: ignore[assignment,method-assign]
-    invoker, _transport = new_invoker(host, clock)
+    invoker, transport = new_invoker(host, clock)
     with caplog.at_level(logging.ERROR, logger="restate_server.invoker.service"):
         invoker.start(0, INVOCATION_ID)
-        await gone(invoker)
-    assert "invocation task crashed" in caplog.text
+        await backing_off(invoker)
+    assert "its task crashed; retrying" in caplog.text
+    assert "RuntimeError: store unavailable" in caplog.text  # the traceback
+    assert (
+        invoker.invocations[INVOCATION_ID].last_failure == "internal error: RuntimeError('store unavailable')"
+    )
+    host.snapshot = working  # type: ignore[method-assign]
+    clock.advance(clock.pending[0])
+    (await opened(transport)).reply(END)
+    await gone(invoker)
+    assert host.terminals() == [["end"]]
 
 
 async def test_close_stops_everything() -> None:

@@ -56,7 +56,7 @@ class FakeWorker:
     def drop_completion(self, invocation_id: bytes, future: asyncio.Future[InvocationCompleted]) -> None:
         self.waiting.pop(invocation_id, None)
 
-    def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
+    async def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None:
         return self.statuses.get(invocation_id.to_bytes())
 
     def complete(self, invocation_id: bytes) -> None:
@@ -223,10 +223,10 @@ async def test_sweep_forgets_invocations_that_finished_unseen() -> None:
     h.worker.statuses[ids[1]] = status(st.Status.COMPLETED)
     h.worker.statuses[ids[2]] = status(st.Status.COMPLETED)
     h.worker.statuses[ids[3]] = status(st.Status.INBOXED)
-    h.dispatcher.sweep()
+    await h.dispatcher.sweep()
     assert h.dispatcher.unfinished == 4  # too recent to judge
     h.clock.now += SWEEP_AGE + 1
-    h.dispatcher.sweep()
+    await h.dispatcher.sweep()
     assert h.dispatcher.unfinished == 1  # the inboxed one is still waited for
     assert not h.dispatcher.paused
 

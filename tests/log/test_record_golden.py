@@ -28,6 +28,7 @@ from restate_server.log.records import (
     Suspended,
     Terminate,
     TimerFired,
+    TrimStateHistory,
     TruncateOutbox,
     Value,
     decode,
@@ -123,8 +124,10 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
         ("970800c0c418050505050505050505050505050505050505050505050505a46b696c6ccf0000018bcfe5680406"),
     ),
     RecordKind.PATCH_STATE: (
-        PatchState(service="Counter", key="k", new_state={b"count": b"1"}, expected_version="v1"),
-        ("970900c0a7436f756e746572a16b81c405636f756e74c40131a27631"),
+        PatchState(
+            service="Counter", key="k", new_state={b"count": b"1"}, expected_version="v1", now=1700000000007
+        ),
+        ("980900c0a7436f756e746572a16b81c405636f756e74c40131a27631cf0000018bcfe56807"),
     ),
     RecordKind.RESUME: (
         Resume(invocation_id=b"\x06" * 24, now=1700000000005, submit_request=7),
@@ -153,6 +156,10 @@ GOLDEN: dict[RecordKind, tuple[Record, str]] = {
             "04040404040404040402a664705f616263cf0000018bcfe5680005"
         ),
     ),
+    RecordKind.TRIM_STATE_HISTORY: (
+        TrimStateHistory(epoch=5, now=1700000000008, retention={"Counter": 86_400_000}),
+        "950f05c0cf0000018bcfe5680881a7436f756e746572ce05265c00",
+    ),
 }
 
 
@@ -166,6 +173,13 @@ def test_record_encodes_to_its_golden_bytes(kind: RecordKind) -> None:
 def test_record_decodes_from_its_golden_bytes(kind: RecordKind) -> None:
     record, golden = GOLDEN[kind]
     assert decode(bytes.fromhex(golden)) == record
+
+
+def test_patch_state_written_before_it_carried_a_time_still_decodes() -> None:
+    old = bytes.fromhex("970900c0a7436f756e746572a16b81c405636f756e74c40131a27631")
+    assert decode(old) == PatchState(
+        service="Counter", key="k", new_state={b"count": b"1"}, expected_version="v1"
+    )
 
 
 def test_every_record_kind_has_golden_bytes() -> None:

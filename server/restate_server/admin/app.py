@@ -23,6 +23,7 @@ from restate_server.schema.registry import SchemaRegistry
 from restate_server.web import shedding
 
 if TYPE_CHECKING:
+    from restate_server.admin.query.tables import RemoteScan
     from restate_server.invoker.service import InvocationState
     from restate_server.metadata.api import MetadataStore
     from restate_server.worker.api import WorkerHandle
@@ -88,6 +89,12 @@ class AdminContext:
     """The invoker's in-memory attempt state per invocation id (`sys_invocation_state`)."""
     metadata: MetadataStore | None = None
     """Where subscriptions are kept (key ``subscriptions``)."""
+    answers_for: Callable[[int], bool] | None = None
+    """The partitions whose rows `/query` reads from this node's store (a cluster node: those it leads)."""
+    remote_scan: RemoteScan | None = None
+    """Rows of the other partitions, from their leaders (a cluster node)."""
+    metadata_members: Callable[[], Awaitable[list[int] | None]] | None = None
+    """Node ids of the embedded metadata cluster (None: etcd holds the metadata); unset: node 1 alone."""
 
 
 CONTEXT: web.AppKey[AdminContext] = web.AppKey("admin_context", AdminContext)
@@ -167,8 +174,9 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
         return _http_error(request, e).response()
     except Exception as e:
         rendered = errors.translate(e)
-        if rendered is None:
-            raise
+        if rendered is None:  # a failure of ours (a store write refused: the disk is full, ...)
+            log.exception("admin %s %s failed", request.method, request.path)
+            return errors.AdminError(500, f"Internal server error: {e}").response()
         if rendered.status >= 500:
             log.warning("admin %s %s failed: %s", request.method, request.path, e)
         return rendered.response()

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from restate_server.protocol import discovery
 from restate_server.schema import errors as schema_errors
+from restate_server.worker.errors import WorkerUnavailable
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -91,4 +92,6 @@ def translate(error: Exception) -> AdminError | PlainTextError | None:
         return from_schema(error)
     if isinstance(error, discovery.DiscoveryError):
         return from_discovery(error)
+    if isinstance(error, WorkerUnavailable):  # not taken (no leader, the log refused): retry
+        return AdminError(503, str(error))
     return None

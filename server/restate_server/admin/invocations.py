@@ -70,7 +70,7 @@ async def submit(worker: WorkerHandle, inv: InvocationId, record: records.Record
 async def cancel(request: web.Request) -> web.StreamResponse:
     """Graceful cancel: 200 if it ended at once (inboxed or scheduled), 202 if signalled."""
     worker, inv = target(request)
-    before = worker.read_status(inv)
+    before = await worker.read_status(inv)
     outcome = await submit(
         worker, inv, records.Terminate(invocation_id=inv.to_bytes(), mode="cancel", now=now())
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from restate_server.admin import app as admin_app, openapi as admin_openapi
+from restate_server.admin import app as admin_app, errors, openapi as admin_openapi
 from restate_server.admin.errors import json_response
 
 # Upstream 1.7's experimental feature flags, all off here; the CLI and UI only read them.
@@ -40,7 +40,10 @@ def ingress_endpoint(ctx: admin_app.AdminContext) -> str:
 
 
 async def health(request: web.Request) -> web.StreamResponse:
-    """``GET /health``: 200 with an empty body."""
+    """``GET /health``: 200 with an empty body; 503 while the node cannot serve or is stopping."""
+    worker = admin_app.context(request).worker
+    if worker is not None and not worker.ready():
+        return errors.AdminError(503, "the node is not ready").response()
     return web.Response(status=200)
 
 
@@ -60,11 +63,12 @@ async def version(request: web.Request) -> web.StreamResponse:
 
 
 async def cluster_health(request: web.Request) -> web.StreamResponse:
-    """``GET /cluster-health``: one node, which is the whole metadata cluster."""
+    """``GET /cluster-health``: the members of the embedded metadata cluster, as upstream reports them
+    (null when the metadata lives outside the nodes, in etcd)."""
     ctx = admin_app.context(request)
-    return json_response(
-        {"cluster_name": ctx.config.cluster_name, "metadata_cluster_health": {"members": [1]}}
-    )
+    members = [1] if ctx.metadata_members is None else await ctx.metadata_members()
+    health = None if members is None else {"members": members}
+    return json_response({"cluster_name": ctx.config.cluster_name, "metadata_cluster_health": health})
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:

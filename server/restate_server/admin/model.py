@@ -159,6 +159,8 @@ def service_metadata(
     if journal is None and config.default_journal_retention > 0:
         journal = config.default_journal_retention
     _put(doc, "journal_retention", _friendly(journal))
+    # ours, not upstream's: shown only once overridden, so the default document stays byte-equal
+    _put(doc, "state_history_retention", _friendly(service.state_history_retention))
     inactivity = (
         service.inactivity_timeout if service.inactivity_timeout is not None else invoker.inactivity_timeout
     )

@@ -120,7 +120,7 @@ async def restart_as_new(request: web.Request) -> web.StreamResponse:
     """200 ``{"new_invocation_id": …}``, or upstream's refusal."""
     worker, inv = invocations.target(request)
     copy_up_to = _from(request)
-    pin = _pin(request, inv, worker.read_status(inv), _deployment_choice(request))
+    pin = _pin(request, inv, await worker.read_status(inv), _deployment_choice(request))
     new_id = InvocationId.generate(inv.partition_key)
     record = records.RestartAsNew(
         invocation_id=inv.to_bytes(),

@@ -8,6 +8,7 @@ as upstream (the new revision starts from what the endpoint declares). ``POST
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ _DURATION_FIELDS = (
     "journal_retention",
     "inactivity_timeout",
     "abort_timeout",
+    "state_history_retention",
 )
 
 
@@ -69,7 +71,7 @@ def _changes(body: dict[str, Any]) -> ServiceChanges:
 
 
 async def modify_service(request: web.Request) -> web.StreamResponse:
-    """``PATCH /services/{service}``: visibility, retentions and timeouts."""
+    """``PATCH /services/{service}``: visibility, retentions (and the state history's) and timeouts."""
     ctx = admin_app.context(request)
     name = request.match_info["service"]
     changes = _changes(await admin_app.read_json(request))
@@ -143,7 +145,9 @@ async def modify_service_state(request: web.Request) -> web.StreamResponse:
         raise errors.AdminError(
             500, "Internal server error: Failed sending state patching command to the cluster."
         )
-    record = PatchState(service=name, key=key, new_state=new_state, expected_version=version)
+    record = PatchState(
+        service=name, key=key, new_state=new_state, expected_version=version, now=int(time.time() * 1000)
+    )
     await ctx.worker.append(ctx.worker.partition_for(partition_key_for(key)), [record])
     return web.Response(status=202)
 

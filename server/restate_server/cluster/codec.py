@@ -7,6 +7,7 @@ from typing import Any
 import msgpack
 
 from restate_server.outcomes import result_from_wire, result_to_wire
+from restate_server.storage.status import InvocationStatus
 from restate_server.worker.actions import InvocationCompleted, Outcome, SubmitOutcome
 
 
@@ -51,6 +52,17 @@ def decode_completion(data: bytes) -> InvocationCompleted:
         result=result_from_wire(result),
         expires_at=expires_at,
         idempotent=idempotent,
+    )
+
+
+def completion_of(invocation_id: bytes, st: InvocationStatus) -> InvocationCompleted:
+    """The completion a waiter would have been given, for an invocation that already completed."""
+    assert st.result is not None
+    return InvocationCompleted(
+        invocation_id=invocation_id,
+        result=st.result,
+        expires_at=st.expires_at,
+        idempotent=st.idempotency_key is not None,
     )
 
 

@@ -124,7 +124,8 @@ class Controller:
         grace_until = last_spread + START_GRACE
         while True:
             with contextlib.suppress(TimeoutError):  # a paced move may fall due without any change
-                await asyncio.wait_for(changed.wait(), SPREAD_EVERY)
+                async with asyncio.timeout(SPREAD_EVERY):
+                    await changed.wait()
             await asyncio.sleep(SETTLE)
             changed.clear()
             stored, live = state.table, state.live

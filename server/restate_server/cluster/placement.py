@@ -10,7 +10,9 @@ Rules, in order, per partition:
 2. keep a live leader that is still a replica; otherwise pick, among the replicas that were already
    following, the one leading the fewest partitions, and bump the epoch (the new leader fences the
    old one through the log);
-3. spread leadership: a node that leads more than its fair share hands one partition per call to a
+3. even out replicas: a node holding two or more replicas fewer than the busiest (one that joined)
+   takes over one follower replica per call;
+4. spread leadership: a node that leads more than its fair share hands one partition per call to a
    replica that leads less than its share (one move at a time, so failovers never pile up).
 """
 
@@ -83,7 +85,7 @@ class PartitionTable:
 def place(table: PartitionTable, live: Iterable[str], *, spread: bool = True) -> PartitionTable:
     """The next table for these live nodes (the same table when nothing needs to change).
 
-    `spread=False` skips rule 3 (the controller paces leadership moves; failover is never paced).
+    `spread=False` skips rules 3 and 4 (the controller paces moves; failover is never paced).
     """
     alive = sorted(set(live))
     if not alive:
@@ -113,8 +115,28 @@ def place(table: PartitionTable, live: Iterable[str], *, spread: bool = True) ->
         leading[leader] += 1
         placed[i] = replace(p, leader=leader, epoch=p.epoch + 1)
     if spread:
-        placed = _spread_one(placed, alive)
+        placed = _spread_one(_rebalance_one(placed, alive), alive)
     return replace(table, partitions=tuple(placed))
+
+
+def _rebalance_one(placed: list[Placement], alive: list[str]) -> list[Placement]:
+    """Hand one follower replica from the most loaded node to the least loaded (a node that joined).
+
+    Only a follower moves (leadership is `_spread_one`'s business); the new replica catches up from
+    the latest snapshot and the log before the table makes it a leader.
+    """
+    load = Counter({n: 0 for n in alive})
+    load.update(r for p in placed for r in p.replicas)
+    lightest = min(alive, key=lambda n: (load[n], n))
+    heaviest = max(alive, key=lambda n: (load[n], n))
+    if load[heaviest] - load[lightest] <= 1:
+        return placed
+    for i, p in enumerate(placed):
+        if heaviest in p.replicas and p.leader != heaviest and lightest not in p.replicas:
+            replicas = tuple(lightest if r == heaviest else r for r in p.replicas)
+            placed[i] = replace(p, replicas=replicas)
+            return placed
+    return placed
 
 
 def _spread_one(placed: list[Placement], alive: list[str]) -> list[Placement]:

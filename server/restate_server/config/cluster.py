@@ -36,8 +36,8 @@ class ClusterOptions:
     """`metadata-client.addresses`: the etcd endpoints, e.g. `["http://h1:2379","http://h2:2379"]`."""
     log_provider: LogProviderName = "local"
     """`bifrost.default-provider`: `local` (RocksDB, single node) or `etcd` (`replicated` is accepted as
-    its alias, so upstream's cluster configuration works); defaults to `etcd` when the metadata client
-    is etcd."""
+    its alias, so upstream's cluster configuration works; on the embedded metadata store, upstream's
+    default, it is the local log); defaults to `etcd` when the metadata client is etcd."""
     default_replication: int = 1
     """`default-replication`: how many nodes hold each partition (the leader plus warm followers)."""
     auto_provision: bool = True
@@ -56,7 +56,10 @@ def read(get: Reader) -> ClusterOptions:
     addresses = get.string_list("metadata-client.addresses")
     default_provider = "etcd" if metadata_client == "etcd" else "local"
     provider = get.choice("bifrost.default-provider", default_provider, ("local", "replicated", "etcd"))
-    log_provider: LogProviderName = "local" if provider == "local" else "etcd"
+    # `replicated` is upstream's default: replicated over the cluster's nodes, which for a node on its
+    # embedded metadata store is this node alone, i.e. the local log (so upstream's dump loads as is)
+    replicated_alone = provider == "replicated" and metadata_client != "etcd"
+    log_provider: LogProviderName = "local" if provider == "local" or replicated_alone else "etcd"
     if metadata_client == "etcd" and not addresses:
         raise get.error("metadata-client.addresses", "an etcd metadata client needs at least one address")
     if log_provider == "etcd" and metadata_client != "etcd":

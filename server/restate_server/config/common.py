@@ -11,12 +11,14 @@ from restate_server.config import (
     admin as admin_section,
     cluster as cluster_section,
     ingress as ingress_section,
+    observability as observability_section,
     worker as worker_section,
 )
 from restate_server.config.admin import AdminOptions
 from restate_server.config.cluster import ClusterOptions
 from restate_server.config.ingress import IngressOptions
 from restate_server.config.layers import Reader
+from restate_server.config.observability import ObservabilityOptions
 from restate_server.config.units import format_duration
 from restate_server.config.worker import WorkerOptions
 
@@ -36,6 +38,7 @@ USED_KEYS = (
     "default-workflow-completion-retention",
     "default-num-partitions",
     "default-journal-retention",
+    "default-state-history-retention",
     "default-retry-policy",
     "request-identity-private-key-pem-file",
     "additional-request-headers",
@@ -86,7 +89,7 @@ class Config:
     """`bind-address` (else `bind-ip`:`bind-port`): the node (fabric) port, also serving `/metrics`."""
     advertised_address: str = "http://127.0.0.1:5122/"
     """`advertised-address`: how other nodes reach this one (default: `advertised-host` or 127.0.0.1,
-    with the bind port)."""
+    with the bind port). A cluster node publishes it to its peers."""
     default_num_partitions: int = 24
     """`default-num-partitions`: partitions at first start only (1..65535)."""
     default_journal_retention: float = 86400.0
@@ -95,6 +98,9 @@ class Config:
     """`default-idempotency-retention`, seconds an idempotency key is remembered after completion."""
     default_workflow_completion_retention: float = 86400.0
     """`default-workflow-completion-retention`, seconds a finished workflow's result is kept."""
+    default_state_history_retention: float = 86400.0
+    """`default-state-history-retention`, seconds the state history of virtual objects and workflows is
+    kept (the Replay API); 0 turns it off. Services override it with `state_history_retention`."""
     default_retry_policy: RetryPolicyOptions = field(default_factory=RetryPolicyOptions)
     request_identity_private_key_pem_file: Path | None = None
     """`worker.invoker.request-identity-private-key-pem-file` (the top-level key is the pre-1.7 alias)."""
@@ -112,6 +118,7 @@ class Config:
     worker: WorkerOptions = field(default_factory=WorkerOptions)
     ingress: IngressOptions = field(default_factory=IngressOptions)
     admin: AdminOptions = field(default_factory=AdminOptions)
+    observability: ObservabilityOptions = field(default_factory=ObservabilityOptions)
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
 
     @property
@@ -155,6 +162,7 @@ def read(get: Reader) -> Config:
         default_journal_retention=get.duration("default-journal-retention", 86400.0),
         default_idempotency_retention=get.duration("default-idempotency-retention", 86400.0),
         default_workflow_completion_retention=get.duration("default-workflow-completion-retention", 86400.0),
+        default_state_history_retention=get.duration("default-state-history-retention", 86400.0),
         default_retry_policy=retry,
         request_identity_private_key_pem_file=Path(pem) if pem else None,
         additional_request_headers=headers,
@@ -165,6 +173,7 @@ def read(get: Reader) -> Config:
         worker=worker_section.read(get),
         ingress=ingress_section.read(get, get.optional_str("ingress.bind-ip") or bind_ip),
         admin=admin_section.read(get, get.optional_str("admin.bind-ip") or bind_ip),
+        observability=observability_section.read(get),
         cluster=cluster_section.read(get),
     )
 
@@ -187,12 +196,14 @@ def dump(config: Config) -> dict[str, object]:
         "log-filter": config.log_filter,
         "log-format": config.log_format,
         "log-disable-ansi-codes": config.log_disable_ansi_codes,
+        **observability_section.dump(config.observability),
         "experimental-enable-protocol-v7": config.worker.invoker.max_protocol_version >= 7,
         "default-journal-retention": format_duration(config.default_journal_retention),
         "default-idempotency-retention": format_duration(config.default_idempotency_retention),
         "default-workflow-completion-retention": format_duration(
             config.default_workflow_completion_retention
         ),
+        "default-state-history-retention": format_duration(config.default_state_history_retention),
         "default-retry-policy": {
             "initial-interval": format_duration(retry.initial_interval),
             "exponentiation-factor": retry.exponentiation_factor,

@@ -3,7 +3,8 @@
 It stands apart from the loader because it is data, not logic: the key names of upstream's configuration
 schema (`restate-server-configuration-schema.json` in restatedev/docs-restate, Restate 1.7.0) plus the
 keys upstream's structs accept but leave out of the schema (deprecated aliases, experimental flags, TLS,
-private tuning knobs; `crates/types/src/config/*.rs` at 1.7.x). The loader uses it to tell "a key
+private tuning knobs; `crates/types/src/config/*.rs` at 1.7.x), checked against what the real
+`restate-server` 1.7.12 prints with `--dump-config` (`tests/data/upstream-dump-config-1.7.12.toml`). The loader uses it to tell "a key
 upstream knows that this server ignores" (accepted, listed in a startup warning) from "a key upstream
 does not know" (a startup error with a did-you-mean suggestion).
 """
@@ -40,7 +41,8 @@ _SERVICE_CLIENT = (
     "request-identity-private-key-pem-file request-identity-expiration connect-timeout http-proxy no-proxy"
     " http2-keep-alive-interval http2-keep-alive-timeout http2-keep-alive-jitter http2-idle-connection-timeout"
     " http2-initial-connection-window-size http2-initial-stream-window-size http2-initial-max-send-streams"
-    " http2-max-frame-size http2-streams-per-connection-limit aws-profile aws-assume-role-external-id"
+    " http2-max-frame-size http2-data-frame-budget http2-streams-per-connection-limit aws-profile"
+    " aws-assume-role-external-id"
     " request-compression-threshold"
 )
 
@@ -71,10 +73,15 @@ _SECTIONS: dict[str, str] = {
             "experimental-enable-vqueues experimental-enable-invoker-yield experimental-enable-protocol-v7"
             " experimental-enable-unique-random-seeds experimental-enable-migrate-scoped-tables"
             " experimental-enable-scoped-virtual-objects experimental-enable-kafka-scope"
-            " experimental-enable-vqueues-migration-skip-completed",
+            " experimental-enable-vqueues-migration-skip-completed"
+            " experimental-enable-scoped-promise-table-migration experimental-enable-scoped-state-table-migration"
+            " experimental-enable-preflight-invocation-termination-retention"
+            " experimental-enable-vqueues-async-refill experimental-enable-vqueue-obsolete-cleanup",
             # Deprecated since 1.7 (moved to worker.invoker), still accepted by upstream.
             _SERVICE_CLIENT,
             "additional-request-headers http-keep-alive-options initial-max-send-streams",
+            # This server's own keys, beyond upstream: the Replay API's state history.
+            "default-state-history-retention",
             # The tokio-console listener, flattened with a `tokio-console-` prefix.
             " ".join("tokio-console-" + key for key in _LISTENER.split() if key != "bind-address"),
         )
@@ -84,7 +91,7 @@ _SECTIONS: dict[str, str] = {
     "default-retry-policy": "initial-interval exponentiation-factor max-attempts on-max-attempts max-interval",
     "tls": "mode cert-file key-file ca-files require-client-auth refresh-interval allowed-subject-names",
     "metadata-client": "type addresses connect-timeout keep-alive-interval keep-alive-timeout"
-    " message-size-limit path " + _AWS,
+    " message-size-limit path table key-prefix " + _AWS,
     "metadata-client.backoff-policy": _RETRY_POLICY,
     "metadata-client.object-store-retry-policy": _RETRY_POLICY,
     "admin": _LISTENER + " advertised-admin-endpoint concurrent-api-requests-limit"
@@ -105,7 +112,8 @@ _SECTIONS: dict[str, str] = {
     " rocksdb-compact-on-deletions-count rocksdb-compact-on-deletions-ratio"
     " rocksdb-compact-on-deletions-min-sst-file-size rocksdb-disable-auto-memory-reclaimer"
     " rocksdb-max-background-flushes rocksdb-max-background-compactions always-commit-in-background"
-    " num-partitions-to-share-memory-budget",
+    " num-partitions-to-share-memory-budget rocksdb-max-sub-compactions rocksdb-writable-file-max-buffer-size"
+    " rocksdb-l0-num-compaction-trigger rocksdb-max-successive-merges vqueue-meta-full-write-probability",
     "worker.invoker": _SERVICE_CLIENT + " inactivity-timeout abort-timeout message-size-warning"
     " message-size-limit tmp-dir in-memory-queue-length-limit concurrent-invocations-limit"
     " eager-state-size-limit disable-eager-state memory-limit per-invocation-memory-limit"
@@ -140,7 +148,9 @@ _SECTIONS: dict[str, str] = {
     " rocksdb-max-file-size rocksdb-max-background-compactions rocksdb-enable-blob-separation"
     " rocksdb-blob-min-size rocksdb-disable-blob-compression rocksdb-disable-paranoid-checks"
     " always-commit-in-background writer-batch-commit-count writer-batch-commit-duration"
-    " write-batch-commit-count write-batch-commit-bytes incoming-network-queue-length read-only in-memory",
+    " write-batch-commit-count write-batch-commit-bytes incoming-network-queue-length read-only in-memory"
+    " rocksdb-writable-file-max-buffer-size rocksdb-l0-num-compaction-trigger rocksdb-max-open-files"
+    " rocksdb-partition-sst-by-log rocksdb-partition-sst-by-loglet",
 }
 
 
@@ -177,7 +187,8 @@ OPEN_KEYS: frozenset[str] = frozenset(
 # Variables with the RESTATE_ prefix that are not server configuration: the config-file flag of
 # restate-server itself, the `restate` CLI, restatectl, the SDKs, and the Restate Cloud tunnel that
 # upstream's operator injects. Upstream's loader passes every RESTATE_* variable to serde, which ignores
-# unknown fields silently; this server is strict, so these must be named to be skipped.
+# unknown fields silently; this server ignores them too but names other unknown ones in a warning, so
+# these are skipped without a word.
 NON_CONFIG_ENV_VARS: frozenset[str] = frozenset(
     {
         "RESTATE_CONFIG",
@@ -190,6 +201,7 @@ NON_CONFIG_ENV_VARS: frozenset[str] = frozenset(
         "RESTATE_ENVIRONMENT",
         "RESTATE_ENVIRONMENT_ID",
         "RESTATE_CLI_CONFIG_HOME",
+        "RESTATE_CONFIG_HOME",
         "RESTATE_CLOUD_REGION",
         "RESTATE_SIGNING_PUBLIC_KEY",
         "RESTATE_TUNNEL_NAME",

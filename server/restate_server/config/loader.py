@@ -7,9 +7,12 @@ defaults, the TOML file (`--config-file` or `RESTATE_CONFIG`), `RESTATE_*` envir
 1.7 (`crates/types/src/config/*.rs`); each section module (`common`, `worker`, `ingress`, `admin`)
 owns its options, the keys it reads and its part of `--dump-config`.
 
-Upstream ignores keys it does not know; this server is stricter, because a silently ignored typo is a
-production outage: a key upstream knows but no section reads is accepted and reported in
-`LoadedConfig.unused_keys`, and any other key is a `ConfigError`. Parsing is pure (argv and environ are
+Upstream ignores keys it does not know; this server is stricter in files and flags, because a silently
+ignored typo is a production outage: a key upstream knows but no section reads is accepted and reported
+in `LoadedConfig.unused_keys`, and any other key is a `ConfigError`. The environment is different: it
+carries variables of other tools (the CLI, SDKs, Kubernetes service links) that share the `RESTATE_`
+prefix, so an unknown `RESTATE_*` variable is ignored, as upstream ignores it, and named in
+`LoadedConfig.ignored_env_vars` for one start-up warning. Parsing is pure (argv and environ are
 parameters), so tests need no process or environment of their own.
 """
 
@@ -30,6 +33,7 @@ from restate_server.config import (
     ingress,
     keys,
     layers,
+    observability,
     worker,
 )
 from restate_server.config.common import Config
@@ -45,6 +49,9 @@ class LoadedConfig:
     """Upstream keys that were set (in any source) that this server accepts and ignores."""
     config_file: Path | None = None
     """The TOML file that was read, if any."""
+    ignored_env_vars: list[str] = field(default_factory=list)
+    """`RESTATE_*` variables that name no configuration key, each with a did-you-mean hint if one is
+    close (ignored, as upstream ignores them)."""
 
 
 def load_config(
@@ -59,12 +66,16 @@ def load_config(
         config_file = Path(env["RESTATE_CONFIG"])
     if config_file is not None:
         sources.append(_file_layer(config_file))
-    sources.extend(_env_layers(env))
+    ignored: list[str] = []
+    sources.extend(_env_layers(env, ignored))
     sources.extend(cli.cli_layers(args))
     merged = layers.merge(sources)
     unused = sorted(path for path in merged if not any(_covers(used, path) for used in _USED_KEYS))
     config = _build(merged)
-    return LoadedConfig(config=config, unused_keys=unused, config_file=config_file), args
+    loaded = LoadedConfig(
+        config=config, unused_keys=unused, config_file=config_file, ignored_env_vars=ignored
+    )
+    return loaded, args
 
 
 def _file_layer(path: Path) -> layers.Layer:
@@ -84,7 +95,8 @@ def _file_layer(path: Path) -> layers.Layer:
     return layer
 
 
-def _env_layers(env: Mapping[str, str]) -> list[layers.Layer]:
+def _env_layers(env: Mapping[str, str], ignored: list[str]) -> list[layers.Layer]:
+    """One layer per configuration variable; the names of unknown `RESTATE_*` ones go to `ignored`."""
     found = []
     for name in sorted(env):
         # figment matches the prefix regardless of case; keys are lower-cased either way.
@@ -93,12 +105,17 @@ def _env_layers(env: Mapping[str, str]) -> list[layers.Layer]:
         parts = name[len("RESTATE_") :].lower().split("__")
         key = ".".join(part.replace("_", "-") for part in parts)
         if not _is_known(key):
-            if keys.is_non_config_env_var(name.upper()):
-                continue  # another tool's variable (the CLI, an SDK, a Kubernetes service link)
-            _check_known(key, f"from environment variable {name}")
+            if not keys.is_non_config_env_var(name.upper()):  # else another tool's: not worth a word
+                ignored.append(_ignored(name, key))
+            continue
         layer = layers.Layer(f"environment variable {name}")
         value = layers.env_value(env[name])
-        for sub_key, sub_value in layers.flatten(layers.nest(key, value)):
+        sub_values = list(layers.flatten(layers.nest(key, value)))
+        unknown = [sub_key for sub_key, _ in sub_values if not _is_known(sub_key)]
+        if unknown:
+            ignored.append(f"{name} (its key '{unknown[0]}' is not one)")
+            continue
+        for sub_key, sub_value in sub_values:
             _check_known(sub_key, f"from environment variable {name}", sub_value)
             # A scalar keeps its text: a string key must read `inf` or `1` as written.
             layer.values[sub_key] = sub_value
@@ -110,6 +127,11 @@ def _env_layers(env: Mapping[str, str]) -> list[layers.Layer]:
         rust_log.values["log-filter"] = env["RUST_LOG"]
         found.append(rust_log)
     return found
+
+
+def _ignored(name: str, key: str) -> str:
+    hint = keys.suggest(key)
+    return f"{name} (did you mean '{hint}'?)" if hint else name
 
 
 def _check_known(key: str, where: str, value: object = None) -> None:
@@ -137,6 +159,7 @@ def _covers(used: str, path: str) -> bool:
 # Keys some section reads. A set key outside these (and known upstream) is reported as unused.
 _USED_KEYS = (
     *common.USED_KEYS,
+    *observability.USED_KEYS,
     *cluster.USED_KEYS,
     *worker.USED_KEYS,
     *ingress.USED_KEYS,

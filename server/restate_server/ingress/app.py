@@ -13,14 +13,16 @@ from aiohttp import web
 from restate_server.config import Config
 from restate_server.ingress import calls, cors, invocations, paths, responses
 from restate_server.ingress.context import IngressContext
-from restate_server.ingress.errors import IngressError, MethodNotAllowed, TooManyRequests
+from restate_server.ingress.errors import IngressError, MethodNotAllowed, TooManyRequests, Unavailable
+from restate_server.observability import metrics
 from restate_server.schema.model import ServiceType
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.web import shedding
-from restate_server.worker.api import WorkerHandle
+from restate_server.worker.api import WorkerHandle, WorkerUnavailable
 
 
 def _overloaded() -> web.Response:
+    metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_RATE_LIMITED, "", "").inc()
     error = TooManyRequests()
     return responses.error(error.status, error.message, error.source)
 
@@ -39,21 +41,26 @@ class Ingress:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        metrics.INGRESS_REQUESTS.labels(metrics.REQUEST_ADMITTED, "", "").inc()
         try:
             route = paths.parse(paths.normalise(request.raw_path.partition("?")[0]), self._is_keyed)
             return await self._serve(request, route)
         except IngressError as exc:
             return responses.error(exc.status, exc.message, exc.source)
+        except WorkerUnavailable as exc:  # not taken (no leader, the log refused): the client may retry
+            return responses.error(Unavailable.status, str(exc), "ingress")
 
     async def _serve(self, request: web.Request, route: paths.Route) -> web.StreamResponse:
         match route:
             case paths.Health():
                 if request.method != "GET":
                     raise MethodNotAllowed()
+                if self.ctx.worker is not None and not self.ctx.worker.ready():  # None: no partitions
+                    raise Unavailable("the node is not ready")
                 services = [s.name for s in self.ctx.registry.services()]
                 return responses.json_response(200, {"services": services})
             case paths.ServiceCall():
-                return await calls.call(self.ctx, request, route)
+                return await calls.observed_call(self.ctx, request, route)
             case paths.InvocationRequest():
                 return await invocations.invocation(self.ctx, request, route)
             case paths.Lookup():

@@ -24,13 +24,16 @@ from restate_server.config import parse_duration
 from restate_server.ids import InvocationId
 from restate_server.ingress import paths, responses
 from restate_server.ingress.context import IngressContext
-from restate_server.ingress.errors import BadRequest, HandlerNotFound, MethodNotAllowed
+from restate_server.ingress.errors import BadRequest, HandlerNotFound, IngressError, MethodNotAllowed
 from restate_server.log.records import Invoke, Source
+from restate_server.observability import metrics, tracing
 from restate_server.schema.model import HandlerType, ServiceType
 from restate_server.schema.options import invocation_options, retention
 from restate_server.worker.actions import Outcome
 
 INGRESS_PATH_HEADER = "x-restate-ingress-path"
+_SPAN = web.RequestKey("ingress_span", tracing.Span)
+"""The request's `ingress …` span, while tracing is on."""
 _SKIPPED_HEADERS = frozenset({"connection", "host", "idempotency-key", "idempotency-expires"})
 
 
@@ -57,6 +60,57 @@ def ingress_path(request: web.Request) -> str:
     """The normalised path and the query, as upstream hands them to the handler."""
     raw_path, question, raw_query = request.raw_path.partition("?")
     return paths.normalise(raw_path) + question + raw_query
+
+
+async def observed_call(
+    ctx: IngressContext, request: web.Request, route: paths.ServiceCall
+) -> web.StreamResponse:
+    """`call`, counted and timed under upstream's ingress metrics (status as upstream classifies it),
+    and its `ingress …` span ended. Unregistered service names are not used as labels."""
+    started = time.perf_counter()
+    status = metrics.REQUEST_INGRESS_ERROR
+    try:
+        response = await call(ctx, request, route)
+        status = metrics.REQUEST_INVOCATION_ERROR if response.status >= 400 else metrics.REQUEST_COMPLETED
+        return response
+    except IngressError as exc:
+        status = metrics.REQUEST_ERROR if 400 <= exc.status < 500 else metrics.REQUEST_INGRESS_ERROR
+        raise
+    finally:
+        span = request.get(_SPAN)
+        if span is not None:
+            span.set_attribute("restate.ingress.status", status)
+            span.end()
+        service = route.service if ctx.registry.service(route.service) is not None else ""
+        rpc_type = "send" if route.send else "call"
+        metrics.INGRESS_REQUESTS.labels(status, service, rpc_type).inc()
+        metrics.INGRESS_REQUEST_DURATION.labels(service, rpc_type).observe(time.perf_counter() - started)
+
+
+def _traced(
+    request: web.Request,
+    tracer: tracing.Tracer,
+    inv: InvocationId,
+    service: str,
+    handler: str,
+    key: str | None,
+    headers: list[tuple[str, str]],
+) -> list[tuple[str, str]]:
+    """Start the request's span (child of the caller's `traceparent`) and make it the invocation's parent.
+
+    The span's context replaces the caller's `traceparent` among the invocation's headers: they are
+    journaled, so every attempt, on any node and after any restart, finds its parent there.
+    """
+    caller = tracing.find_traceparent(headers)
+    if caller is not None and not caller.sampled:
+        return headers  # the caller chose not to sample: neither do we
+    target = tracing.Target(invocation_id=str(inv), uuid=inv.uuid, service=service, handler=handler, key=key)
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+    span = tracer.start_ingress(target, caller, client)
+    request[_SPAN] = span
+    own = tracing.header_of(span).header()
+    return [(k, v) for k, v in headers if k != "traceparent"] + [("traceparent", own)]
 
 
 async def call(ctx: IngressContext, request: web.Request, route: paths.ServiceCall) -> web.StreamResponse:
@@ -104,6 +158,8 @@ async def call(ctx: IngressContext, request: web.Request, route: paths.ServiceCa
         workflow_run=workflow_run,
         idempotent=idempotency_key is not None or service.ty != ServiceType.WORKFLOW,
     )
+    if tracing.TRACER is not None:
+        headers = _traced(request, tracing.TRACER, inv, service.name, handler.name, key, headers)
     now = int(time.time() * 1000)
     record = Invoke(
         invocation_id=inv.to_bytes(),

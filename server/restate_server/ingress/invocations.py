@@ -105,7 +105,7 @@ async def invocation(
             raise MethodNotAllowed()
         inv = _target_id(route.target)
     if route.action == paths.Action.OUTPUT:
-        return _output(ctx, inv)
+        return await _output(ctx, inv)
     return await _attach(ctx, inv)
 
 
@@ -125,8 +125,8 @@ def _output_rules(ctx: IngressContext, st: st_mod.InvocationStatus) -> tuple[str
     return handler.output.content_type, handler.output.set_content_type_if_empty
 
 
-def _output(ctx: IngressContext, inv: InvocationId) -> web.StreamResponse:
-    st = ctx.worker.read_status(inv)
+async def _output(ctx: IngressContext, inv: InvocationId) -> web.StreamResponse:
+    st = await ctx.worker.read_status(inv)
     if st is None:
         raise NotFound("invocation not found")
     if st.status != st_mod.Status.COMPLETED or st.result is None:
@@ -142,7 +142,7 @@ async def _attach(ctx: IngressContext, inv: InvocationId) -> web.StreamResponse:
     headers = {"x-restate-id": str(inv)}
     waiter = ctx.worker.wait_completion(raw)
     try:
-        st = ctx.worker.read_status(inv)
+        st = await ctx.worker.read_status(inv)
         if st is None:
             return responses.error(404, "not found", "invocation", headers)
         rules = _output_rules(ctx, st)

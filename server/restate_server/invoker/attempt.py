@@ -30,6 +30,7 @@ from restate_server.invoker.http1 import Http1Client
 from restate_server.invoker.signing import RequestSigner
 from restate_server.invoker.streams import BidiStream, Stream
 from restate_server.log.records import InvokerEffect
+from restate_server.observability import metrics
 from restate_server.outcomes import Ended, Suspended as SuspendedTerminal, Terminal
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.codec import Decoder, Frame, ProtocolError, encode_frame
@@ -64,6 +65,8 @@ class Snapshot:
     options: InvocationOptions
     idempotency_key: str | None
     retry_count: int = 0
+    created_at: int = 0
+    """Milliseconds since the epoch when the invocation was created (the start of its trace span)."""
     callees: validation.Callees | None = None
     """Whom a call may target (the schema registry's handlers); None: calls are not checked."""
 
@@ -196,6 +199,12 @@ class Attempt:
         self._input_closed = False
         self.server_header: str | None = None
         self.large_messages = False  # a message past the size warning went by (see memory.trim_soon)
+        self.trace_headers: list[tuple[str, str]] = []
+        """`traceparent` of this attempt's span, when tracing is on."""
+        self.bidi_mode = (
+            snap.deployment.protocol_type == ProtocolType.BIDI_STREAM and not snap.deployment.use_http_11
+        )
+        """h2c bidi stream, else HTTP/1.1 request/response."""
 
     # ---- leader-side pushes
     def push(self, journal_index: int, type_: int, payload: bytes, ack_completion_id: int | None) -> None:
@@ -212,10 +221,12 @@ class Attempt:
             self._buffered.append(frame)
         else:
             self._last_activity = self.clock.monotonic()
+            metrics.INVOKER_SENT_BYTES.inc(len(frame))
             self.bidi.send(frame)
 
-    def abort(self) -> None:
-        self._fail(AttemptError("RT0006", "attempt aborted"))
+    def abort(self, error: AttemptError | None = None) -> None:
+        """End the attempt now with ``error`` (default: aborted by the leader)."""
+        self._fail(error or AttemptError("RT0006", "attempt aborted"))
 
     # ---- request headers
     def _headers(self, path: str) -> list[tuple[str, str]]:
@@ -228,6 +239,7 @@ class Attempt:
         ]
         if snap.keyed and snap.key is not None:
             headers.append(("x-restate-service-key", quote(snap.key, safe="")))
+        headers.extend(self.trace_headers)
         headers.extend(self.transport.additional_headers.items())
         headers.extend(snap.deployment.additional_headers.items())
         if self.transport.signer is not None:
@@ -249,12 +261,8 @@ class Attempt:
     # ---- running
     async def run(self) -> Outcome:
         opts = self.snap.options
-        bidi = (
-            self.snap.deployment.protocol_type == ProtocolType.BIDI_STREAM
-            and not self.snap.deployment.use_http_11
-        )
         try:
-            if bidi:
+            if self.bidi_mode:
                 await self._open_bidi()
                 return await self._wait_bidi(opts.inactivity_timeout, opts.abort_timeout)
             return await self._request_response(opts.abort_timeout + opts.inactivity_timeout)
@@ -264,16 +272,18 @@ class Attempt:
 
     async def _open_bidi(self) -> None:
         host, port, path, rel = self._url()
+        replay = replay_bytes(self.snap)
         try:
-            stream = await self.transport.h2.open_stream(
-                host, port, path, self._headers(rel), self, replay_bytes(self.snap)
-            )
+            stream = await self.transport.h2.open_stream(host, port, path, self._headers(rel), self, replay)
+            metrics.INVOKER_SENT_BYTES.inc(len(replay))
         except (TimeoutError, OSError) as exc:
             raise AttemptError("RT0010", f"cannot reach {self.snap.deployment.uri}: {exc}") from exc
         self.stream = self.bidi = stream
         # notifications that arrived while connecting go out after the replay, in order
         if self._buffered:
-            stream.send(b"".join(self._buffered))
+            buffered = b"".join(self._buffered)
+            metrics.INVOKER_SENT_BYTES.inc(len(buffered))
+            stream.send(buffered)
             self._buffered.clear()
 
     async def _wait_bidi(self, inactivity: float, abort: float) -> Outcome:
@@ -313,6 +323,7 @@ class Attempt:
     async def _request_response(self, total_timeout: float) -> Outcome:
         host, port, path, rel = self._url()
         body = replay_bytes(self.snap) + b"".join(self._buffered)
+        metrics.INVOKER_SENT_BYTES.inc(len(body))
         self._buffered.clear()
         self._input_closed = True
         exchange = self.transport.http1.exchange(
@@ -324,6 +335,8 @@ class Attempt:
 
     # ---- StreamListener
     def on_headers(self, status: int, headers: dict[str, str]) -> None:
+        kind = "Http/bidi-stream" if self.bidi_mode else "Http/request-response"
+        metrics.INVOKER_CLIENT_REQUESTS.labels(kind, str(status)).inc()
         self.server_header = headers.get("x-restate-server")
         if status != 200:
             self._fail(status_error(status, headers))
@@ -335,6 +348,7 @@ class Attempt:
     def on_data(self, data: bytes) -> None:
         if self.done.done():
             return
+        metrics.INVOKER_RECEIVED_BYTES.inc(len(data))
         self._last_activity = self.clock.monotonic()
         try:
             frames = self.decoder.feed(data)

@@ -51,7 +51,7 @@ class Worker(Protocol):
     def append(self, partition: int, records: Sequence[Record]) -> asyncio.Future[int]: ...
     def wait_completion(self, invocation_id: bytes) -> asyncio.Future[InvocationCompleted]: ...
     def drop_completion(self, invocation_id: bytes, future: asyncio.Future[InvocationCompleted]) -> None: ...
-    def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None: ...
+    async def read_status(self, invocation_id: InvocationId) -> InvocationStatus | None: ...
 
 
 class Control(Protocol):
@@ -250,7 +250,7 @@ class Dispatcher:
         self._unfinished.pop(future.result().invocation_id, None)
         self._update_pause()
 
-    def sweep(self) -> None:
+    async def sweep(self) -> None:
         """Forget tracked invocations that finished unseen.
 
         A record re-read after a restart is a duplicate the log drops; the invocation it names may have
@@ -262,7 +262,7 @@ class Dispatcher:
         for invocation_id, (tracked_at, _future) in list(self._unfinished.items())[:SWEEP_BATCH]:
             if tracked_at > cutoff:
                 break
-            status = self._worker.read_status(InvocationId.from_bytes(invocation_id))
+            status = await self._worker.read_status(InvocationId.from_bytes(invocation_id))
             if status is None or status.status == st.Status.COMPLETED:
                 finished.append(invocation_id)
         for invocation_id in finished:

@@ -116,7 +116,7 @@ class _Runner:
         try:
             while not failure.done():
                 await asyncio.wait([failure], timeout=SWEEP_INTERVAL)
-                dispatcher.sweep()
+                await dispatcher.sweep()
             failure.result()
         finally:
             dispatcher.close()
@@ -174,7 +174,8 @@ class KafkaIngress:
             except Exception:
                 log.exception("cannot read the Kafka subscriptions")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), REFRESH_INTERVAL)
+                async with asyncio.timeout(REFRESH_INTERVAL):
+                    await self._changed.wait()
 
     async def _desired(self) -> dict[str, _Spec]:
         subscriptions = await catalog.load_subscriptions(self._metadata)

@@ -63,6 +63,7 @@ class RecordKind(IntEnum):
     TRUNCATE_OUTBOX = 12
     PURGE_JOURNAL = 13
     RESTART_AS_NEW = 14
+    TRIM_STATE_HISTORY = 15
 
 
 class RecordDecodeError(WireFormatError):
@@ -222,6 +223,7 @@ class PatchState(Record):
     key: str
     new_state: dict[bytes, bytes]
     expected_version: str | None = None
+    now: int = 0  # when the admin API accepted the edit: the commit ts of its state history event
 
 
 @dataclass(slots=True, kw_only=True)
@@ -283,6 +285,21 @@ class RestartAsNew(Record):
     submit_request: int | None = None
 
 
+@dataclass(slots=True, kw_only=True)
+class TrimStateHistory(Record):
+    """The leader's view of each keyed service's state history retention (ms, 0 = off) at `now`.
+
+    The partition keeps `retention` (a service without an entry records history) and deletes, a
+    bounded number at a time, the events older than `now - retention`; the leader sends another
+    record while old events remain. Carrying the retentions in the log keeps every replica's
+    history, and every replay's, equal whatever the schema said when they applied it.
+    """
+
+    kind: ClassVar[RecordKind] = RecordKind.TRIM_STATE_HISTORY
+    now: int
+    retention: dict[str, int]
+
+
 AnyRecord: TypeAlias = (
     AnnounceLeader
     | Invoke
@@ -298,6 +315,7 @@ AnyRecord: TypeAlias = (
     | TruncateOutbox
     | PurgeJournal
     | RestartAsNew
+    | TrimStateHistory
 )
 
 _CLASSES: dict[RecordKind, type[Record]] = {
@@ -317,6 +335,7 @@ _CLASSES: dict[RecordKind, type[Record]] = {
         TruncateOutbox,
         PurgeJournal,
         RestartAsNew,
+        TrimStateHistory,
     )
 }
 _ENVELOPE = {"epoch", "dedup"}

@@ -181,6 +181,7 @@ class Service:
     abort_timeout: float | None = None
     enable_lazy_state: bool = False
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    state_history_retention: float | None = None  # admin override (seconds, 0 = off); None: server default
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

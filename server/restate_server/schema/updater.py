@@ -207,6 +207,7 @@ class ServiceChanges:
     journal_retention: float | None = None
     inactivity_timeout: float | None = None
     abort_timeout: float | None = None
+    state_history_retention: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -223,6 +224,10 @@ def modify_service(
         raise errors.NotFound(f"service with name '{name}'")
     if changes.workflow_completion_retention is not None and current.ty is not model.ServiceType.WORKFLOW:
         raise errors.InvalidService(f"modifying retention time for service type {current.ty} is unsupported")
+    if changes.state_history_retention is not None and current.ty is model.ServiceType.SERVICE:
+        raise errors.InvalidService(
+            f"modifying state history retention for service type {current.ty} is unsupported: it has no state"
+        )
     fields = {
         f.name: getattr(changes, f.name)
         for f in dataclasses.fields(changes)

@@ -23,11 +23,17 @@ JOURNAL_EVENTS = b"E"
 INVOKED = b"N"  # index of the invocations in status invoked: what a new leader resumes
 RESULT = b"U"  # large results of completed invocations, kept out of their status rows
 JOURNAL_PAYLOAD = b"X"  # payloads of large journal entries, kept out of the journal rows
+HISTORY = b"Y"  # state history events by (service, key, commit ts, lsn): what a replay reads
+HISTORY_AGE = b"A"  # the same events by (service, commit ts, lsn, key): what retention trims first
+STATE_VERSION = b"V"  # per state key: how many changes the history has counted
+HISTORY_TRIMMED = b"W"  # per object key: the newest commit ts that retention removed
+HISTORY_RETENTION = b"R"  # per service: the history retention the partition applies (ms)
 
 _PART = struct.Struct(">cH")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _TIMER = struct.Struct(">QB")
+_POSITION = struct.Struct(">QQ")  # (commit ts, lsn)
 
 
 def table(tag: bytes, partition: int) -> bytes:
@@ -148,6 +154,47 @@ def promise_prefix(partition: int, service: str, key: str) -> bytes:
 
 def promise(partition: int, service: str, key: str, name: str) -> bytes:
     return promise_prefix(partition, service, key) + name.encode()
+
+
+def history_prefix(partition: int, service: str, key: str) -> bytes:
+    return table(HISTORY, partition) + service_key(service, key)
+
+
+def history(partition: int, service: str, key: str, commit_ts: int, lsn: int) -> bytes:
+    """One event: sorts by commit time, then log position (ties within one millisecond)."""
+    return history_prefix(partition, service, key) + _POSITION.pack(commit_ts, lsn)
+
+
+def history_position(row_key: bytes) -> tuple[int, int]:
+    """(commit ts, lsn) of a `history` row key."""
+    commit_ts, lsn = _POSITION.unpack_from(row_key, len(row_key) - _POSITION.size)
+    return int(commit_ts), int(lsn)
+
+
+def history_age_prefix(partition: int, service: str) -> bytes:
+    return table(HISTORY_AGE, partition) + _lp(service)
+
+
+def history_age(partition: int, service: str, commit_ts: int, lsn: int, key: str) -> bytes:
+    return history_age_prefix(partition, service) + _POSITION.pack(commit_ts, lsn) + key.encode()
+
+
+def split_history_age(row_key: bytes, prefix_len: int) -> tuple[int, int, str]:
+    """(commit ts, lsn, object key) of a `history_age` row key whose prefix is `prefix_len` long."""
+    commit_ts, lsn = _POSITION.unpack_from(row_key, prefix_len)
+    return int(commit_ts), int(lsn), row_key[prefix_len + _POSITION.size :].decode()
+
+
+def state_version(partition: int, service: str, key: str, state_key: bytes) -> bytes:
+    return table(STATE_VERSION, partition) + service_key(service, key) + state_key
+
+
+def history_trimmed(partition: int, service: str, key: str) -> bytes:
+    return table(HISTORY_TRIMMED, partition) + service_key(service, key)
+
+
+def history_retention(partition: int, service: str) -> bytes:
+    return table(HISTORY_RETENTION, partition) + service.encode()
 
 
 def u32(value: int) -> bytes:

@@ -85,21 +85,40 @@ class Transaction:
 
     def scan_from(self, start: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Rows with key >= start that still start with prefix, in key order, with uncommitted writes."""
-        end = prefix_end(prefix)
+        return self.scan_between(start, prefix_end(prefix))
+
+    def scan_between(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Rows with start <= key < end, in key order, with uncommitted writes.
+
+        Committed rows stream from a RocksDB iterator; the pending writes of the range are merged in
+        as it goes, so a long range costs memory only for the writes of this transaction.
+        """
         pending: Rows = {}
         for tables in (self._writes, self._layer or {}):
             for table, rows in tables.items():
-                if table.startswith(prefix[:_TABLE]) or prefix.startswith(table):
+                if table < end and prefix_end(table) > start:
                     pending.update((k, v) for k, v in rows.items() if start <= k < end)
         if not pending:
             yield from self._db.scan(start, end)
             return
-        merged: Rows = dict(self._db.scan(start, end))
-        merged.update(pending)
-        for key in sorted(merged):
-            value = merged[key]
-            if value is not None:
-                yield key, value
+        ordered = sorted(pending.items())
+        i = 0
+        for key, value in self._db.scan(start, end):
+            while i < len(ordered) and ordered[i][0] < key:
+                mine, written = ordered[i]
+                i += 1
+                if written is not None:
+                    yield mine, written
+            if i < len(ordered) and ordered[i][0] == key:
+                written = ordered[i][1]
+                i += 1
+                if written is not None:
+                    yield key, written
+                continue
+            yield key, value
+        for mine, written in ordered[i:]:
+            if written is not None:
+                yield mine, written
 
     def delete_prefix(self, prefix: bytes) -> None:
         for key, _ in list(self.scan_prefix(prefix)):

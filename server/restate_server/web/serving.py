@@ -6,13 +6,16 @@ HTTP/2 with prior knowledge (`h2c`) for a connection that opens with the h2 pref
 HTTP/1.1 handler otherwise. Responses carry no `Server` header, as upstream's do not.
 The idle (keep-alive) timeout is aiohttp's `keepalive_timeout`: it closes a connection that has not
 delivered a complete request head that long after accepting it or answering its last request.
-Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
+A listener may also take some connections away from aiohttp: `sniff` sees each connection's first
+bytes and returns the protocol that serves it instead (the node port pipes gRPC connections this
+way), or None to leave it to aiohttp. Shutdown goes through the runner as usual (`AppRunner.cleanup()` stops the site, then aiohttp closes
 the connections it serves); the site also closes the guarded connections that never sent a byte.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +24,9 @@ from aiohttp import web
 from restate_server.web import guard, h2c
 
 BACKLOG = 1024  # pending connections the kernel queues before accept; matches the old TCPSite call
+
+Sniff = Callable[[bytes], asyncio.Protocol | None]
+"""Given a connection's first bytes, the protocol that serves it instead of aiohttp, or None."""
 
 
 class ListenerLimits(guard.Limits, Protocol):
@@ -48,7 +54,13 @@ class GuardedSite(web.BaseSite):
     __slots__ = ("_guard", "_h2c", "_host", "_port")
 
     def __init__(
-        self, runner: web.BaseRunner, host: str, port: int, limits: ListenerLimits, name: str
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        limits: ListenerLimits,
+        name: str,
+        sniff: Sniff | None = None,
     ) -> None:
         super().__init__(runner, backlog=BACKLOG)
         server = runner.server
@@ -62,9 +74,12 @@ class GuardedSite(web.BaseSite):
             self._h2c.add(connection)
             return connection
 
-        self._guard = guard.ConnectionGuard(
-            name=name, limits=limits, serve=lambda first: h2c.select(first, server, h2c_connection)
-        )
+        def serve(first: bytes) -> asyncio.Protocol | None:
+            # a sniffer (the node port's gRPC) sees the bytes first; then h2c or HTTP/1.1 to the app
+            other = None if sniff is None else sniff(first)
+            return other if other is not None else h2c.select(first, server, h2c_connection)
+
+        self._guard = guard.ConnectionGuard(name=name, limits=limits, serve=serve)
 
     @property
     def name(self) -> str:
@@ -93,15 +108,23 @@ async def _without_server_header(_request: web.Request, response: web.StreamResp
 
 
 async def serve(
-    app: web.Application, name: str, host: str, port: int, limits: ListenerLimits
+    app: web.Application,
+    name: str,
+    host: str,
+    port: int,
+    limits: ListenerLimits,
+    sniff: Sniff | None = None,
 ) -> web.AppRunner:
-    """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind."""
+    """Serve ``app`` on ``host:port`` until the returned runner's ``cleanup()``; OSError if it cannot bind.
+
+    ``sniff`` may take connections away from ``app`` by their first bytes (see `Sniff`).
+    """
     app.on_response_prepare.append(_without_server_header)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_connection_timeout
     )
     await runner.setup()
-    site = GuardedSite(runner, host, port, limits, name)
+    site = GuardedSite(runner, host, port, limits, name, sniff)
     try:
         await site.start()
     except OSError:

@@ -4,7 +4,12 @@ On start it checks that its log still holds everything after the store's last ap
 replays that suffix (actions dropped: they were either carried out before the crash, or are
 re-derived when leadership starts). Then it follows the log's tail (in process, the records just
 made durable, never read back), applies each batch in one transaction, commits, and only then gives
-the batch's actions to the leader (upstream: `partition/mod.rs`).
+the batch's actions to the leadership (upstream: `partition/mod.rs`), which drops them unless this
+node leads the partition: a follower applies the same records and does nothing else.
+
+A commit that fails (the store's disk is full, RocksDB is read-only until it recovers) is retried
+with backoff until it lands: the batch is never skipped and nothing after it is applied first, so
+the partition stalls rather than diverges, and resumes by itself once the store accepts writes.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from restate_server.log.api import LogCorrupted, LogEntry, LogProvider
-from restate_server.log.records import AnnounceLeader
+from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm, status
 from restate_server.storage.transaction import Transaction
@@ -26,9 +33,19 @@ from restate_server.worker.state_machine import Context, ServiceLookup, apply
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256  # records per transaction: bounds latency of one apply step
+COMMIT_RETRY_INITIAL = 0.05  # seconds before retrying a failed store commit, doubling ...
+COMMIT_RETRY_MAX = 2.0  # ... up to this: RocksDB retries its own recovery about every second
 ActionSink = Callable[[int, list[act.Action]], None]
-LeadershipStarted = Callable[[int], None]
+Announced = Callable[[int, int], None]
+"""(partition, leader epoch): an `AnnounceLeader` was applied and moved the partition's epoch."""
 Applied = Callable[[int, int], None]
+"""(partition, applied LSN) after each live apply step."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Applied:
+    actions: list[act.Action]
+    leader_epoch: int
 
 
 class PartitionProcessor:
@@ -51,8 +68,10 @@ class PartitionProcessor:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
         self.on_actions: ActionSink | None = None
-        self.on_leadership: LeadershipStarted | None = None
-        self.on_applied: Applied | None = None  # (partition, applied LSN) after each live apply step
+        self.on_announced: Announced | None = None
+        self.on_applied: Applied | None = None
+        self.commit_failures = 0
+        """Consecutive failed commits of the current batch (0 while the store accepts writes)."""
 
     async def replay(self) -> int:
         """Apply what the log has beyond the store; returns the number of records replayed.
@@ -82,48 +101,79 @@ class PartitionProcessor:
                 raise LogCorrupted(
                     f"partition {self.partition}: LSN {self.applied_lsn + 1} is missing from the log"
                 )
-            self._apply(batch)
+            await self._apply(batch)
             replayed += len(batch)
+        metrics.PARTITION_START.labels(str(self.partition)).inc()
         return replayed
 
     async def run(self) -> None:
         """Apply durable appends as the log's tail delivers them, forever."""
         async for entries in self.log.tail(self.partition, self.applied_lsn + 1):
             for start in range(0, len(entries), MAX_BATCH):
-                self._apply_live(entries[start : start + MAX_BATCH])
+                await self._apply_live(entries[start : start + MAX_BATCH])
             del entries  # not held until the next batch: records may carry megabytes of payload
 
-    def _apply_live(self, batch: list[LogEntry]) -> None:
+    async def _apply_live(self, batch: list[LogEntry]) -> None:
         batch = [(lsn, r) for lsn, r in batch if lsn > self.applied_lsn]
         if not batch:
             return
-        actions = self._apply(batch)
+        epoch_before = self.leader_epoch
+        applied = await self._apply(batch)
         if self.on_applied is not None:
             self.on_applied(self.partition, self.applied_lsn)
-        if actions and self.on_actions is not None:
-            self.on_actions(self.partition, actions)
-        if (
-            any(isinstance(r, AnnounceLeader) and r.leader_epoch == self.leader_epoch for _, r in batch)
-            and self.on_leadership is not None
-        ):
-            self.on_leadership(self.partition)
+        if applied.actions and self.on_actions is not None:
+            self.on_actions(self.partition, applied.actions)
+        if applied.leader_epoch != epoch_before and self.on_announced is not None:
+            self.on_announced(self.partition, applied.leader_epoch)
         self._release_waiters()
 
-    def _apply(self, batch: list[LogEntry]) -> list[act.Action]:
+    async def _apply(self, batch: list[LogEntry]) -> _Applied:
+        started = time.perf_counter()
         txn = Transaction(self.db)
         # time only moves with the records' own timestamps, so a replay sees the same clock
         ctx = Context(txn, self.partition, self.num_partitions, self.lookup_service, now=self.last_now)
-        for _lsn, record in batch:
+        for lsn, record in batch:
+            ctx.lsn = lsn
             apply(ctx, record)
-            if isinstance(record, AnnounceLeader):
-                self.leader_epoch = record.leader_epoch
         ctx.flush()
+        leader_epoch = fsm.get_int(txn, self.partition, fsm.LEADER_EPOCH)  # a stale announce is not
+        fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, batch[-1][0])
+        fsm.set_int(txn, self.partition, fsm.LAST_NOW, ctx.now)
+        await self._commit(txn, batch)
+        metrics.PARTITION_APPLY_COMMAND.observe(time.perf_counter() - started)
         self.applied_lsn = batch[-1][0]
         self.last_now = ctx.now
-        fsm.set_int(txn, self.partition, fsm.APPLIED_LSN, self.applied_lsn)
-        fsm.set_int(txn, self.partition, fsm.LAST_NOW, self.last_now)
-        txn.commit()
-        return ctx.actions
+        self.leader_epoch = leader_epoch
+        return _Applied(actions=ctx.actions, leader_epoch=leader_epoch)
+
+    async def _commit(self, txn: Transaction, batch: list[LogEntry]) -> None:
+        """Commit, retrying with backoff while the store refuses writes (a failed write keeps the batch)."""
+        while True:
+            try:
+                txn.commit()
+            except Exception as exc:  # rocksdict raises plain Exception("IO error: ...")
+                self.commit_failures += 1
+                delay = min(COMMIT_RETRY_INITIAL * 2 ** (self.commit_failures - 1), COMMIT_RETRY_MAX)
+                log.warning(
+                    "partition %d: committing LSNs %d..%d to the partition store failed (%s);"
+                    " retrying in %.2fs (attempt %d)",
+                    self.partition,
+                    batch[0][0],
+                    batch[-1][0],
+                    exc,
+                    delay,
+                    self.commit_failures,
+                )
+                await asyncio.sleep(delay)
+                continue
+            if self.commit_failures:
+                log.info(
+                    "partition %d: the partition store accepts writes again after %d failed commits",
+                    self.partition,
+                    self.commit_failures,
+                )
+                self.commit_failures = 0
+            return
 
     async def wait_applied(self, lsn: int) -> None:
         if lsn <= self.applied_lsn:

@@ -16,7 +16,7 @@ from restate_server.log import records as rec
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MESSAGE_CLASSES
 from restate_server.rocksdb import Database
-from restate_server.storage import fsm, inbox, journal, outbox, promises, state, status, timers
+from restate_server.storage import fsm, inbox, journal, outbox, promises, state, state_history, status, timers
 from restate_server.storage.status import InvocationStatus
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
@@ -49,6 +49,7 @@ class TestEnv:
         self.partition = partition
         self.num_partitions = num_partitions
         self.now = START
+        self.lsn = 0  # the log position of the last record applied
 
     def close(self) -> None:
         self.db.close()
@@ -58,6 +59,8 @@ class TestEnv:
         """Apply the records as one batch (one transaction) and return the actions they produced."""
         ctx = Context(Transaction(self.db), self.partition, self.num_partitions, lookup, now=self.now)
         for record in records:
+            self.lsn += 1
+            ctx.lsn = self.lsn
             apply(ctx, record)
         ctx.flush()
         self.now = ctx.now
@@ -88,6 +91,11 @@ class TestEnv:
 
     def state(self, service: str, key: str) -> dict[bytes, bytes]:
         return dict(state.get_all(self._txn(), self.partition, service, key))
+
+    def history(self, service: str, key: str) -> list[state_history.Event]:
+        """The object's whole state history, oldest first."""
+        last = (2**64 - 1, 2**64 - 1)
+        return state_history.page(self.db, self.partition, service, key, first=(0, 0), last=last, limit=10**6)
 
     def timers(self) -> list[bytes]:
         return timers.all_timers(self._txn(), self.partition)

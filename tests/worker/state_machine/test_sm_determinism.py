@@ -94,6 +94,8 @@ def _first_records() -> list[rec.Record]:
         end_with(RUN, b"run-done", first=3, now=START + 60_000),
         rec.Purge(invocation_ids=[a.invocation_id], now=START + 70_000, submit_request=4),
         rec.Terminate(invocation_id=parent.invocation_id, mode="kill", now=START + 70_000),
+        rec.TrimStateHistory(now=START + 80_000, retention={"Counter": 75_000, "Signup": DAY_MS}),
+        rec.PatchState(service="Counter", key="k", new_state={b"after": b"trim"}, now=START + 80_001),
     ]
 
 
@@ -152,3 +154,12 @@ def test_the_scripted_log_reaches_the_cases_it_is_meant_to(tmp_path: Path) -> No
     assert rec.Failure(code=409, message="cancelled") in failures
     assert rec.Failure(code=409, message="killed") in failures
     assert value(b"a-done") in results.values()
+
+
+def test_the_state_history_is_part_of_the_replayed_store(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    rows, _ = _replay(tmp_path / "store", log, 5)
+    tables = {key[:1] for key, _ in rows}
+    # events, their age index, per-key versions, per-service retentions and a trim watermark
+    assert {keys.HISTORY, keys.HISTORY_AGE, keys.STATE_VERSION, keys.HISTORY_RETENTION} <= tables
+    assert keys.HISTORY_TRIMMED in tables

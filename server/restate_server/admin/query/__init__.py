@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from restate_server import memory
 from restate_server.admin import app as admin_app, errors
+from restate_server.observability import metrics
 
 if TYPE_CHECKING:
     from restate_server.admin.app import AdminContext
@@ -70,7 +72,17 @@ def register(routes: admin_app.AdminRoutes) -> None:
         if gate is None:
             slots = settings.query_parallelism
             gate = QueryGate(slots, slots * QUEUED_PER_SLOT)
-        return await run_query(request, gate, query_limits(settings))
+        started, status = time.perf_counter(), 500
+        try:
+            response = await run_query(request, gate, query_limits(settings))
+            status = response.status
+            return response
+        except (web.HTTPException, errors.AdminError, errors.PlainTextError) as exc:
+            status = exc.status
+            raise
+        finally:
+            metrics.QUERIES.labels(str(status)).inc()
+            metrics.QUERY_DURATION.observe(time.perf_counter() - started)
 
     routes.add("POST", "/query", query)
 
@@ -108,6 +120,8 @@ def sources(ctx: AdminContext) -> tables.Sources:
         deployments=ctx.registry.deployments(),
         services=ctx.registry.services(),
         attempts=attempts,
+        local=ctx.answers_for or (lambda _partition: True),
+        remote=ctx.remote_scan,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,14 +187,24 @@ def _context(
             source = (id_sources or {}).get(name)
             if source is not None and source in read_batches and _restricts(reads, id_sources, name):
                 read = _with_ids(read, read_batches[source])
-            for batch in table.batches(sources, read):
+            for batch in _gather(table, sources, read):
                 budget.add(_size(batch, read.columns))
                 batches.append(batch)
         read_batches[name] = batches
         ctx.register_record_batches(name, [batches or [pa.RecordBatch.from_pylist([], table.schema)]])
-    view = SYS_INVOCATION_VIEW if sources.attempts else SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS
+    # other nodes' attempts are not known here: only a single node can tell that none is held
+    held = sources.attempts or sources.remote is not None
+    view = SYS_INVOCATION_VIEW if held else SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS
     ctx.sql(view)  # the one DDL statement: ours, before any of the caller's
     return ctx
+
+
+def _gather(table: tables.AnyTable, sources: tables.Sources, read: scan.Scan) -> Iterator[pa.RecordBatch]:
+    """This node's rows of the table, and in a cluster those the leaders of other partitions hold."""
+    yield from table.batches(sources, read)
+    if sources.remote is not None and table.partitioned:
+        for data in sources.remote(table.name, read):
+            yield from scan.restrict(data.to_batches(max_chunksize=scan.BATCH_ROWS), read)
 
 
 class _Budget:

@@ -156,11 +156,11 @@ def build_nothing(_src: tables.Sources, _only: tables.Only) -> tables.Rows:
 
 
 TABLES = (
-    tables.Table("sys_vqueues", VQUEUES, build_nothing),
-    tables.Table("sys_vqueue_meta", VQUEUE_META, build_nothing),
-    tables.Table("sys_rules", RULES, build_nothing),
-    tables.Table("sys_locks", LOCKS, build_nothing),
-    tables.Table("sys_scheduler", SCHEDULER, build_nothing),
-    tables.Table("sys_user_limits", USER_LIMITS, build_nothing),
-    tables.Table("sys_vqueue_entry_status", VQUEUE_ENTRY_STATUS, build_nothing),
+    tables.Table("sys_vqueues", VQUEUES, build_nothing, partitioned=False),
+    tables.Table("sys_vqueue_meta", VQUEUE_META, build_nothing, partitioned=False),
+    tables.Table("sys_rules", RULES, build_nothing, partitioned=False),
+    tables.Table("sys_locks", LOCKS, build_nothing, partitioned=False),
+    tables.Table("sys_scheduler", SCHEDULER, build_nothing, partitioned=False),
+    tables.Table("sys_user_limits", USER_LIMITS, build_nothing, partitioned=False),
+    tables.Table("sys_vqueue_entry_status", VQUEUE_ENTRY_STATUS, build_nothing, partitioned=False),
 )

@@ -97,7 +97,7 @@ def _entry_chunks(src: tables.Sources, scan: scans.Scan) -> Iterator[tuple[list[
     if src.db is None:
         return
     if scan.ids is not None:
-        prefixes = [keys.journal_prefix(src.partition_of(i), i) for i in sorted(scan.ids)]
+        prefixes = [keys.journal_prefix(p, i) for p, i in src.local_ids(scan.ids)]
     else:
         prefixes = [keys.table(keys.JOURNAL, p) for _txn, p in src.partitions(scan.partitions)]
     for prefix in prefixes:

@@ -45,32 +45,47 @@ class AttemptState:
     server: str | None
 
 
+Rows = list[dict[str, Any]]
+Only = frozenset[bytes] | None
+"""The invocation ids a query can read (see :mod:`.pushdown`); None: all of them."""
+RemoteScan = Callable[[str, Scan], list[pa.Table]]
+"""(table, scan) -> the rows other nodes hold (blocking; called from the query thread)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sources:
-    """Everything a table builder may read; ``db`` is None when no worker runs (empty tables)."""
+    """Everything a table builder may read; ``db`` is None when no worker runs (empty tables).
+
+    A cluster node answers for the partitions it leads (``local``) and gets the rows of the others
+    from their leaders (``remote``, see :mod:`.remote`).
+    """
 
     db: Database | None
     num_partitions: int
     deployments: list[model.Deployment]
     services: list[model.Service]
     attempts: Mapping[bytes, AttemptState]
+    local: Callable[[int], bool] = lambda _partition: True
+    remote: RemoteScan | None = None
 
     def partitions(self, only: frozenset[int] | None = None) -> Iterator[tuple[Transaction, int]]:
-        """One read-only transaction per partition (of ``only`` when given)."""
+        """One read-only transaction per partition this node answers for (of ``only`` when given)."""
         if self.db is None:
             return
         txn = Transaction(self.db)
         for partition in range(self.num_partitions):
-            if only is None or partition in only:
+            if (only is None or partition in only) and self.local(partition):
                 yield txn, partition
 
     def partition_of(self, invocation_id: bytes) -> int:
         return partition_of(InvocationId.from_bytes(invocation_id).partition_key, self.num_partitions)
 
+    def local_ids(self, ids: frozenset[bytes]) -> list[tuple[int, bytes]]:
+        """(partition, id) of the ids whose partition this node answers for, in id order."""
+        placed = ((self.partition_of(i), i) for i in sorted(ids))
+        return [(partition, i) for partition, i in placed if self.local(partition)]
 
-Rows = list[dict[str, Any]]
-Only = frozenset[bytes] | None
-"""The invocation ids a query can read (see :mod:`.pushdown`); None: all of them."""
+
 Builder = Callable[[Sources, Only], Rows]
 BatchBuilder = Callable[[Sources, Scan], Iterator[pa.RecordBatch]]
 
@@ -82,6 +97,9 @@ class Table:
     name: str
     schema: pa.Schema
     build: Builder
+    partitioned: bool = True
+    """Rows live in partitions (a cluster gathers them from every partition's leader); False for the
+    schema's tables, which every node holds whole."""
 
     def batches(self, sources: Sources, scan: Scan = scans.EVERYTHING) -> Iterator[pa.RecordBatch]:
         """The table's rows as Arrow; absent keys in a row are nulls, and so are unread columns."""
@@ -96,6 +114,7 @@ class KeyedTable:
     name: str
     schema: pa.Schema
     build: Callable[[Sources, Scan], Rows]
+    partitioned: bool = True
 
     def batches(self, sources: Sources, scan: Scan = scans.EVERYTHING) -> Iterator[pa.RecordBatch]:
         return _from_rows(self.schema, self.build(sources, scan), scan)
@@ -120,6 +139,7 @@ class ColumnarTable:
     name: str
     schema: pa.Schema
     build: BatchBuilder
+    partitioned: bool = True
 
     def batches(self, sources: Sources, scan: Scan = scans.EVERYTHING) -> Iterator[pa.RecordBatch]:
         return scans.restrict(self.build(sources, scan), scan)
@@ -184,9 +204,7 @@ def statuses(src: Sources, only: Only) -> Iterator[tuple[Transaction, int, bytes
         if src.db is None:
             return
         txn = Transaction(src.db)
-        for invocation_id in sorted(only):
-            inv = InvocationId.from_bytes(invocation_id)
-            partition = partition_of(inv.partition_key, src.num_partitions)
+        for partition, invocation_id in src.local_ids(only):
             st = status.get(txn, partition, invocation_id)
             if st is not None:
                 yield txn, partition, invocation_id, st
@@ -203,7 +221,7 @@ def status_chunks(
     if src.db is None:
         return
     if scan.ids is not None:  # point reads instead of a scan
-        wanted = [keys.status(src.partition_of(i), i) for i in sorted(scan.ids)]
+        wanted = [keys.status(p, i) for p, i in src.local_ids(scan.ids)]
         found = [(k, v) for k in wanted if (v := src.db.get(k)) is not None]
         for start in range(0, len(found), scans.BATCH_ROWS):
             part = found[start : start + scans.BATCH_ROWS]

@@ -294,7 +294,10 @@ class EtcdLog:
             if written and _batch_records(written[0].value)[0] == batch.epoch:
                 self._ack(batch)  # an ambiguous earlier try landed
             elif epoch != batch.epoch or written:
-                self._fail(batch, Fenced(batch.partition, batch.epoch, epoch))
+                # a deposed sequencer's append (e.g. of a node cut off while another took over)
+                fenced = Fenced(batch.partition, batch.epoch, epoch)
+                log.warning("append refused: %s", fenced)
+                self._fail(batch, fenced)
             elif sealed:
                 self._sealed.add(batch.partition)
                 self._fail(batch, Sealed(batch.partition, batch.first))

@@ -34,6 +34,7 @@ from restate_server.log.api import (
     failed,
 )
 from restate_server.log.records import Record, decode, encode
+from restate_server.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class _Pending:
     records: Sequence[Record]
     payloads: list[bytes]
     future: asyncio.Future[int]
+    submitted_at: float
 
 
 class LocalLog:
@@ -171,7 +173,9 @@ class LocalLog:
         state.next_lsn = first + len(records)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        self._pending.append(_Pending(partition, first, records, [encode(r) for r in records], future))
+        payloads = [encode(r) for r in records]
+        self._pending.append(_Pending(partition, first, records, payloads, future, time.perf_counter()))
+        metrics.BIFROST_LOCAL_APPENDS.inc()
         if self._flusher is None:
             self._idle.clear()
             self._flusher = loop.create_task(self._flush(), name="log-group-commit")
@@ -188,7 +192,9 @@ class LocalLog:
                 except Exception as exc:
                     self._fail(pending, exc)
                     continue
+                durable_at = time.perf_counter()
                 for p in pending:
+                    metrics.BIFROST_LOCAL_APPEND_DURATION.observe(durable_at - p.submitted_at)
                     state = self._partitions[p.partition]
                     state.durable = p.first + len(p.records)
                     for tail in state.tails:
@@ -201,6 +207,10 @@ class LocalLog:
             self._idle.set()
 
     async def _write(self, batches: Sequence[tuple[int, int, Sequence[bytes]]]) -> None:
+        metrics.BIFROST_LOCAL_WRITE_BATCH_COUNT.observe(sum(len(payloads) for _, _, payloads in batches))
+        metrics.BIFROST_LOCAL_WRITE_BATCH_SIZE_BYTES.observe(
+            sum(len(payload) for _, _, payloads in batches for payload in payloads)
+        )
         started = time.perf_counter()
         if self._inline:
             self._storage.write(batches)
@@ -282,6 +292,7 @@ class LocalLog:
         state = self._state(partition)
         point = min(up_to_lsn, state.durable - 1)
         if point > state.meta.trim_point:
+            metrics.BIFROST_LOCAL_TRIM.inc()
             state.meta = Meta(epoch=state.meta.epoch, sealed=state.meta.sealed, trim_point=point)
             self._storage.trim(partition, state.meta)
         return state.meta.trim_point

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import assert_never
 
+from restate_server.ids import InvocationId
 from restate_server.log import records as rec
 from restate_server.storage import fsm, outbox, timers
 from restate_server.storage.status import Status
@@ -83,6 +84,7 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
         case rec.Pause():
             requests.pause(ctx, record)
         case rec.PatchState():
+            ctx.now = max(ctx.now, record.now)
             requests.patch_state(ctx, record)
         case rec.TruncateOutbox():
             outbox.truncate(ctx.txn, ctx.partition, record.up_to_seq)
@@ -92,6 +94,9 @@ def _dispatch(ctx: Context, record: rec.AnyRecord) -> None:
         case rec.RestartAsNew():
             ctx.now = max(ctx.now, record.now)
             restart.restart_as_new(ctx, record)
+        case rec.TrimStateHistory():
+            ctx.now = max(ctx.now, record.now)
+            ctx.history.trim(ctx.txn, ctx.partition, now=ctx.now, retention=record.retention)
         case _:
             assert_never(record)
 
@@ -136,7 +141,7 @@ def _fail_record(ctx: Context, record: rec.Record, error: Exception) -> None:
         log.error("skipped a %s record that could not be applied: %s", name, failure.message)
     else:
         ctx.end_record()
-        log.warning("invocation %s failed: %s", failed.hex(), failure.message)
+        log.warning("invocation %s failed: %s", InvocationId.from_bytes(failed), failure.message)
 
 
 def _fail_in_place(ctx: Context, record: rec.Record, failure: rec.Failure) -> bytes | None:

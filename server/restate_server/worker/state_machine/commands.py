@@ -68,16 +68,16 @@ def _get_lazy_state_keys(ctx: Context, inv: bytes, st: InvocationStatus, index: 
 
 def _set_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.SetStateCommandMessage.FromString(payload)
-    state.put(ctx.txn, ctx.partition, *_object(st, index), msg.key, msg.value.content)
+    ctx.set_state(*_object(st, index), msg.key, msg.value.content, (inv, str(index)))
 
 
 def _clear_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
     msg = pb.ClearStateCommandMessage.FromString(payload)
-    state.delete(ctx.txn, ctx.partition, *_object(st, index), msg.key)
+    ctx.clear_state(*_object(st, index), msg.key, (inv, str(index)))
 
 
 def _clear_all_state(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:
-    state.clear_all(ctx.txn, ctx.partition, *_object(st, index))
+    ctx.clear_all_state(*_object(st, index), (inv, str(index)))
 
 
 def _sleep(ctx: Context, inv: bytes, st: InvocationStatus, index: int, payload: bytes) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from restate_server.ids import InvocationId
 from restate_server.log import records as rec
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, completion_notification
@@ -63,4 +64,6 @@ def timer_fired(ctx: Context, record: rec.TimerFired) -> None:
     elif kind == timers.DELAYED_INVOKE and st.status == Status.SCHEDULED:
         lifecycle.start_or_enqueue(ctx, inv, st)
     else:
-        log.debug("timer kind %d for %s in status %s: nothing to do", kind, inv.hex(), st.status)
+        log.debug(
+            "timer kind %d for %s in status %s: nothing to do", kind, InvocationId.from_bytes(inv), st.status
+        )

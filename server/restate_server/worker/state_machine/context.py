@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from restate_server.ids import partition_of
 from restate_server.log.records import Failure, Record, Result, Value, Void, encode
 from restate_server.protocol.notifications import completion_notification, signal_notification
-from restate_server.storage import journal, outbox, status
+from restate_server.storage import journal, outbox, state, status
+from restate_server.storage.state_history import Origin
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.storage.transaction import Transaction
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import transitions
 from restate_server.worker.state_machine.errors import ApplyError
+from restate_server.worker.state_machine.history import PendingHistory
 from restate_server.worker.state_machine.transitions import Event
 
 # (service name) -> (service type, {handler name: handler type}) or None; from the schema registry
@@ -36,7 +38,9 @@ class Context:
     num_partitions: int
     lookup_service: ServiceLookup
     now: int = 0
+    lsn: int = 0  # log position of the record being applied (its state history events carry it)
     actions: list[act.Action] = field(default_factory=list)
+    history: PendingHistory = field(default_factory=PendingHistory)
     # decoded statuses of this batch; equal to their stored rows between records
     _cache: dict[bytes, InvocationStatus] = field(default_factory=dict)
     # of the current record: statuses it read (evicted if it fails) and saved (written back)
@@ -50,7 +54,8 @@ class Context:
         self._actions_mark = len(self.actions)
 
     def end_record(self) -> None:
-        """Keep the record's effects: write back the statuses it saved, fold its savepoint in."""
+        """Keep the record's effects: write back the statuses it saved, its history, fold its savepoint in."""
+        self.history.write(self.txn, self.partition, commit_ts=self.now, lsn=self.lsn)
         for invocation_id in self._touched - self._dirty:
             self._cache.pop(invocation_id, None)  # read only, or changed without a save: reload
         for invocation_id in self._dirty:
@@ -64,6 +69,7 @@ class Context:
     def abandon_record(self) -> None:
         """Drop everything the record did: writes, actions and the statuses it may have changed."""
         self.txn.rollback()
+        self.history.discard()
         del self.actions[self._actions_mark :]
         for invocation_id in self._touched:
             self._cache.pop(invocation_id, None)
@@ -100,6 +106,24 @@ class Context:
         self._cache.pop(invocation_id, None)
         self._dirty.discard(invocation_id)
         status.delete(self.txn, self.partition, invocation_id)
+
+    # ---- object state (every change goes to the state history too)
+    def set_state(self, service: str, key: str, state_key: bytes, value: bytes, origin: Origin) -> None:
+        state.put(self.txn, self.partition, service, key, state_key, value)
+        self.history.add(service, key, (state_key, value), origin)
+
+    def clear_state(self, service: str, key: str, state_key: bytes, origin: Origin) -> None:
+        """Clear one key; clearing a key that is not set changes nothing and records nothing."""
+        if state.get(self.txn, self.partition, service, key, state_key) is None:
+            return
+        state.delete(self.txn, self.partition, service, key, state_key)
+        self.history.add(service, key, (state_key, None), origin)
+
+    def clear_all_state(self, service: str, key: str, origin: Origin) -> None:
+        """Clear every key of the object: one change per key removed."""
+        for state_key, _ in state.get_all(self.txn, self.partition, service, key):
+            state.delete(self.txn, self.partition, service, key, state_key)
+            self.history.add(service, key, (state_key, None), origin)
 
     # ---- effects
     def emit(self, action: act.Action) -> None:

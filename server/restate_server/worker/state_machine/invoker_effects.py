@@ -1,7 +1,8 @@
 """What an attempt produced (`InvokerEffect`): journal commands, run completions, and how it ended.
 
 Commands are journaled at most once: an effect carries the index of its first command, so a
-retried attempt that re-sends what an earlier one proposed is dropped here. A payload that does
+retried attempt that re-sends what an earlier one proposed is dropped here. An effect that starts
+past the journal's end follows one that never landed, and is dropped whole. A payload that does
 not decode is a protocol violation naming the command, raised before anything of the record is
 kept (the apply boundary rolls the record back and fails the invocation).
 """
@@ -13,6 +14,7 @@ from typing import assert_never
 
 from google.protobuf.message import DecodeError
 
+from restate_server.ids import InvocationId
 from restate_server.log import records as rec
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MESSAGE_CLASSES, MessageType as T, is_command, is_custom
@@ -32,7 +34,17 @@ def invoker_effect(ctx: Context, record: rec.InvokerEffect) -> None:
     inv = record.invocation_id
     st = ctx.status(inv)
     if st is None or st.status not in (Status.INVOKED, Status.SUSPENDED):
-        log.debug("dropping an effect for %s: it is no longer running", inv.hex())
+        log.debug("dropping an effect for %s: it is no longer running", InvocationId.from_bytes(inv))
+        return
+    if record.first_command_index > st.commands:
+        # an earlier effect of the attempt never landed (its append failed): this one must not be
+        # applied as if it had, least of all its terminal; the invoker retries from the journal
+        log.warning(
+            "dropping an effect for %s: it starts at command %d but the journal has %d",
+            inv.hex(),
+            record.first_command_index,
+            st.commands,
+        )
         return
     if record.pin is not None and st.deployment_id is None:
         st.deployment_id, st.protocol_version = record.pin

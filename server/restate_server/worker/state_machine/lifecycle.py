@@ -14,7 +14,7 @@ from restate_server.outcomes import JournalEvent
 from restate_server.protocol import protocol_pb2 as pb
 from restate_server.protocol.messages import MessageType as T
 from restate_server.protocol.notifications import CANCEL_SIGNAL_IDX, signal_notification
-from restate_server.storage import inbox, journal, journal_events, keys, promises, state, timers
+from restate_server.storage import inbox, journal, journal_events, keys, promises, timers
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker import actions as act
 from restate_server.worker.state_machine import state_patch, transitions
@@ -181,7 +181,7 @@ def complete(ctx: Context, inv: bytes, st: InvocationStatus, result: Result) -> 
     if st.completion_retention == 0 and st.journal_retention == 0:
         ctx.forget(inv, st)
         if st.handler_ty == "Workflow" and st.key is not None:
-            _clear_workflow(ctx, st)
+            _clear_workflow(ctx, inv, st)
     else:
         ctx.save(inv, st)
 
@@ -225,9 +225,9 @@ def _release_key(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
             return
 
 
-def _clear_workflow(ctx: Context, st: InvocationStatus) -> None:
+def _clear_workflow(ctx: Context, inv: bytes, st: InvocationStatus) -> None:
     assert st.key is not None
-    state.clear_all(ctx.txn, ctx.partition, st.service, st.key)
+    ctx.clear_all_state(st.service, st.key, (inv, "purge"))
     promises.clear_all(ctx.txn, ctx.partition, st.service, st.key)
 
 
@@ -301,6 +301,6 @@ def purge(ctx: Context, inv: bytes, st: InvocationStatus) -> bool:
         return False
     drop_journal(ctx, inv, st)
     if st.handler_ty == "Workflow" and st.key is not None:
-        _clear_workflow(ctx, st)
+        _clear_workflow(ctx, inv, st)
     ctx.forget(inv, st)
     return True

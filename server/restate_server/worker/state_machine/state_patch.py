@@ -25,14 +25,21 @@ def check(record: rec.PatchState) -> None:
 
 
 def apply(ctx: Context, record: rec.PatchState) -> None:
-    """Replace an object's whole state, unless `expected_version` no longer matches it."""
+    """Replace an object's whole state, unless `expected_version` no longer matches it.
+
+    Its history event (`admin/<lsn>`, the LSN of the record applying it) clears the keys the new
+    state drops and sets every key it has.
+    """
     check(record)
     current = state.get_all(ctx.txn, ctx.partition, record.service, record.key)
     if record.expected_version is not None and state_version(current) != record.expected_version:
         return
-    state.clear_all(ctx.txn, ctx.partition, record.service, record.key)
+    origin = (None, f"admin/{ctx.lsn}")
+    for name, _ in current:
+        if name not in record.new_state:
+            ctx.clear_state(record.service, record.key, name, origin)
     for name, value in record.new_state.items():
-        state.put(ctx.txn, ctx.partition, record.service, record.key, name, value)
+        ctx.set_state(record.service, record.key, name, value, origin)
 
 
 def apply_queued(ctx: Context, encoded: bytes) -> None:

@@ -1,0 +1,5 @@
+"""The node's gRPC services, served on the node port beside its HTTP routes (see `server`)."""
+
+from restate_server.node_services.server import NodeServices, Registration
+
+__all__ = ["NodeServices", "Registration"]

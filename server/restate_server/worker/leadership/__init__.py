@@ -1,0 +1,1 @@
+"""Leadership of partitions: which partitions this node leads, and the side effects of those it does."""
