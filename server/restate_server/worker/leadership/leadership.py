@@ -39,7 +39,7 @@ from restate_server.log.records import AnnounceLeader, InvokerEffect, Record, Ti
 from restate_server.observability import metrics
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
-from restate_server.storage import keys, outbox, status, timers
+from restate_server.storage import keys, outbox, timers
 from restate_server.storage.transaction import Transaction
 from restate_server.tasks import Policy, Supervisor
 from restate_server.worker import actions as act, scan
