@@ -42,15 +42,14 @@ from restate_server.log.api import LogCorrupted, LogError, LogProvider
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.metadata.api import MetadataStore
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
+from restate_server.node_metrics import NodeMetricsSources
 from restate_server.node_services import NodeServices
 from restate_server.observability import metrics, scrape, tracing
 from restate_server.replay.servicer import ReplayServicer
 from restate_server.replay.source import LocalHistory
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
-from restate_server.storage import status as status_table
 from restate_server.storage.snapshots import durability
-from restate_server.storage.transaction import Transaction
 from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
 from restate_server.worker import fault_injection
@@ -342,7 +341,7 @@ class Node:
         await self._serve(
             "node",
             scrape.node_app(
-                _MetricsSources(self),
+                NodeMetricsSources(self),
                 prometheus=not self.config.observability.disable_prometheus,
                 ready=self.ready,
             ),
@@ -429,6 +428,10 @@ class Node:
         bound = [a for a in runner.addresses if isinstance(a, tuple)]
         self.bound[name] = (host, int(bound[0][1])) if bound else (host, port)
 
+    @property
+    def clustered(self) -> bool:
+        return self.cluster is not None
+
     def ready(self) -> bool:
         """What `/health` reports: every partition this node holds has a running processor (a cluster
         node: once it has seen the partition table) and the node is not stopping."""
@@ -491,66 +494,6 @@ class Node:
         self.db.close()
         if self.tracer is not None:
             await asyncio.to_thread(self.tracer.shutdown)
-
-
-# the store's statuses, in `sys_invocation`'s words (`invoked` is split by the invoker's state)
-_SYS_STATUS = {
-    status_table.Status.INBOXED: "pending",
-    status_table.Status.SCHEDULED: "scheduled",
-    status_table.Status.SUSPENDED: "suspended",
-    status_table.Status.PAUSED: "paused",
-    status_table.Status.COMPLETED: "completed",
-}
-
-
-class _MetricsSources:
-    """What `/metrics` reads from this node at scrape time."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def databases(self) -> dict[str, scrape.Database]:
-        found: dict[str, scrape.Database] = {metrics.DB_PARTITION_STORE: self.node.db}
-        if self.node.cluster is None:  # a cluster's log lives in etcd
-            found[metrics.DB_LOG] = self.node.log_db
-        return found
-
-    async def partitions(self) -> list[scrape.PartitionView]:
-        views = []
-        for partition, processor in self.node.processors.items():
-            tail = await self.node.log.find_tail(partition)
-            views.append(
-                scrape.PartitionView(
-                    partition=partition,
-                    applied_lsn=processor.applied_lsn,
-                    tail_lsn=tail.next_lsn - 1,
-                    leader=self.node.leadership.is_leader(partition),
-                )
-            )
-        return views
-
-    async def invocation_counts(self) -> dict[str, int]:
-        partitions = list(self.node.processors)
-        stored = await asyncio.to_thread(self._count, partitions)
-        counts = {name: 0 for name in (*_SYS_STATUS.values(), "ready", "running", "backing-off")}
-        for status, count in stored.items():
-            if status in _SYS_STATUS:
-                counts[_SYS_STATUS[status]] += count
-        invoked = stored.get(status_table.Status.INVOKED, 0)
-        attempts = list(self.node.leadership.invoker.invocations.values())
-        counts["running"] = min(invoked, sum(1 for a in attempts if a.in_flight))
-        counts["backing-off"] = min(
-            invoked - counts["running"], sum(1 for a in attempts if not a.in_flight and a.attempts > 0)
-        )
-        counts["ready"] = invoked - counts["running"] - counts["backing-off"]
-        return counts
-
-    def _count(self, partitions: list[int]) -> dict[status_table.Status, int]:
-        total: dict[status_table.Status, int] = {}
-        for partition in partitions:
-            for status, count in status_table.count_by_status(Transaction(self.node.db), partition).items():
-                total[status] = total.get(status, 0) + count
-        return total
 
 
 async def run(config: Config) -> None:
