@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path[:0] = [str(ROOT / "tests" / "integration"), str(ROOT / "tests")]  # kafka_broker imports ports
 
 from kafka_broker import Broker, free_port  # noqa: E402  (tests/integration is not a package)
 

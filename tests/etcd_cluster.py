@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 START_TIMEOUT = 30.0  # seconds for a member (or the cluster) to report healthy
 
@@ -43,12 +43,6 @@ def etcd_binary() -> str:
     return binary
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def unique_prefix() -> bytes:
     """A key prefix no other test uses."""
     return f"/t-{uuid.uuid4().hex[:12]}".encode()
@@ -60,8 +54,8 @@ class Member:
     data_dir: Path
     log_path: Path
     host: str = "127.0.0.1"
-    client_port: int = field(default_factory=_free_port)
-    peer_port: int = field(default_factory=_free_port)
+    client_port: int = field(default_factory=free_port)
+    peer_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
     @property

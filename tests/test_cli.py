@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from ports import free_port
 from restate_server import __main__ as entry
 from restate_server.config import Config
 from restate_server.observability import logging as log_setup
@@ -153,12 +154,6 @@ def test_main_reports_a_listen_error_in_one_line(
     assert "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for_port(port: int, proc: subprocess.Popen[str], deadline: float) -> bool:
     while time.monotonic() < deadline and proc.poll() is None:
         try:
@@ -170,7 +165,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[str], deadline: float) -> b
 
 
 def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
-    admin, ingress, node = _free_port(), _free_port(), _free_port()
+    admin, ingress, node = free_port(), free_port(), free_port()
     env = _env(
         RESTATE_ADMIN__BIND_ADDRESS=f"127.0.0.1:{admin}",
         RESTATE_INGRESS__BIND_ADDRESS=f"127.0.0.1:{ingress}",

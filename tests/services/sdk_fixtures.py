@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
 SERVE = Path(__file__).resolve().parent / "serve.py"
 START_DEADLINE = 20.0
 STOP_DEADLINE = 5.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ loopback port), one per test session, with a fresh bucket per test.
 from __future__ import annotations
 
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from ports import free_port
 from restate_server.config.worker import ObjectStoreOptions
 from restate_server.rocksdb import Database
 from restate_server.storage import fsm, keys
@@ -76,16 +76,10 @@ def fresh_db(tmp_path: Path) -> Iterator[Database]:
     database.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """moto's S3 server in its own process, so its memory is not in the tests' tracemalloc figures."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     proc = subprocess.Popen(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
+from ports import free_port
 from restate_server.web import serving, shedding
 
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -23,12 +23,6 @@ class Limits:
     max_connections: int = 100
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _hello(request: web.Request) -> web.Response:
     if request.can_read_body:
         await request.read()
@@ -40,7 +34,7 @@ async def _listening(limits: Limits, app: web.Application | None = None) -> Asyn
     if app is None:
         app = web.Application()
         app.router.add_route("*", "/hello", _hello)
-    port = _free_port()
+    port = free_port()
     runner = await serving.serve(app, "test", "127.0.0.1", port, limits)
     try:
         yield port
@@ -159,7 +153,7 @@ async def test_connections_past_the_cap_are_closed_and_room_comes_back() -> None
 
 
 async def test_cleanup_closes_connections_that_never_sent_a_byte() -> None:
-    port = _free_port()
+    port = free_port()
     app = web.Application()
     runner = await serving.serve(app, "test", "127.0.0.1", port, Limits(header_read_timeout=3600))
     reader, writer = await _connect(port)

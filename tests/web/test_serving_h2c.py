@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ import h2.events
 import httpx
 import pytest
 from aiohttp import web
+from ports import free_port
 from restate_server.web import h2c, request_target, serving
 
 DEADLINE = 10.0
@@ -24,12 +24,6 @@ class Limits:
     header_read_timeout: float = 5.0
     idle_connection_timeout: float = 5.0
     max_connections: int = 100
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _echo(request: web.Request) -> web.Response:
@@ -54,7 +48,7 @@ async def _listening(limits: Limits, app: web.Application | None = None) -> Asyn
         app.router.add_route("*", "/echo", _echo)
         app.router.add_route("*", "/{key}/echo", _echo)
         app.router.add_get("/stream", _stream)
-    port = _free_port()
+    port = free_port()
     runner = await serving.serve(app, "test", "127.0.0.1", port, limits)
     try:
         yield port
@@ -197,7 +191,7 @@ async def test_a_reset_stream_cancels_its_handler() -> None:
 
 
 async def test_cleanup_closes_open_h2c_connections() -> None:
-    port = _free_port()
+    port = free_port()
     runner = await serving.serve(
         web.Application(), "test", "127.0.0.1", port, Limits(idle_connection_timeout=3600)
     )
