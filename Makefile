@@ -2,6 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test modules run in parallel worker processes (one module stays on one worker, so its fixtures are
+# built once); most integration tests wait on servers rather than use a core. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install test test-unit test-integration test-e2e lint imports fmt typecheck proto bench check run
 
@@ -11,16 +15,16 @@ install:
 	$(PY) -m pip install --quiet -e '.[dev,operator]'
 
 test:
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit:
-	$(PY) -m pytest tests --ignore=tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests --ignore=tests/integration $(XDIST) $(PYTEST_ARGS)
 
 test-integration:
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+	$(PY) -m pytest tests/integration $(XDIST) $(PYTEST_ARGS)
 
 test-e2e:
-	$(PY) -m pytest e2e $(PYTEST_ARGS)
+	$(PY) -m pytest e2e $(XDIST) $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check server operator tests e2e bench examples
