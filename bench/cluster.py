@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -35,21 +35,13 @@ PARTITIONS = 8
 
 
 def _etcd_module() -> Any:
-    spec = importlib.util.spec_from_file_location("etcd_cluster", REPO / "tests" / "etcd_cluster.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["etcd_cluster"] = module
-    spec.loader.exec_module(module)
-    return module
+    """`tests/etcd_cluster.py` (tests/ is not a package; it imports `ports` from there too)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    return importlib.import_module("etcd_cluster")
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return int(_etcd_module().free_port())
 
 
 class Node:
