@@ -221,6 +221,7 @@ class Node:
                 snapshotter=self.snapshotter,
             )
             self.peers = rpc.Peers()
+            replay.leader_elsewhere = routing.leader_address
             worker = self.forwarding = ClusterWorker(
                 routing=routing,
                 peers=self.peers,

@@ -11,11 +11,13 @@ import collections
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cluster_harness import KEYS, Cluster, Load, add, get, make_cluster, run_load
 from etcd_cluster import EtcdCluster
-from harness import Sdk, wait_until
+from harness import Sdk, Server, wait_until
+from restate_server.replay.client import ReplayClient, event_json
 
 
 def test_register_on_one_node_call_through_each(deployed_cluster: Cluster) -> None:
@@ -37,6 +39,18 @@ def test_register_on_one_node_call_through_each(deployed_cluster: Cluster) -> No
     assert counts == [[{"n": 9 * len(KEYS)}]] * 3
     table = cluster.table()
     assert sorted({p.leader for p in table.partitions}) == ["n1", "n2", "n3"]  # leadership is spread
+    # the Replay API answers on every node, relaying to the leader of the key's partition
+    for key in KEYS:
+        histories = [_replay(node, key) for node in cluster.nodes]
+        assert histories[0] == histories[1] == histories[2], key
+        operations = [op for event in histories[0] for op in event["operations"]]
+        assert [op["version"] for op in operations] == list(range(1, 10)), key
+        assert operations[-1]["value"] == {"value": 9.0}, key
+
+
+def _replay(node: Server, key: str) -> list[dict[str, Any]]:
+    with ReplayClient(f"127.0.0.1:{node.node_port}") as client:
+        return [event_json(e) for e in client.replay(namespace="Counter", agent_id=key, timeout=30)]
 
 
 def test_sigkill_of_the_busiest_leader_under_load(deployed_cluster: Cluster) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit
 
 import grpc
 
@@ -21,6 +20,7 @@ from restate_server.admin.query import remote, scan as scans, tables
 from restate_server.cluster import cluster_pb2 as pb, cluster_pb2_grpc as pb_grpc, codec
 from restate_server.ids import InvocationId
 from restate_server.log.records import decode
+from restate_server.node_services import grpc_target
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.errors import WorkerUnavailable
@@ -114,7 +114,7 @@ class Peers:
     def stub(self, address: str) -> pb_grpc.WorkerAsyncStub:
         found = self._stubs.get(address)
         if found is None:
-            channel = grpc.aio.insecure_channel(_target(address))
+            channel = grpc.aio.insecure_channel(grpc_target(address))
             found = self._stubs[address] = (channel, pb_grpc.WorkerStub(channel))
         return found[1]
 
@@ -161,12 +161,6 @@ class Peers:
         request = pb.InvocationRequest(partition=partition, invocation_id=invocation_id)
         reply = await self.stub(address).ReadStatus(request, timeout=CALL_TIMEOUT)
         return reply.data
-
-
-def _target(address: str) -> str:
-    """`http://host:5122/` (an advertised address) as a gRPC target `host:5122`."""
-    parts = urlsplit(address if "://" in address else f"http://{address}")
-    return f"{parts.hostname}:{parts.port or 5122}"
 
 
 def status_of(data: bytes) -> InvocationStatus | None:

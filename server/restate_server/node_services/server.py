@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import grpc
 
@@ -91,3 +92,9 @@ class NodeServices:
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
+
+
+def grpc_target(address: str) -> str:
+    """An advertised node-port URL (`http://host:5122/`) as a gRPC target (`host:5122`)."""
+    parts = urlsplit(address if "://" in address else f"http://{address}")
+    return f"{parts.hostname}:{parts.port or 5122}"

@@ -8,17 +8,22 @@ cancelled call closes the generator and nothing more is read. Memory per stream 
 The stream is the history as it was when the call started (its newest event then is the last one
 sent), so a busy object cannot keep a replay going forever. If retention removes events the stream
 has not sent yet, the call ends with OUT_OF_RANGE instead of skipping them.
+
+On a cluster node the object's partition may be led elsewhere: the call is then relayed to the
+leader's node port (`leader_elsewhere`), event by event, with its status passed through; the
+leader's store is the one that holds every committed change.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
 
 from restate_server.ids import partition_key_for, partition_of
+from restate_server.node_services import grpc_target
 from restate_server.observability import metrics
 from restate_server.replay import replay_pb2 as pb, replay_pb2_grpc
 from restate_server.replay.source import HistorySource, ObjectRef
@@ -42,11 +47,23 @@ class Services(Protocol):
     def service(self, name: str) -> model.Service | None: ...
 
 
+LeaderElsewhere = Callable[[int], str | None]
+"""Partition -> the node-port address of its leader when that is another node, else None."""
+
+
 class ReplayServicer(replay_pb2_grpc.StateReplayServicer):
-    def __init__(self, *, services: Services, source: HistorySource, num_partitions: int) -> None:
+    def __init__(
+        self,
+        *,
+        services: Services,
+        source: HistorySource,
+        num_partitions: int,
+        leader_elsewhere: LeaderElsewhere = lambda _partition: None,
+    ) -> None:
         self._services = services
         self._source = source
         self._num_partitions = num_partitions
+        self.leader_elsewhere = leader_elsewhere
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add this servicer to the node's gRPC server (a `node_services.Registration`)."""
@@ -54,6 +71,11 @@ class ReplayServicer(replay_pb2_grpc.StateReplayServicer):
 
     async def Replay(self, request: pb.ReplayRequest, context: Context) -> AsyncIterator[pb.ReplayEvent]:
         ref = await self._object(request, context)
+        leader = self.leader_elsewhere(ref.partition)
+        if leader is not None:
+            async for relayed in _relayed(leader, request, context):
+                yield relayed
+            return
         start = request.start_ts if request.HasField("start_ts") else None
         end = request.end_ts if request.HasField("end_ts") else _LAST
         if start is not None and start > end:
@@ -101,3 +123,18 @@ class ReplayServicer(replay_pb2_grpc.StateReplayServicer):
             f"the state history of {ref.service}/{ref.key} is trimmed up to {trimmed_through};"
             f" the oldest available timestamp is {available}",
         )
+
+
+async def _relayed(
+    address: str, request: pb.ReplayRequest, context: Context
+) -> AsyncIterator[pb.ReplayEvent]:
+    """The same call made to the node at `address`; its events and its final status are ours."""
+    async with grpc.aio.insecure_channel(grpc_target(address)) as channel:
+        call = replay_pb2_grpc.StateReplayStub(channel).Replay(request)
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details() or "")
+        finally:
+            call.cancel()  # the client went away (or the stream ended): stop the leader's reads

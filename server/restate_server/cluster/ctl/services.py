@@ -36,6 +36,7 @@ from restate_server.cluster.ctl.wire import GrpcError
 from restate_server.config import Config
 from restate_server.log.api import LogProvider
 from restate_server.metadata.api import MetadataStore
+from restate_server.node_services import grpc_target
 from restate_server.schema.registry import SchemaRegistry
 from restate_server.storage.snapshots import durability
 from restate_server.web import proxy
@@ -261,7 +262,7 @@ class ControlServices:
                 wire.INTERNAL, f"Can not find a suitable node to take snapshot of partition {partition}"
             )
         try:
-            async with grpc.aio.insecure_channel(state.grpc_target(leader.address)) as channel:
+            async with grpc.aio.insecure_channel(grpc_target(leader.address)) as channel:
                 stub = peer_pb2_grpc.NodeStateStub(channel)
                 return await stub.CreateSnapshot(request, timeout=SNAPSHOT_TIMEOUT)
         except grpc.aio.AioRpcError as exc:

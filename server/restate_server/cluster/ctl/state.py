@@ -14,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
 
 import grpc
 from google.protobuf import empty_pb2
@@ -27,6 +26,7 @@ from restate_server.cluster.ctl import (
     topology,
 )
 from restate_server.cluster.ctl.documents import Node
+from restate_server.node_services import grpc_target
 from restate_server.worker.leadership.leadership import Leadership
 from restate_server.worker.processor import PartitionProcessor
 from restate_server.worker.snapshotter import SnapshotScheduler
@@ -35,12 +35,6 @@ log = logging.getLogger(__name__)
 
 PEER_TIMEOUT = 2.0
 """Seconds a live node gets to describe its partitions before it is reported dead."""
-
-
-def grpc_target(address: str) -> str:
-    """An advertised node-port URL (`http://host:5122/`) as a gRPC target (`host:5122`)."""
-    parts = urlsplit(address if "://" in address else f"http://{address}")
-    return f"{parts.hostname}:{parts.port or 5122}"
 
 
 def node_id(node: Node) -> common.NodeId:
