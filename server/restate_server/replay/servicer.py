@@ -16,8 +16,9 @@ leader's store is the one that holds every committed change.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Protocol
 
 import grpc
@@ -73,8 +74,9 @@ class ReplayServicer(replay_pb2_grpc.StateReplayServicer):
         ref = await self._object(request, context)
         leader = self.leader_elsewhere(ref.partition)
         if leader is not None:
-            async for relayed in _relayed(leader, request, context):
-                yield relayed
+            async with contextlib.aclosing(_relayed(leader, request, context)) as relayed:
+                async for forwarded in relayed:
+                    yield forwarded
             return
         start = request.start_ts if request.HasField("start_ts") else None
         end = request.end_ts if request.HasField("end_ts") else _LAST
@@ -127,7 +129,7 @@ class ReplayServicer(replay_pb2_grpc.StateReplayServicer):
 
 async def _relayed(
     address: str, request: pb.ReplayRequest, context: Context
-) -> AsyncIterator[pb.ReplayEvent]:
+) -> AsyncGenerator[pb.ReplayEvent, None]:
     """The same call made to the node at `address`; its events and its final status are ours."""
     async with grpc.aio.insecure_channel(grpc_target(address)) as channel:
         call = replay_pb2_grpc.StateReplayStub(channel).Replay(request)
