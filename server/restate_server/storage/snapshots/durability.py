@@ -6,8 +6,9 @@ oldest kept snapshot must cover it (else a new or wiped replica, which starts fr
 find a gap). Upstream calls this the durability point (`worker.durability-mode`, default `balanced`
 with snapshots and `replica-set-only` without; this is its stricter `snapshot-and-replica-set`).
 
-The partition store is written without a WAL, so "durable" means flushed to SST files: a replica's
-durable applied LSN is its applied LSN read just before a flush.
+The partition store's WAL is never fsynced (it survives a killed process, not a power loss), so
+"durable" means flushed to SST files: a replica's durable applied LSN is its applied LSN read just
+before a flush.
 """
 
 from __future__ import annotations
