@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
-from restate_server.admin.query import remote, scan as scans, tables
 from restate_server.cluster import cluster_pb2 as pb, cluster_pb2_grpc as pb_grpc, codec
 from restate_server.ids import InvocationId
 from restate_server.log.records import decode
@@ -24,6 +24,9 @@ from restate_server.node_services import grpc_target
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.errors import WorkerUnavailable
+
+if TYPE_CHECKING:  # pyarrow and the query engine are loaded by the first scan, not at start-up
+    from restate_server.admin.query import tables
 
 CALL_TIMEOUT = 10.0  # seconds one forwarded call may take (appends wait for etcd's fsync)
 SCAN_TIMEOUT = 60.0  # seconds a peer may take to scan its partitions for a query
@@ -96,6 +99,8 @@ class WorkerServicer(pb_grpc.WorkerServicer):
         self, request: pb.ScanRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.ScanChunk]:
         sources = dataclasses.replace(self.scan_sources(), remote=None)  # the partitions led here only
+        from restate_server.admin.query import remote, scan as scans  # loaded with the query engine
+
         for wanted in request.tables:
             read = scans.Scan(
                 ids=frozenset(wanted.only) if wanted.restricted else None,

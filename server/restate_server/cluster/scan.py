@@ -9,12 +9,15 @@ missing from that one answer).
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from restate_server.admin.query import remote, scan as scans
 from restate_server.cluster import rpc
 from restate_server.cluster.routing import Routing
+
+if TYPE_CHECKING:  # pyarrow and the query engine are loaded by the first query, not at start-up
+    import pyarrow as pa
+
+    from restate_server.admin.query import scan as scans
 
 GATHER_TIMEOUT = 90.0  # seconds a query waits for every peer's rows
 
@@ -35,4 +38,6 @@ class ClusterScan:
         answers = await asyncio.gather(
             *(self.peers.scan(address, table, read.ids, read.columns) for address in peers)
         )
+        from restate_server.admin.query import remote  # loaded with the query engine
+
         return [remote.from_ipc(chunk) for chunks in answers for chunk in chunks]
