@@ -47,17 +47,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(path: Path) -> None:
-    """Write zeros until the file system is full."""
-    with path.open("wb") as filler:
-        written = 1
-        while written:
-            try:
-                written = filler.write(b"\0" * 65536)
+    """Write zeros until the file system is full (the server's own writes may have filled it already)."""
+    try:
+        with path.open("wb") as filler:
+            while filler.write(b"\0" * 65536):
                 filler.flush()
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                return
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
 
 
 def _request(server: Server, n: int) -> httpx.Response:
