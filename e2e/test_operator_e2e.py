@@ -40,17 +40,22 @@ from .conftest import REPO, Cluster, Kubelet, tail, wait_for
 from .scenario import http, operator_running, pod_processes
 
 
-def _load_kafka_broker() -> Any:
-    """tests/integration/kafka_broker.py (tansu), loaded by path: ``tests`` is not a package."""
-    spec = importlib.util.spec_from_file_location(
-        "e2e_kafka_broker", REPO / "tests/integration/kafka_broker.py"
-    )
+def _load_by_path(name: str, path: Path) -> Any:
+    """A module of ``tests/`` loaded by path: ``tests`` is not a package."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
+
+
+def _load_kafka_broker() -> Any:
+    """tests/integration/kafka_broker.py (tansu), and the free-port helper it imports."""
+    if "ports" not in sys.modules:  # tests/conftest.py registers it when tests/ is collected too
+        _load_by_path("ports", REPO / "tests/ports.py")
+    return _load_by_path("e2e_kafka_broker", REPO / "tests/integration/kafka_broker.py")
 
 
 kafka_broker = _load_kafka_broker()

@@ -4,8 +4,8 @@ The fixture starts it on a free 127.0.0.1 port (listener and advertised address 
 follow metadata elsewhere), waits until it answers metadata, and stops it at teardown (SIGINT, then
 SIGKILL). Quirks worth knowing: a consumer-group join takes about ``session.timeout.ms / 2`` (so tests
 use 6 s sessions), there is no CreatePartitions, and a restart loses everything. Under ``CI=true`` a
-missing broker fails the test instead of skipping it. Self-contained (the e2e scenario loads it by
-path), so it imports nothing from the harness.
+missing broker fails the test instead of skipping it. The e2e scenario loads it by path, so it imports
+nothing from the harness, only `ports` (which that scenario loads first).
 """
 
 from __future__ import annotations
