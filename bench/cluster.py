@@ -36,7 +36,9 @@ PARTITIONS = 8
 
 def _etcd_module() -> Any:
     """`tests/etcd_cluster.py` (tests/ is not a package; it imports `ports` from there too)."""
-    sys.path.insert(0, str(REPO / "tests"))
+    tests = str(REPO / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
     return importlib.import_module("etcd_cluster")
 
 
