@@ -45,24 +45,17 @@ def _dump(out: Path) -> None:
         f.write("\n".join(lines) + "\n\n")
 
 
-def _members(obj: object) -> list[object]:
-    if isinstance(obj, list | tuple | set | frozenset):
-        return list(obj)
-    if isinstance(obj, dict):
-        return list(obj.values())
-    members = list(getattr(obj, "__dict__", {}).values())
-    for name in getattr(type(obj), "__slots__", ()):
-        members.append(getattr(obj, name, None))
-    return members
-
-
 def _holders(min_bytes: int = 1 << 20) -> list[str]:
     """Who refers to live large ``bytes`` values: the holder's type and a chain of its referrers."""
     lines = []
     seen: set[int] = set()
-    for obj in gc.get_objects():
+    objects = gc.get_objects()
+    ours = {id(objects), id(sys._getframe())}  # this walk's own references are not holders
+    for obj in objects:
         try:
-            members = _members(obj)
+            members = gc.get_referents(obj)  # also sees frame locals, cells and slots
+            # tuples of atomic values (a decoded frame, say) are not tracked by gc: look inside
+            members += [m for t in members if isinstance(t, tuple) for m in t]
             if isinstance(obj, memoryview):
                 members.append(obj.obj)
             big = [v for v in members if isinstance(v, bytes | bytearray) and len(v) >= min_bytes]
@@ -72,20 +65,24 @@ def _holders(min_bytes: int = 1 << 20) -> list[str]:
         if not big:
             continue
         seen.update(id(v) for v in big)
-        chain, current = [type(obj).__qualname__], obj
+        chain, current = [_describe(obj)], obj
         for _ in range(8):
-            referrers = [r for r in gc.get_referrers(current) if type(r).__name__ not in ("frame", "list")]
-            referrers = referrers or gc.get_referrers(current)
+            found = gc.get_referrers(current)
+            ours.add(id(found))
+            referrers = [r for r in found if id(r) not in ours]
             if not referrers:
                 break
             current = referrers[0]
-            name = type(current).__qualname__
-            if name == "frame":
-                name = f"frame {current.f_code.co_qualname}"  # type: ignore[attr-defined]
-            chain.append(name)
+            chain.append(_describe(current))
         size = sum(len(v) for v in big)
         lines.append(f"  {size / 2**20:8.2f} MiB held by " + " <- ".join(chain))
     return lines
+
+
+def _describe(obj: object) -> str:
+    code = getattr(obj, "f_code", None) or getattr(obj, "cr_code", None) or getattr(obj, "gi_code", None)
+    name = type(obj).__qualname__
+    return f"{name} {code.co_qualname}" if code is not None else name
 
 
 def main() -> int:

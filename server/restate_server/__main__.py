@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Peers are reached by their advertised names through the system resolver (/etc/hosts, nsswitch),
     # as every other client of the node resolves them; gRPC's default c-ares resolver bypasses it.
     os.environ.setdefault("GRPC_DNS_RESOLVER", "native")
+    # Arrow (SQL answers) allocates from glibc's heap rather than its own mimalloc pool, which keeps
+    # the freed tables of a query (hundreds of MB over a large store) instead of returning them; the
+    # trim after each query hands glibc's back.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         loaded, args = config_mod.load_config(argv, os.environ)
     except config_mod.ConfigError as exc:

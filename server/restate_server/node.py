@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from restate_server import memory
 from restate_server.admin import invocations, kafka_clusters, query, subscriptions, ui
 from restate_server.admin.app import AdminContext, create_admin_app
 from restate_server.admin.discovery import DiscoveryClient
@@ -131,6 +132,7 @@ class Node:
         # it (RocksDB replays its WAL in C++ on open, so a restart replays next to nothing of the
         # log); after a power loss the processors replay the log from the applied LSN that survived.
         self.db = Database(data_dir / "db")
+        memory.hold(self.db)
         self.supervisor = Supervisor(on_fatal=self._on_fatal)
         if config.cluster.clustered:
             self.cluster: ClusterRuntime | None = ClusterRuntime(config, self.supervisor)
@@ -141,6 +143,7 @@ class Node:
             self.cluster = None
             # Two RocksDB instances: log appends fsync, store writes must not queue behind those fsyncs.
             self.log_db = _open_log_db(data_dir / "log")
+            memory.hold(self.log_db)
             self.metadata = RocksDbMetadataStore.open(data_dir)
             self.log = RocksDbLog(self.log_db)
             num_partitions = self._num_partitions()

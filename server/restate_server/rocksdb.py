@@ -17,6 +17,7 @@ processor retries its commit.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class Database:
         read_only: bool = False,
     ) -> None:
         self._read_only = read_only
+        self._closed = False
+        self._closing = threading.Lock()
         if not read_only:
             path.mkdir(parents=True, exist_ok=True)
         opts = Options(raw_mode=True)
@@ -188,10 +191,19 @@ class Database:
         opts.set_move_files(True)
         self._db.ingest_external_file([str(sst)], opts)
 
+    def release_memory(self) -> None:
+        """Flush the memtables (see `memory.hold`): a large value written last stays in a memtable,
+        in memory, until the next write switches it; flushed, it moves to a blob file on disk."""
+        with self._closing:
+            if not self._closed and not self._read_only:
+                self._db.flush(wait=True)
+
     def close(self) -> None:
-        if not self._read_only:
-            self._db.flush()
-        self._db.close()
+        with self._closing:  # not while `release_memory` flushes from a worker thread
+            if not self._read_only:
+                self._db.flush()
+            self._db.close()
+            self._closed = True
 
 
 def _byte_bounded(

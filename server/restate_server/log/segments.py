@@ -134,6 +134,7 @@ class SegmentedLog:
                 async for batch in provider.tail(segment.loglet_id, max(nxt, segment.base_lsn) - shift):
                     nxt = batch[-1][0] + shift + 1
                     yield [(lsn + shift, record) for lsn, record in batch]
+                    del batch  # not held while waiting: records may carry megabytes of payload
             except TrimGap:
                 raise TrimGap(partition, await self._trim_point(partition)) from None
             while True:  # the segment is sealed: find what comes after it

@@ -9,7 +9,6 @@ the number of rows; nothing here makes a Python object per row.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,12 +103,6 @@ def labels(codes: npt.NDArray[np.integer], names: list[str | None]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), table).cast(
         pa.large_utf8()
     )
-
-
-@functools.lru_cache(maxsize=256)
-def nulls(n: int, ty: pa.DataType) -> pa.Array:
-    """An all-null column; shared between batches of the same length (columns a query does not read)."""
-    return pa.nulls(n, ty)
 
 
 def invocation_ids(raw: npt.NDArray[np.uint8]) -> pa.Array:

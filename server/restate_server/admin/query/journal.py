@@ -145,13 +145,8 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
                 details = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
                 for name in _DETAILS:
                     built[name] = pa.array([d.get(name) for d in details], JOURNAL.field(name).type)
-        arrays = [
-            built[f.name]
-            if f.name in built and (wanted is None or f.name in wanted)
-            else columns.nulls(n, f.type)
-            for f in JOURNAL
-        ]
-        yield pa.RecordBatch.from_arrays(arrays, schema=JOURNAL)
+        read = {name: array for name, array in built.items() if wanted is None or name in wanted}
+        yield scans.full_batch(JOURNAL, n, read)
 
 
 def _payloads(

@@ -10,7 +10,7 @@ to what comes back, so a table that reads more than asked is only slower, never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -45,12 +45,27 @@ class Scan:
 EVERYTHING = Scan()
 
 
+def full_batch(schema: pa.Schema, n: int, built: Mapping[str, pa.Array]) -> pa.RecordBatch:
+    """A batch of ``schema`` with the columns ``built``; every other column is all null, and those of
+    one type share one array (an array per unread column would cost as much as reading it)."""
+    nulls: dict[pa.DataType, pa.Array] = {}
+    arrays = []
+    for field in schema:
+        array = built.get(field.name)
+        if array is None:
+            array = nulls.get(field.type)
+            if array is None:
+                array = nulls[field.type] = pa.nulls(n, field.type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def restrict(batches: Iterable[pa.RecordBatch], scan: Scan) -> Iterator[pa.RecordBatch]:
     """Apply the scan's predicate and limit to batches a table produced."""
     left = scan.limit
     for batch in batches:
         if scan.predicate is not None:
-            batch = batch.filter(scan.predicate)
+            batch = _filtered(batch, scan.predicate, scan.columns)
         if left is not None:
             batch = batch.slice(0, left)
             left -= batch.num_rows
@@ -58,3 +73,17 @@ def restrict(batches: Iterable[pa.RecordBatch], scan: Scan) -> Iterator[pa.Recor
             yield batch
         if left is not None and left <= 0:
             return
+
+
+def _filtered(
+    batch: pa.RecordBatch, predicate: pc.Expression, columns: frozenset[str] | None
+) -> pa.RecordBatch:
+    """The rows ``predicate`` keeps. Only the columns read are filtered: filtering the shared null
+    columns would turn each into an array of its own."""
+    if columns is None:
+        return batch.filter(predicate)
+    try:
+        kept = batch.select([name for name in batch.schema.names if name in columns]).filter(predicate)
+    except (pa.ArrowInvalid, KeyError):  # the predicate names a column outside the projection
+        return batch.filter(predicate)
+    return full_batch(batch.schema, kept.num_rows, {name: kept.column(name) for name in kept.schema.names})

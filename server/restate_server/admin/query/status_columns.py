@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from restate_server.admin.query import columns
+from restate_server.admin.query import columns, scan
 from restate_server.admin.query.columns import Chunk
 from restate_server.storage import status
 from restate_server.storage.status import InvocationStatus
@@ -258,11 +258,9 @@ this server does not have: vqueues, scopes, limit keys, tracing)."""
 
 def batch(rows: Rows, schema: pa.Schema, wanted: frozenset[str] | None) -> pa.RecordBatch:
     """The chunk as a record batch of ``schema``; columns outside ``wanted`` are nulls."""
-    arrays = []
-    for field in schema:
-        build = COLUMNS.get(field.name)
-        if build is None or (wanted is not None and field.name not in wanted):
-            arrays.append(columns.nulls(rows.n, field.type))
-        else:
-            arrays.append(build(rows).cast(field.type))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+    built = {
+        field.name: build(rows).cast(field.type)
+        for field in schema
+        if (build := COLUMNS.get(field.name)) is not None and (wanted is None or field.name in wanted)
+    }
+    return scan.full_batch(schema, rows.n, built)

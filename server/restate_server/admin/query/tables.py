@@ -246,8 +246,9 @@ def status_chunks(
             return
 
 
-STATUS_CHUNK_ROWS = 65536
-"""Status rows cut into columns at once (about 300 bytes each): fewer, larger numpy steps."""
+STATUS_CHUNK_ROWS = 16384
+"""Status rows cut into columns at once (about 300 bytes each): few numpy steps per chunk, and a
+chunk's raw rows (held twice while cut) stay a few megabytes."""
 
 
 def _gathered(

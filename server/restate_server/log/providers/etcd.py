@@ -392,6 +392,7 @@ class EtcdLog:
                 if page:
                     nxt = page[-1][0] + 1
                     yield page
+                del page  # not held while waiting: records may carry megabytes of payload
                 if more:
                     continue
                 if sealed:
@@ -400,6 +401,7 @@ class EtcdLog:
                     async for batch in batches:
                         nxt = batch[-1][0] + 1
                         yield batch
+                        del batch
                 return  # the watch saw the seal
             except (_Behind, etcd.Compacted) as exc:
                 log.debug("partition %d tail reads again from %d: %r", partition, nxt, exc)
@@ -418,19 +420,13 @@ class EtcdLog:
             sealed = False
             while not sealed:
                 response = await self._until_closed(anext(stream))
-                for event in response.events:
-                    key = event.kv.key
-                    if key == fence_key and _unfence([event.kv])[1]:
-                        sealed = True  # every batch before the seal has a lower revision
-                    if event.type != etcd.EVENT_PUT or not key.startswith(start):
-                        continue
-                    first = int(key[-20:])
-                    if first > nxt:
-                        raise _Behind
-                    batch = entries(first, _batch_records(event.kv.value)[1])[nxt - first :]
-                    if batch:
-                        nxt = batch[-1][0] + 1
-                        yield batch
+                batches, sealed = _watched(response.events, start, fence_key, nxt)
+                del response  # not held while waiting: values may carry megabytes of payload
+                while batches:
+                    batch = batches.pop(0)
+                    nxt = batch[-1][0] + 1
+                    yield batch
+                    del batch
         finally:
             await stream.aclose()
 
@@ -502,6 +498,30 @@ class EtcdLog:
 
 class _Behind(Exception):
     """The watch skipped a batch (cannot happen with a healthy etcd): read again from the next LSN."""
+
+
+def _watched(
+    events: Sequence[Any], start: bytes, fence_key: bytes, nxt: int
+) -> tuple[list[list[LogEntry]], bool]:
+    """The batches from LSN ``nxt`` on in one watch response, and whether the log was sealed in it.
+
+    Raises :class:`_Behind` when a batch starts past ``nxt`` (the watch missed one: read again)."""
+    batches: list[list[LogEntry]] = []
+    sealed = False
+    for event in events:
+        key = event.kv.key
+        if key == fence_key and _unfence([event.kv])[1]:
+            sealed = True  # every batch before the seal has a lower revision
+        if event.type != etcd.EVENT_PUT or not key.startswith(start):
+            continue
+        first = int(key[-20:])
+        if first > nxt:
+            raise _Behind
+        batch = entries(first, _batch_records(event.kv.value)[1])[nxt - first :]
+        if batch:
+            nxt = batch[-1][0] + 1
+            batches.append(batch)
+    return batches, sealed
 
 
 def _trim_point(kvs: Sequence[Any]) -> int:

@@ -261,9 +261,10 @@ class LocalLog:
         try:
             nxt = from_lsn
             while nxt < state.durable:
-                chunk = self._read(partition, nxt, nxt + READ_CHUNK - 1)
-                nxt = chunk[-1][0] + 1
-                yield chunk
+                batch = self._read(partition, nxt, nxt + READ_CHUNK - 1)
+                nxt = batch[-1][0] + 1
+                yield batch
+                del batch  # not held while waiting: records may carry megabytes of payload
             while True:
                 if not subscriber.batches:
                     if state.sealed_tail is not None and nxt >= state.sealed_tail:
@@ -271,18 +272,11 @@ class LocalLog:
                     subscriber.wakeup.clear()
                     await subscriber.wakeup.wait()
                     self._check_open()
-                batch: list[LogEntry] = []  # every queued append in one batch: one apply step for them all
-                while subscriber.batches:
-                    first, records = subscriber.batches.popleft()
-                    if first + len(records) <= nxt:
-                        continue
-                    batch += (
-                        entries(first, records) if first >= nxt else entries(first, records)[nxt - first :]
-                    )
-                    nxt = batch[-1][0] + 1
+                batch = _take(subscriber.batches, nxt)  # every queued append: one apply step for them all
                 if batch:
+                    nxt = batch[-1][0] + 1
                     yield batch
-                    batch = []  # not held while waiting: it may carry megabytes of payload
+                del batch
         finally:
             state.tails.remove(subscriber)
 
@@ -311,3 +305,16 @@ class LocalLog:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError("log is closed")
+
+
+def _take(queued: deque[tuple[int, Sequence[Record]]], nxt: int) -> list[LogEntry]:
+    """Every queued append from LSN ``nxt`` on, as one batch (what a catch-up read returned is skipped).
+
+    A function of its own so that no local of the tail generator keeps the records while it waits."""
+    batch: list[LogEntry] = []
+    while queued:
+        first, records = queued.popleft()
+        if first + len(records) > nxt:
+            batch += entries(first, records)[max(nxt - first, 0) :]
+            nxt = batch[-1][0] + 1
+    return batch
