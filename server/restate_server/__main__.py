@@ -20,7 +20,7 @@ import types
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from restate_server import config as config_mod
+from restate_server import config as config_mod, memory
 from restate_server.observability import logging as log_setup
 
 EXIT_FAILURE = 1
@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the freed tables of a query (hundreds of MB over a large store) instead of returning them; the
     # trim after each query hands glibc's back.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    memory.one_heap()
     try:
         loaded, args = config_mod.load_config(argv, os.environ)
     except config_mod.ConfigError as exc:

@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
 import sys
 import weakref
 from typing import Protocol
@@ -26,17 +27,19 @@ DELAY = 1.0  # seconds: lets the work that triggered it drop its buffers first
 
 
 @functools.cache
-def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def _libc() -> ctypes.CDLL | None:
+    """glibc, or None elsewhere (musl has neither malloc_trim nor these mallopt parameters)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: ctypes._CFuncPtr = libc.malloc_trim  # type: ignore[name-defined]
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
+    return libc
 
 
 class Holder(Protocol):
@@ -53,6 +56,25 @@ def hold(holder: Holder) -> None:
     _holders.add(holder)
 
 
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+
+
+def one_heap() -> None:
+    """Make every thread allocate from glibc's main heap, before any thread starts.
+
+    By default each thread that allocates gets an arena of its own (up to 8 per core); a large
+    buffer freed in one of them (a RocksDB write batch, a flush of a large value) stays resident
+    there: ``malloc_trim`` did not return it. With one heap the trim after large work does. The
+    node's threads are few and mostly wait, so they hardly contend for it. ``MALLOC_ARENA_MAX`` in
+    the environment wins.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, 1)
+
+
 def trim() -> None:
     """Return free heap memory to the OS now (blocking: tens of milliseconds on a large heap)."""
     for holder in list(_holders):
@@ -63,9 +85,9 @@ def trim() -> None:
     arrow = sys.modules.get("pyarrow")  # loaded by the first SQL query; its pool keeps freed memory
     if arrow is not None:
         arrow.default_memory_pool().release_unused()
-    release = _malloc_trim()
-    if release is not None:
-        release(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 _scheduled: set[asyncio.AbstractEventLoop] = set()

@@ -13,8 +13,9 @@ from typing import Any
 
 import msgpack
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
-from restate_server.admin.query import columns, engine, journal, keyed, pushdown, tables
+from restate_server.admin.query import columns, engine, journal, keyed, pushdown, scan, tables
 from restate_server.ids import InvocationId, partition_of
 from restate_server.outcomes import Failure, Suspended, Value, Void, result_to_wire, suspended_to_wire
 from restate_server.protocol import messages, protocol_pb2
@@ -186,6 +187,23 @@ def test_status_scan_with_few_columns_and_a_filter_keeps_the_rows_a_full_scan_ke
         and r["idempotency_key"] is not None
     )
     assert [r["id"] for r in _table(sql, store)] == want
+
+
+def test_a_filter_copies_only_the_columns_read_and_unread_ones_share_a_null_array_per_type() -> None:
+    schema = pa.schema(
+        [("id", pa.large_utf8()), ("n", pa.int64()), ("a", pa.large_utf8()), ("b", pa.large_utf8()), ("c", pa.int64())]
+    )
+    ids = pa.array(["w", "x", "y", "z"], pa.large_utf8())
+    batch = scan.full_batch(schema, 4, {"id": ids, "n": pa.array([1, 2, 3, 4], pa.int64())})
+    read = scan.Scan(columns=frozenset({"id", "n"}), predicate=pc.field("n") > 2)
+    [kept] = scan.restrict([batch], read)
+    assert kept.schema == schema
+    assert kept.column("id").to_pylist() == ["y", "z"]
+    assert [kept.column(name).null_count for name in ("a", "b", "c")] == [2, 2, 2]
+    assert kept.column("a").buffers()[1].address == kept.column("b").buffers()[1].address
+    # a predicate on a column outside the projection still filters (the whole batch, then)
+    everything = scan.Scan(columns=frozenset({"id"}), predicate=pc.field("n") < 2)
+    assert [b.column("id").to_pylist() for b in scan.restrict([batch], everything)] == [["w"]]
 
 
 def test_view_counts_by_status_without_reading_ids(store: Database) -> None:

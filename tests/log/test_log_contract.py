@@ -7,7 +7,10 @@ client) over the same storage.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import gc
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -264,3 +267,53 @@ async def test_log_tail_resumes_when_cancelled(log: LogProvider) -> None:
     await log.append(P, [rec(3)], 1)
     got = await _collect(log, resume, 3 - resume + 1)
     assert [lsn for lsn, _ in got] == list(range(resume, 4))
+
+
+async def test_log_tail_holds_no_record_while_it_waits(log: LogProvider) -> None:
+    """A tail waiting for the next append keeps nothing it has yielded: records may carry megabytes."""
+    await log.acquire(P, 1)
+    await log.append(P, [rec(1)], 1)
+    tail = log.tail(P, 1)
+    waiting: asyncio.Future[list[LogEntry]] | None = None
+    try:
+        batch = await asyncio.wait_for(anext(tail), 20)  # read by the catch-up
+        for number in (2, 3):
+            delivered = batch[-1][1]
+            del batch
+            waiting = asyncio.ensure_future(anext(tail))
+            await asyncio.sleep(0.1)  # the tail waits for the next append now
+            assert not waiting.done()
+            if _reachable(tail, delivered):
+                pytest.fail(f"the waiting tail still holds record {number - 1}")
+            del delivered
+            await log.append(P, [rec(number)], 1)  # followed live
+            batch = await asyncio.wait_for(waiting, 20)
+            assert numbers(batch) == [number]
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        await tail.aclose()
+
+
+_CONTAINERS = (list, tuple, dict, set, collections.deque, types.FrameType, types.CellType)
+_SUSPENDED = (types.CoroutineType, types.AsyncGeneratorType, types.GeneratorType)
+
+
+def _reachable(root: object, target: object, depth: int = 8) -> bool:
+    """Whether ``target`` is reachable from ``root`` through generator frames and containers (not
+    through other objects: a provider may keep its records, a suspended tail may not)."""
+    seen: set[int] = set()
+    level = [root]
+    for _ in range(depth):
+        following = []
+        for obj in level:
+            for ref in gc.get_referents(obj):
+                if ref is target:
+                    return True
+                if id(ref) not in seen and isinstance(ref, _CONTAINERS + _SUSPENDED):
+                    seen.add(id(ref))
+                    following.append(ref)
+        level = following
+    return False

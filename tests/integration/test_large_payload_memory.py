@@ -1,0 +1,37 @@
+"""Large calls leave no memory behind: once they are done, the server shrinks back to about its size
+before them (the log's tail, the stores' memtables and glibc's heap all let go of the payloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import Server, wait_until
+
+MiB = 1024 * 1024
+PAYLOAD = 20 * MiB
+CALLS = 3
+LEFT_BEHIND_BOUND = 64 * MiB  # three 20 MiB calls used to leave ~200 MiB in memtables and buffers
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_large_calls_leave_the_server_about_as_large_as_before(deployed: Server) -> None:
+    assert deployed.proc is not None
+    pid = deployed.proc.pid
+    assert deployed.call("Greeter/greet", "warm-up").status_code == 200
+    before = _rss(pid)
+    name = "x" * PAYLOAD
+    for n in range(CALLS):
+        answer = deployed.call("Greeter/greet", f"{n}{name}", timeout=120)
+        assert answer.status_code == 200, answer.text[:200]
+        assert answer.json() == f"Hello {n}{name}!"
+    peak = _rss(pid)
+    try:
+        wait_until(lambda: _rss(pid) < before + LEFT_BEHIND_BOUND, timeout=15)  # trims run 1 s after
+    finally:
+        print(f"\nserver RSS {before >> 20} MiB before, {peak >> 20} MiB after the calls, {_rss(pid) >> 20} MiB settled")
