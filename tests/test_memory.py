@@ -61,7 +61,8 @@ def test_a_store_asked_to_release_memory_moves_its_last_large_value_out_of_the_m
         txn.put(b"large", b"x" * (8 << 20))
         txn.commit()
         in_memtable = db.property_int("rocksdb.cur-size-all-mem-tables")
-        assert in_memtable is not None and in_memtable > 8 << 20
+        assert in_memtable is not None
+        assert in_memtable > 8 << 20
         db.release_memory()
         assert (db.property_int("rocksdb.cur-size-all-mem-tables") or 0) < 1 << 20
         assert db.get(b"large") == b"x" * (8 << 20)
