@@ -54,7 +54,9 @@ def test_trim_asks_every_holder_to_let_go_first_even_when_one_fails() -> None:
     assert (broken.released, fine.released) == (1, 1)
 
 
-def test_a_store_asked_to_release_memory_moves_its_last_large_value_out_of_the_memtable(tmp_path: Path) -> None:
+def test_a_store_asked_to_release_memory_moves_its_last_large_value_out_of_the_memtable(
+    tmp_path: Path,
+) -> None:
     db = Database(tmp_path / "db")
     try:
         txn = Transaction(db)

@@ -191,7 +191,13 @@ def test_status_scan_with_few_columns_and_a_filter_keeps_the_rows_a_full_scan_ke
 
 def test_a_filter_copies_only_the_columns_read_and_unread_ones_share_a_null_array_per_type() -> None:
     schema = pa.schema(
-        [("id", pa.large_utf8()), ("n", pa.int64()), ("a", pa.large_utf8()), ("b", pa.large_utf8()), ("c", pa.int64())]
+        [
+            ("id", pa.large_utf8()),
+            ("n", pa.int64()),
+            ("a", pa.large_utf8()),
+            ("b", pa.large_utf8()),
+            ("c", pa.int64()),
+        ]
     )
     ids = pa.array(["w", "x", "y", "z"], pa.large_utf8())
     batch = scan.full_batch(schema, 4, {"id": ids, "n": pa.array([1, 2, 3, 4], pa.int64())})

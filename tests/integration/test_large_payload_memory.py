@@ -34,4 +34,6 @@ def test_large_calls_leave_the_server_about_as_large_as_before(deployed: Server)
     try:
         wait_until(lambda: _rss(pid) < before + LEFT_BEHIND_BOUND, timeout=15)  # trims run 1 s after
     finally:
-        print(f"\nserver RSS {before >> 20} MiB before, {peak >> 20} MiB after the calls, {_rss(pid) >> 20} MiB settled")
+        print(
+            f"\nserver RSS {before >> 20} MiB before, {peak >> 20} MiB after the calls, {_rss(pid) >> 20} MiB settled"
+        )
