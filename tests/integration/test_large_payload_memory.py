@@ -1,5 +1,5 @@
 """Large calls leave no memory behind: once they are done, the server shrinks back to about its size
-before them (the log's tail, the stores' memtables and glibc's heap all let go of the payloads)."""
+before them (the log's tail, the stores' memtables and glibc's heaps all let go of the payloads)."""
 
 from __future__ import annotations
 
