@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the freed tables of a query (hundreds of MB over a large store) instead of returning them; the
     # trim after each query hands glibc's back.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    memory.map_large_buffers()
+    memory.bound_free_heap_tops()
     try:
         loaded, args = config_mod.load_config(argv, os.environ)
     except config_mod.ConfigError as exc:

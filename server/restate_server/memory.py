@@ -57,24 +57,26 @@ def hold(holder: Holder) -> None:
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-LARGE = 4 * 1024 * 1024
+MMAP_THRESHOLD = 32 * 1024 * 1024  # the most glibc's own adjustment would raise it to
+TRIM_THRESHOLD = 16 * 1024 * 1024
 
 
-def map_large_buffers() -> None:
-    """Give every buffer of ``LARGE`` bytes and more a mapping of its own, unmapped when it is freed.
+def bound_free_heap_tops() -> None:
+    """Fix glibc's mmap and trim thresholds, so no heap keeps more than 16 MiB free at its top.
 
-    glibc's default raises its mmap threshold up to 32 MiB after the first large free, so later large
-    buffers come from the heaps; a thread's heap then keeps up to twice that at its top, which
-    ``malloc_trim`` does not return (three 20 MiB calls left 100-200 MB behind). A fixed threshold
-    keeps payload-sized buffers out of the heaps. ``MALLOC_MMAP_THRESHOLD_`` or
-    ``MALLOC_TRIM_THRESHOLD_`` in the environment wins.
+    By default both grow after the first large free (mmap to 32 MiB, trim to twice that): large
+    buffers then come from the heaps, and a thread's heap may keep 64 MiB free at its top, which
+    ``malloc_trim`` does not return (it trims only the main heap's top). Three 20 MiB calls left
+    100-200 MB behind. With the thresholds fixed, buffers up to 32 MiB still come from the heaps
+    (reused without page faults), and a top past 16 MiB goes back to the OS as it is freed.
+    ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment wins.
     """
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
         return
     libc = _libc()
     if libc is not None:
-        libc.mallopt(M_MMAP_THRESHOLD, LARGE)
-        libc.mallopt(M_TRIM_THRESHOLD, 2 * LARGE)
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def trim() -> None:
