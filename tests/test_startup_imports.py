@@ -1,7 +1,9 @@
-"""An idle server stays small: the query engine's libraries load with the first query, not at start-up.
+"""An idle server stays small and starts fast: libraries a node may never use load on first use.
 
 pyarrow, datafusion and numpy are about 65 MB resident together; a module imported at start-up that
-imports them at its top (the cluster's scan fan-out once did) puts them in every idle node.
+imports them at its top (the cluster's scan fan-out once did) puts them in every idle node. The
+OpenTelemetry SDK and its OTLP exporter cost ~30 ms of every start and restart; they load only when
+`tracing-endpoint` is set.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("pyarrow", "datafusion", "numpy")
+HEAVY = ("pyarrow", "datafusion", "numpy", "opentelemetry.sdk", "opentelemetry.exporter")
 
 
-def test_starting_a_node_does_not_load_the_query_engine() -> None:
+def test_starting_a_node_loads_neither_the_query_engine_nor_the_tracing_sdk() -> None:
     probe = (
         "import sys, restate_server.__main__, restate_server.node;"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
@@ -25,6 +27,18 @@ def test_starting_a_node_does_not_load_the_query_engine() -> None:
 
 def test_the_first_query_loads_it() -> None:
     probe = "import sys, restate_server.admin.query.engine; print('pyarrow' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "True"
+
+
+def test_configuring_tracing_loads_the_exporter() -> None:
+    probe = (
+        "import sys; from restate_server.observability import tracing;"
+        "tracing.configure('http://127.0.0.1:4317', headers={}, node_name='n');"
+        "print('opentelemetry.exporter.otlp.proto.grpc.trace_exporter' in sys.modules)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )

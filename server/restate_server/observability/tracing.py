@@ -24,14 +24,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, StatusCode, TraceFlags
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +47,11 @@ __all__ = [
     "parse_traceparent",
 ]
 
-EXPORT_DELAY_MILLIS = 500
-"""How long finished spans wait to be batched into one export (OpenTelemetry's default is 5s)."""
-_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
-# ids the next span must take (the invocation span's are derived, not random)
-_FORCED: contextvars.ContextVar[tuple[int | None, int | None]] = contextvars.ContextVar(
+FORCED: contextvars.ContextVar[tuple[int | None, int | None]] = contextvars.ContextVar(
     "forced_span_ids", default=(None, None)
 )
+"""(trace id, span id) the next span must take: the invocation span's are derived, not random."""
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +86,6 @@ def find_traceparent(headers: Iterable[tuple[str, str]]) -> Parent | None:
         if name.lower() == "traceparent":
             return parse_traceparent(value)
     return None
-
-
-class _Ids(RandomIdGenerator):
-    """Random ids, unless the span being started was given derived ones."""
-
-    def generate_span_id(self) -> int:
-        forced = _FORCED.get()[1]
-        return forced if forced is not None else super().generate_span_id()
-
-    def generate_trace_id(self) -> int:
-        forced = _FORCED.get()[0]
-        return forced if forced is not None else super().generate_trace_id()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,7 +140,7 @@ class Tracer:
     def end_invocation(self, target: Target, parent: Parent | None, started_at_ms: int) -> None:
         """Record the invocation span, from its creation until now, with its derived ids."""
         context = self.invocation(target, parent)
-        token = _FORCED.set((context.trace_id, context.span_id))
+        token = FORCED.set((context.trace_id, context.span_id))
         try:
             span = self._start(
                 f"invoke {target.short}",
@@ -165,7 +150,7 @@ class Tracer:
                 start_time=started_at_ms * 1_000_000,
             )
         finally:
-            _FORCED.reset(token)
+            FORCED.reset(token)
         span.end()
 
     def start_attempt(self, target: Target, parent: Parent | None, attempt: int) -> Span:
@@ -210,12 +195,8 @@ def configure(endpoint: str | None, *, headers: Mapping[str, str], node_name: st
     if not endpoint:
         TRACER = None
         return None
-    resource = Resource.create({"service.name": "restate-server", "service.instance.id": node_name})
-    provider = TracerProvider(resource=resource, id_generator=_Ids())
-    exporter = OTLPSpanExporter(
-        endpoint=endpoint, insecure=endpoint.startswith("http://"), headers=dict(headers) or None
-    )
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MILLIS))
-    TRACER = Tracer(provider)
+    from restate_server.observability import export  # the SDK: loaded only when tracing is on
+
+    TRACER = Tracer(export.exporting_provider(endpoint, headers=headers, node_name=node_name))
     log.info("exporting invocation traces to %s", endpoint)
     return TRACER
