@@ -113,6 +113,13 @@ class ServerBench:
             self._sample()
             self.sampler.phase = name
 
+    async def _enter(self, name: str) -> None:
+        """Start phase ``name``. A payload scenario's buffers go back to the OS a second or so after it
+        ends (the server's trims): that memory is still the payload's, not the next phase's."""
+        if self.sampler is not None and self.sampler.phase == "payload" and name != "payload":
+            await self._settle()
+        self._phase(name)
+
     def _cpu(self) -> float:
         assert self.server is not None
         return procs.cpu_seconds(self.server.pid)
@@ -260,7 +267,7 @@ class ServerBench:
                     reason=f"deployment not registered: {result.registration.get(mode)}",
                 )
             else:
-                self._phase("payload" if isinstance(scenario, scenarios.Payload) else "scenarios")
+                await self._enter("payload" if isinstance(scenario, scenarios.Payload) else "scenarios")
                 outcome = await self._bounded(scenario, self.options.service_port + offset)
             log.info(
                 "%s %s: %s %s",
@@ -275,7 +282,7 @@ class ServerBench:
                 result.notes.append(f"server exited during {scenario.name}:\n{self.server.log_tail()}")
         if result.status == "crashed":
             return
-        self._phase("idle after")
+        await self._enter("idle after")
         result.idle_rss_after, _ = await self._settle()
         result.disk_after = procs.disk_usage(self.base_dir)
         self._phase("sql")

@@ -150,8 +150,7 @@ async def run_query(request: web.Request, gate: QueryGate, limits: engine.Limits
     try:
         if request.headers.get("accept") == "application/json":
             return await _stream(request, render.json_rows(result), errors.JSON_CONTENT_TYPE)
-        data = await asyncio.to_thread(render.arrow_stream, result)
-        return await _stream(request, iter([data]), ARROW_CONTENT_TYPE)
+        return await _stream(request, render.arrow_stream(result), ARROW_CONTENT_TYPE)
     finally:
         del result
         memory.trim_soon()  # the tables and the answer (possibly large) are freed by now

@@ -139,14 +139,24 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
         read_details = wanted is None or bool(wanted & _DETAILS)
         if read_raw or read_details:
             payloads = _payloads(src, row_keys, values, set(apart.tolist()))
-            if read_raw:
-                built["raw"] = pa.array(payloads, pa.large_binary())
-            if read_details:
-                details = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
-                for name in _DETAILS:
-                    built[name] = pa.array([d.get(name) for d in details], JOURNAL.field(name).type)
+            built.update(_payload_columns(types, payloads, raw=read_raw, details=read_details))
+            del payloads  # the batch has its own copy; held across the yield, they would double it
         read = {name: array for name, array in built.items() if wanted is None or name in wanted}
         yield scans.full_batch(JOURNAL, n, read)
+
+
+def _payload_columns(
+    types: np.ndarray[Any, np.dtype[np.generic]], payloads: list[bytes], *, raw: bool, details: bool
+) -> dict[str, pa.Array]:
+    """``raw`` and the columns decoded from each entry's payload, as asked."""
+    built: dict[str, pa.Array] = {}
+    if raw:
+        built["raw"] = pa.array(payloads, pa.large_binary())
+    if details:
+        decoded = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
+        for name in _DETAILS:
+            built[name] = pa.array([d.get(name) for d in decoded], JOURNAL.field(name).type)
+    return built
 
 
 def _payloads(

@@ -8,13 +8,16 @@ seconds (``PT86400S``, ``PT1.5S``), binaries are lowercase hex, lists are arrays
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from restate_server.admin.query.engine import Result
 
@@ -22,25 +25,64 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
-def arrow_stream(result: Result) -> bytes:
-    """The Arrow IPC stream (schema, batches, end marker) the CLI decodes."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, result.schema) as writer:
+LARGE_BINARY = 1024 * 1024
+"""A binary value this large is written out in hex pieces, never whole: a journal entry of 30 MiB
+would otherwise be copied as bytes, as a 60 MiB hex string, as its JSON and as the row's bytes."""
+HEX_PIECE = 1024 * 1024
+"""Bytes of a large binary value hex-encoded per piece of the answer."""
+
+
+def arrow_stream(result: Result) -> Iterator[bytes]:
+    """The Arrow IPC stream (schema, batches, end marker) the CLI decodes, a piece per batch."""
+    pieces: list[bytes] = []
+    with pa.ipc.new_stream(pa.PythonFile(_Collector(pieces), mode="w"), result.schema) as writer:
         for batch in result.batches:
             writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
+            yield b"".join(pieces)
+            pieces.clear()
+    yield b"".join(pieces)
+
+
+class _Collector:
+    """A write-only file for Arrow's IPC writer that keeps what it is given until it is taken."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.pieces.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def json_rows(result: Result) -> Iterator[bytes]:
-    """``{"rows":[…]}`` in chunks, one per batch."""
+    """``{"rows":[…]}`` in pieces: one per batch, and a row holding a large binary value in several."""
     converters = [_converter(field.type) for field in result.schema]
     names = result.schema.names
     yield b'{"rows":['
-    first = True
+    separator = b""
     for batch in result.batches:
-        columns = [_pylist(batch.column(i)) for i in range(batch.num_columns)]
-        parts = []
+        large_by_column = [_large_rows(column) for column in batch.columns]
+        columns = [
+            _pylist(column, as_buffers=bool(rows))
+            for column, rows in zip(batch.columns, large_by_column, strict=True)
+        ]
+        large = set[int]().union(*large_by_column)
+        parts: list[str] = []
         for r in range(batch.num_rows):
+            if r in large:
+                if parts:
+                    yield separator + ",".join(parts).encode()
+                    separator, parts = b",", []
+                yield from _streamed_row(separator, names, [column[r] for column in columns], converters)
+                separator = b","
+                continue
             row = {}
             for name, column, convert in zip(names, columns, converters, strict=True):
                 value = column[r]
@@ -48,19 +90,59 @@ def json_rows(result: Result) -> Iterator[bytes]:
                     row[name] = convert(value)
             parts.append(json.dumps(row, separators=(",", ":"), ensure_ascii=False))
         if parts:
-            yield (b"" if first else b",") + ",".join(parts).encode()
-            first = False
+            yield separator + ",".join(parts).encode()
+            separator = b","
     yield b"]}"
+
+
+def _large_rows(column: pa.Array) -> set[int]:
+    """Rows of ``column`` holding a binary value of ``LARGE_BINARY`` bytes or more."""
+    if not _is_binary(column.type) or column.null_count == len(column):
+        return set()
+    lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
+    return set(np.flatnonzero(np.nan_to_num(lengths) >= LARGE_BINARY).tolist())
+
+
+def _large(value: Any) -> bool:
+    return isinstance(value, pa.Buffer) and value.size >= LARGE_BINARY
+
+
+def _streamed_row(
+    separator: bytes, names: Sequence[str], values: Sequence[Any], converters: Sequence[Converter]
+) -> Iterator[bytes]:
+    """One row as JSON, its large binary values hex-encoded a piece at a time."""
+    opening = separator + b"{"
+    for name, value, convert in zip(names, values, converters, strict=True):
+        if value is None:
+            continue
+        key = json.dumps(name, ensure_ascii=False).encode()
+        if _large(value):
+            yield opening + key + b':"'
+            view = memoryview(value)
+            for start in range(0, len(view), HEX_PIECE):
+                yield binascii.hexlify(view[start : start + HEX_PIECE])
+            yield b'"'
+        else:
+            yield opening + key + b":" + json.dumps(convert(value), ensure_ascii=False).encode()
+        opening = b","
+    yield b"}"
 
 
 Converter = Callable[[Any], Any]
 
 
-def _pylist(array: pa.Array) -> list[Any]:
-    """Python values of a column; temporal columns as raw integer ticks (nanoseconds fit no datetime)."""
+def _pylist(array: pa.Array, *, as_buffers: bool = False) -> list[Any]:
+    """Python values of a column; temporal columns as raw integer ticks (nanoseconds fit no datetime);
+    binary ones ``as_buffers`` to hex-encode large values straight from Arrow's memory."""
     if pa.types.is_timestamp(array.type) or pa.types.is_duration(array.type):
         return list(array.cast(pa.int64()).to_pylist())
+    if as_buffers:
+        return [value.as_buffer() if value.is_valid else None for value in array]
     return list(array.to_pylist())
+
+
+def _is_binary(ty: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(ty) or pa.types.is_large_binary(ty) or pa.types.is_fixed_size_binary(ty))
 
 
 def _converter(ty: pa.DataType) -> Converter:
@@ -70,8 +152,8 @@ def _converter(ty: pa.DataType) -> Converter:
     if pa.types.is_duration(ty):
         unit = _PER_SECOND[ty.unit]
         return lambda v: _duration(_raw_int(v, unit), unit)
-    if pa.types.is_binary(ty) or pa.types.is_large_binary(ty) or pa.types.is_fixed_size_binary(ty):
-        return lambda v: bytes(v).hex()
+    if _is_binary(ty):
+        return lambda v: memoryview(v).hex()  # a pa.Buffer at the top level, bytes inside lists
     if pa.types.is_list(ty) or pa.types.is_large_list(ty) or pa.types.is_fixed_size_list(ty):
         inner = _converter(ty.value_type)
         return lambda v: [None if x is None else inner(x) for x in v]
