@@ -21,6 +21,7 @@ PROMISE = b"P"
 INBOX_HEAD = b"H"
 JOURNAL_EVENTS = b"E"
 INVOKED = b"N"  # index of the invocations in status invoked: what a new leader resumes
+UNFINISHED = b"Q"  # index of the invocations not completed: what `restate invocations list` reads
 RESULT = b"U"  # large results of completed invocations, kept out of their status rows
 JOURNAL_PAYLOAD = b"X"  # payloads of large journal entries, kept out of the journal rows
 HISTORY = b"Y"  # state history events by (service, key, commit ts, lsn): what a replay reads
@@ -71,6 +72,10 @@ def status(partition: int, invocation_id: bytes) -> bytes:
 
 def invoked(partition: int, invocation_id: bytes) -> bytes:
     return table(INVOKED, partition) + invocation_id
+
+
+def unfinished(partition: int, invocation_id: bytes) -> bytes:
+    return table(UNFINISHED, partition) + invocation_id
 
 
 def result(partition: int, invocation_id: bytes) -> bytes:

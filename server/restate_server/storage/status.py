@@ -426,39 +426,56 @@ def put(txn: Transaction, partition: int, invocation_id: bytes, status: Invocati
 
 def delete(txn: Transaction, partition: int, invocation_id: bytes) -> None:
     txn.delete(keys.status(partition, invocation_id))
-    txn.delete(keys.invoked(partition, invocation_id))
+    for index in _INDEXES:
+        txn.delete(index.key(partition, invocation_id))
     txn.delete(keys.result(partition, invocation_id))
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """An index of the status rows whose status is ``member``, kept by every status write."""
+
+    marker: bytes
+    """fsm key: the partition's index is complete (built from the rows of an older store)."""
+    key: Callable[[int, bytes], bytes]
+    member: Callable[[Status], bool]
+
+
+_INDEXES = (
+    # a new leader resumes these without reading every retained status row (there may be millions)
+    _Index(b"invoked_index", keys.invoked, lambda s: s == Status.INVOKED),
+    # what `status != 'completed'` queries read (`restate invocations list`), however many are retained
+    _Index(b"unfinished_index", keys.unfinished, lambda s: s != Status.COMPLETED),
+)
+
+
 def _index(txn: Transaction, partition: int, invocation_id: bytes, status: Status) -> None:
-    """Keep the index of invoked invocations: a new leader resumes those without reading every
-    retained status row (there may be millions)."""
-    if status == Status.INVOKED:
-        txn.put(keys.invoked(partition, invocation_id), b"")
-    else:
-        txn.delete(keys.invoked(partition, invocation_id))
+    for index in _INDEXES:
+        if index.member(status):
+            txn.put(index.key(partition, invocation_id), b"")
+        else:
+            txn.delete(index.key(partition, invocation_id))
 
 
 def scan_invoked(txn: Transaction, partition: int) -> list[bytes]:
-    """Ids of the invocations in status invoked (from the index, see `build_invoked_index`)."""
+    """Ids of the invocations in status invoked (from the index, see `build_indexes`)."""
     prefix = keys.table(keys.INVOKED, partition)
     return [k[len(prefix) :] for k, _ in txn.scan_prefix(prefix)]
 
 
-INVOKED_INDEX = b"invoked_index"
-"""fsm marker: the partition's index of invoked invocations is complete (version 1)."""
-
-
-def build_invoked_index(txn: Transaction, partition: int) -> bool:
-    """Build the index from the status rows once (stores written before it existed); True if built."""
-    marker = keys.fsm(partition, INVOKED_INDEX)
-    if txn.get(marker) is not None:
+def build_indexes(txn: Transaction, partition: int) -> bool:
+    """Build the indexes a store written before them lacks, from its status rows, once; True if any."""
+    missing = [index for index in _INDEXES if txn.get(keys.fsm(partition, index.marker)) is None]
+    if not missing:
         return False
     prefix = keys.table(keys.STATUS, partition)
     for key, value in txn.scan_prefix(prefix):
-        if peek_status(value) == Status.INVOKED:
-            txn.put(keys.invoked(partition, key[len(prefix) :]), b"")
-    txn.put(marker, keys.u64(1))
+        row_status = peek_status(value)
+        for index in missing:
+            if index.member(row_status):
+                txn.put(index.key(partition, key[len(prefix) :]), b"")
+    for index in missing:
+        txn.put(keys.fsm(partition, index.marker), keys.u64(1))
     return True
 
 

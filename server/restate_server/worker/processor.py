@@ -81,7 +81,7 @@ class PartitionProcessor:
         ``trim_point <= applied_lsn < next_lsn``.
         """
         txn = Transaction(self.db)
-        if status.build_invoked_index(txn, self.partition):  # a store written before the index
+        if status.build_indexes(txn, self.partition):  # a store written before an index
             txn.commit()
         self.applied_lsn = fsm.get_int(txn, self.partition, fsm.APPLIED_LSN)
         self.last_now = fsm.get_int(txn, self.partition, fsm.LAST_NOW)

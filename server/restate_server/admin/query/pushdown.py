@@ -13,6 +13,8 @@ down to sit right above each scan. From that plan each table gets one :class:`~.
   drops rows batch by batch before DataFusion sees them (the parts it cannot translate are left
   out, which only lets more rows through);
 * a limit, when the table's only scan carries one;
+* for invocation status rows, whether the filter keeps no completed invocation (``status !=
+  'completed'``, as ``restate invocations list`` asks): then only the index of unfinished ones is read;
 * for a table joined on ``id`` (an inner join) with a table whose scan is restricted, the ids that
   scan yields (:func:`id_sources`): ``sys_journal j JOIN sys_invocation i ON i.id = j.id WHERE
   i.target = …`` reads only the journals of the matching invocations.
@@ -30,7 +32,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from datafusion import Expr, LogicalPlan
+from datafusion import Expr, LogicalPlan, SessionContext
 
 from restate_server.admin.query.scan import Scan
 from restate_server.ids import IdError, InvocationId
@@ -62,7 +64,8 @@ def scans(plan: LogicalPlan) -> dict[str, Scan]:
         limits[table] = (
             int(fetch) if fetch is not None and count[table] == 1 and parent_filter is None else None
         )
-    targets = {table: _target(filters) for table, filters in _filters_by_table(found).items()}
+    filters = _filters_by_table(found)
+    targets = {table: _target(table_filters) for table, table_filters in filters.items()}
     return {
         table: Scan(
             columns=columns.get(table),
@@ -71,9 +74,41 @@ def scans(plan: LogicalPlan) -> dict[str, Scan]:
             limit=limits[table],
             service=targets.get(table, (None, None))[0],
             service_key=targets.get(table, (None, None))[1],
+            unfinished=table == STATUS_TABLE and all(_keeps_no_completed(f) for f in filters[table]),
         )
         for table in count
     }
+
+
+STATUS_TABLE = "sys_invocation_status"
+
+
+def _keeps_no_completed(expr: Expr | None) -> bool:
+    """Whether the filter drops every completed invocation, whatever its other columns hold: one of
+    its ANDed terms reads only ``status`` and keeps no row whose status is ``completed``."""
+    if expr is None:
+        return False
+    context = SessionContext()
+    completed = pa.record_batch({"status": pa.array(["completed"], pa.large_string())})
+    context.register_record_batches(STATUS_TABLE, [[completed]])
+    for term in _conjuncts(expr):
+        try:
+            # the plan's expressions are raw ones; DataFrame.filter takes the wrapped kind
+            kept = context.table(STATUS_TABLE).filter(term if isinstance(term, Expr) else Expr(term)).count()
+        except Exception:  # the term reads another column: it proves nothing
+            continue
+        if kept == 0:
+            return True
+    return False
+
+
+def _conjuncts(expr: Expr) -> Iterator[Expr]:
+    variant = _variant(expr)
+    if type(variant).__name__ == "BinaryExpr" and str(variant.op()).upper() == "AND":
+        yield from _conjuncts(variant.left())
+        yield from _conjuncts(variant.right())
+    else:
+        yield expr
 
 
 def _filters_by_table(found: list[tuple[str, Any, Expr | None]]) -> dict[str, list[Expr | None]]:

@@ -40,6 +40,8 @@ class Scan:
     """For tables keyed by (service, key): only this service's rows (a key range)."""
     service_key: str | None = None
     """With ``service``: only this object's rows (one partition, one key range)."""
+    unfinished: bool = False
+    """For invocation status rows: only invocations not completed (the query keeps no completed one)."""
 
 
 EVERYTHING = Scan()

@@ -221,11 +221,13 @@ def status_chunks(
     if src.db is None:
         return
     if scan.ids is not None:  # point reads instead of a scan
-        wanted = [keys.status(p, i) for p, i in src.local_ids(scan.ids)]
-        found = [(k, v) for k in wanted if (v := src.db.get(k)) is not None]
-        for start in range(0, len(found), scans.BATCH_ROWS):
-            part = found[start : start + scans.BATCH_ROWS]
-            yield [k for k, _ in part], [v for _, v in part]
+        yield from _point_reads(src.db, [keys.status(p, i) for p, i in src.local_ids(scan.ids)])
+        return
+    if scan.unfinished:  # the index of unfinished invocations, then point reads
+        for _txn, partition in src.partitions(scan.partitions):
+            index = keys.table(keys.UNFINISHED, partition)
+            found = (key[len(index) :] for key, _ in src.db.scan(index, prefix_end(index)))
+            yield from _point_reads(src.db, [keys.status(partition, i) for i in found])
         return
     limit = scan.limit if scan.predicate is None else None
     for _txn, partition in src.partitions(scan.partitions):
@@ -244,6 +246,14 @@ def status_chunks(
             yield row_keys, values
         if limit is not None and limit <= 0:
             return
+
+
+def _point_reads(db: Database, wanted: list[bytes]) -> Iterator[tuple[list[bytes] | None, list[bytes]]]:
+    """The status rows under ``wanted`` keys that exist, in chunks."""
+    found = [(k, v) for k in wanted if (v := db.get(k)) is not None]
+    for start in range(0, len(found), scans.BATCH_ROWS):
+        part = found[start : start + scans.BATCH_ROWS]
+        yield [k for k, _ in part], [v for _, v in part]
 
 
 STATUS_CHUNK_ROWS = 16384
