@@ -123,7 +123,8 @@ def _streamed_row(
                 yield binascii.hexlify(view[start : start + HEX_PIECE])
             yield b'"'
         else:
-            yield opening + key + b":" + json.dumps(convert(value), ensure_ascii=False).encode()
+            value_json = json.dumps(convert(value), separators=(",", ":"), ensure_ascii=False)
+            yield opening + key + b":" + value_json.encode()
         opening = b","
     yield b"}"
 
