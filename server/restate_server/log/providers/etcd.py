@@ -41,7 +41,8 @@ from restate_server.log.api import (
     entries,
     failed,
 )
-from restate_server.log.records import Record, decode, encode
+from restate_server.log.providers import etcd_layout as layout
+from restate_server.log.records import Record, encode
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +81,6 @@ class _Batch:
         payloads = [p for append in self.appends for p in append.payloads]
         packed: bytes = msgpack.packb([self.epoch, payloads], use_bin_type=True)
         return packed
-
-
-def _fence(epoch: int, sealed: bool) -> bytes:
-    packed: bytes = msgpack.packb([epoch, sealed])
-    return packed
-
-
-def _unfence(kvs: Sequence[Any]) -> tuple[int, bool]:
-    if not kvs:
-        return 0, False
-    epoch, sealed = msgpack.unpackb(kvs[0].value)
-    return int(epoch), bool(sealed)
-
-
-def _batch_records(value: bytes) -> tuple[int, list[Record]]:
-    epoch, payloads = msgpack.unpackb(value, raw=False)
-    return int(epoch), [decode(p) for p in payloads]
 
 
 class EtcdLog:
@@ -140,7 +124,7 @@ class EtcdLog:
         fence = self._fence_key(partition)
         while True:
             current = await self._client.range(fence)
-            current_epoch, sealed = _unfence(current.kvs)
+            current_epoch, sealed = layout.unfence(current.kvs)
             if epoch <= current_epoch:
                 raise Fenced(partition, epoch, current_epoch)
             revision = current.kvs[0].mod_revision if current.kvs else 0
@@ -151,7 +135,7 @@ class EtcdLog:
             response = await self._client.txn(
                 [etcd.modified_at(fence, revision)],
                 [
-                    etcd.op_put(fence, _fence(epoch, sealed)),
+                    etcd.op_put(fence, layout.fence(epoch, sealed)),
                     etcd.op_range(start, end, limit=1, descend=True),
                     etcd.op_range(self._trim_key(partition)),
                 ],
@@ -160,7 +144,7 @@ class EtcdLog:
                 continue  # another acquire moved the fence meanwhile: look again
             last, trim = response.responses[1].response_range.kvs, response.responses[2].response_range.kvs
             self._epoch[partition] = epoch
-            self._next[partition] = _next_lsn(last, trim)
+            self._next[partition] = layout.next_lsn(last, trim)
             if sealed:
                 self._sealed.add(partition)
             return self._next[partition]
@@ -171,10 +155,10 @@ class EtcdLog:
         fence = self._fence_key(partition)
         while True:
             current = await self._client.range(fence)
-            epoch, _sealed = _unfence(current.kvs)
+            epoch, _sealed = layout.unfence(current.kvs)
             revision = current.kvs[0].mod_revision if current.kvs else 0
             response = await self._client.txn(
-                [etcd.modified_at(fence, revision)], [etcd.op_put(fence, _fence(epoch, True))]
+                [etcd.modified_at(fence, revision)], [etcd.op_put(fence, layout.fence(epoch, True))]
             )
             if response.succeeded:
                 break
@@ -193,9 +177,12 @@ class EtcdLog:
             ],
         )
         fence, last, trim = (r.response_range.kvs for r in response.responses)
-        epoch, sealed = _unfence(fence)
+        epoch, sealed = layout.unfence(fence)
         return TailState(
-            next_lsn=_next_lsn(last, trim), sealed=sealed, epoch=epoch, trim_point=_trim_point(trim)
+            next_lsn=layout.next_lsn(last, trim),
+            sealed=sealed,
+            epoch=epoch,
+            trim_point=layout.trim_point(trim),
         )
 
     async def db_size(self) -> int:
@@ -260,7 +247,9 @@ class EtcdLog:
             compare, success, failure = [], [], []
             for batch in batches:
                 key = self._batch_key(batch.partition, batch.first)
-                compare.append(etcd.value_is(self._fence_key(batch.partition), _fence(batch.epoch, False)))
+                compare.append(
+                    etcd.value_is(self._fence_key(batch.partition), layout.fence(batch.epoch, False))
+                )
                 compare.append(etcd.created_at(key, 0))
                 success.append(etcd.op_put(key, batch.value()))
                 failure += [etcd.op_range(self._fence_key(batch.partition)), etcd.op_range(key)]
@@ -290,8 +279,8 @@ class EtcdLog:
         for index, batch in enumerate(batches):
             fence = reads[2 * index].response_range.kvs
             written = reads[2 * index + 1].response_range.kvs
-            epoch, sealed = _unfence(fence)
-            if written and _batch_records(written[0].value)[0] == batch.epoch:
+            epoch, sealed = layout.unfence(fence)
+            if written and layout.batch_records(written[0].value)[0] == batch.epoch:
                 self._ack(batch)  # an ambiguous earlier try landed
             elif epoch != batch.epoch or written:
                 # a deposed sequencer's append (e.g. of a node cut off while another took over)
@@ -373,15 +362,15 @@ class EtcdLog:
             ],
         )
         trim, before, after, fence = (r.response_range for r in response.responses)
-        trim_point = _trim_point(trim.kvs)
+        trim_point = layout.trim_point(trim.kvs)
         if from_lsn <= trim_point:
             raise TrimGap(partition, trim_point)
         found: list[LogEntry] = []
         for kv in [*before.kvs, *after.kvs]:
             first = int(kv.key[-20:])
-            found += entries(first, _batch_records(kv.value)[1])
+            found += entries(first, layout.batch_records(kv.value)[1])
         found = [(lsn, r) for lsn, r in found if from_lsn <= lsn <= to_lsn]
-        return found, int(response.header.revision), bool(after.more), _unfence(fence.kvs)[1]
+        return found, int(response.header.revision), bool(after.more), layout.unfence(fence.kvs)[1]
 
     async def tail(self, partition: int, from_lsn: int) -> AsyncIterator[list[LogEntry]]:
         self._check_open()
@@ -403,7 +392,7 @@ class EtcdLog:
                         yield batch
                         del batch
                 return  # the watch saw the seal
-            except (_Behind, etcd.Compacted) as exc:
+            except (layout.Behind, etcd.Compacted) as exc:
                 log.debug("partition %d tail reads again from %d: %r", partition, nxt, exc)
             except Exception as exc:
                 if not etcd.is_retryable(exc):
@@ -420,7 +409,7 @@ class EtcdLog:
             sealed = False
             while not sealed:
                 response = await self._until_closed(anext(stream))
-                batches, sealed = _watched(response.events, start, fence_key, nxt)
+                batches, sealed = layout.watched(response.events, start, fence_key, nxt)
                 del response  # not held while waiting: values may carry megabytes of payload
                 while batches:
                     batch = batches.pop(0)
@@ -473,7 +462,7 @@ class EtcdLog:
         if holder.kvs:
             kv = holder.kvs[0]
             first = int(kv.key[-20:])
-            count = len(_batch_records(kv.value)[1])
+            count = len(layout.batch_records(kv.value)[1])
             boundary = self._batch_key(partition, first) + (b"\x00" if first + count - 1 <= point else b"")
         revision = 0
         while True:
@@ -494,44 +483,3 @@ class EtcdLog:
     def _check_open(self) -> None:
         if self._closing.done():
             raise LogClosedError("log is closed")
-
-
-class _Behind(Exception):
-    """The watch skipped a batch (cannot happen with a healthy etcd): read again from the next LSN."""
-
-
-def _watched(
-    events: Sequence[Any], start: bytes, fence_key: bytes, nxt: int
-) -> tuple[list[list[LogEntry]], bool]:
-    """The batches from LSN ``nxt`` on in one watch response, and whether the log was sealed in it.
-
-    Raises :class:`_Behind` when a batch starts past ``nxt`` (the watch missed one: read again)."""
-    batches: list[list[LogEntry]] = []
-    sealed = False
-    for event in events:
-        key = event.kv.key
-        if key == fence_key and _unfence([event.kv])[1]:
-            sealed = True  # every batch before the seal has a lower revision
-        if event.type != etcd.EVENT_PUT or not key.startswith(start):
-            continue
-        first = int(key[-20:])
-        if first > nxt:
-            raise _Behind
-        batch = entries(first, _batch_records(event.kv.value)[1])[nxt - first :]
-        if batch:
-            nxt = batch[-1][0] + 1
-            batches.append(batch)
-    return batches, sealed
-
-
-def _trim_point(kvs: Sequence[Any]) -> int:
-    return int(kvs[0].value) if kvs else 0
-
-
-def _next_lsn(last: Sequence[Any], trim: Sequence[Any]) -> int:
-    """The LSN after the last batch (``last``: the highest batch key, if any), at least trim + 1."""
-    end = 1
-    if last:
-        first = int(last[0].key[-20:])
-        end = first + len(_batch_records(last[0].value)[1])
-    return max(end, _trim_point(trim) + 1)
