@@ -11,8 +11,9 @@ from restate_server.admin.query import engine, pushdown, render, tables
 from restate_server.ids import InvocationId, partition_key_for, partition_of
 from restate_server.rocksdb import Database
 from restate_server.storage import keys, status
-from restate_server.storage.status import InvocationStatus, Status
+from restate_server.storage.status import Status
 from restate_server.storage.transaction import Transaction
+from status_rows import greeter_status
 
 NUM_PARTITIONS = 4
 CLI_LIST = (  # what `restate invocations list` sends
@@ -34,17 +35,7 @@ def _sources(db: Database | None) -> tables.Sources:
 
 def _put(db: Database, key: str, state: Status, *, indexed: bool = True) -> InvocationId:
     inv = InvocationId.generate(partition_key_for(key))
-    row = InvocationStatus(
-        status=state,
-        service="Greeter",
-        handler="greet",
-        key=None,
-        service_ty="Service",
-        handler_ty=None,
-        created_at=1_763_764_465_000,
-        modified_at=1_763_764_465_000,
-        source=["ingress", None, None, None],
-    )
+    row = greeter_status(state, created_at=1_763_764_465_000, modified_at=1_763_764_465_000)
     txn = Transaction(db)
     partition = partition_of(inv.partition_key, NUM_PARTITIONS)
     if indexed:

@@ -10,20 +10,11 @@ from restate_server.rocksdb import Database
 from restate_server.storage import keys, status
 from restate_server.storage.status import InvocationStatus, Status
 from restate_server.storage.transaction import Transaction
+from status_rows import greeter_status
 
 
 def _status(state: Status) -> InvocationStatus:
-    return InvocationStatus(
-        status=state,
-        service="S",
-        handler="h",
-        key=None,
-        service_ty="Service",
-        handler_ty=None,
-        created_at=1,
-        modified_at=2,
-        source=["ingress", None, None, None],
-    )
+    return greeter_status(state, created_at=1, modified_at=2)
 
 
 @pytest.fixture

@@ -13,24 +13,13 @@ from restate_server.storage.status import InvocationStatus, Status
 from restate_server.storage.transaction import Transaction
 from restate_server.worker.cleaner import Cleaner
 from restate_server.worker.errors import WorkerUnavailable
+from status_rows import greeter_status
 
 NOW = 10_000
 
 
 def _row(state: Status, completed_at: int | None, retention: int) -> InvocationStatus:
-    return InvocationStatus(
-        status=state,
-        service="Greeter",
-        handler="greet",
-        key=None,
-        service_ty="Service",
-        handler_ty=None,
-        created_at=0,
-        modified_at=0,
-        source=["ingress", None, None, None],
-        completed_at=completed_at,
-        completion_retention=retention,
-    )
+    return greeter_status(state, completed_at=completed_at, completion_retention=retention)
 
 
 @pytest.fixture
