@@ -1,12 +1,18 @@
 """Handing freed heap memory back to the operating system after large, short-lived allocations.
 
 A 30 MiB request body passes through several buffers (ingress, log record, journal entry, replay,
-response); once they are freed, glibc keeps most of that memory in its heap for reuse (its mmap
-threshold grows after the first large free, so later large buffers come from the heap), and the
-process stays hundreds of megabytes larger than it needs to be. ``trim_soon`` asks glibc to
-release free heap pages (``malloc_trim``) shortly after such work, off the event loop; elsewhere
-(no glibc) it does nothing. Before that it asks the registered holders (``hold``) to let go: RocksDB
-keeps the last large value written in a memtable until the next write, so the stores flush.
+response); once they are freed, glibc keeps most of that memory in its heap for reuse, and the
+process stays hundreds of megabytes larger than it needs to be. ``trim`` asks glibc to release free
+heap pages (``malloc_trim``); before that it asks the registered holders (``hold``) to let go:
+RocksDB keeps the last large value written in a memtable until the next write, so the stores flush.
+
+Trims run in the node's ``Releaser`` task, off the event loop, for two reasons. Work that handles
+large values asks for one (``trim_soon``, from any thread), which runs ``DELAY`` seconds later so
+the work has dropped its buffers by then. And, because under load the last buffers of a call may be
+freed well after that (the response still being read by a slow client, the state machine applying
+the output later), the task also trims when glibc's heaps hold ``HEAP_GROWTH`` more free bytes than
+they did after the last trim: freed memory is returned whoever freed it and whenever. Elsewhere (no
+glibc) trimming does nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ import functools
 import logging
 import os
 import sys
+import threading
+import time
 import weakref
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
 
-DELAY = 1.0  # seconds: lets the work that triggered it drop its buffers first
+DELAY = 1.0  # seconds from a request to its trim: lets the work that asked drop its buffers first
 
 
 @functools.cache
@@ -79,9 +88,12 @@ def bound_free_heap_tops() -> None:
         libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
-def trim() -> None:
-    """Return free heap memory to the OS now (blocking: tens of milliseconds on a large heap)."""
-    for holder in list(_holders):
+def trim(*, release_holders: bool = True) -> None:
+    """Return free heap memory to the OS now (blocking: tens of milliseconds on a large heap).
+
+    ``release_holders=False`` skips the holders' flushes (needed only after large writes, which ask).
+    """
+    for holder in list(_holders) if release_holders else ():
         try:
             holder.release_memory()
         except Exception:  # a store failing to flush (disk full) reports it on its own writes
@@ -94,18 +106,77 @@ def trim() -> None:
         libc.malloc_trim(0)
 
 
-_scheduled: set[asyncio.AbstractEventLoop] = set()
+LARGE_WRITE_BYTES = 8 * 1024 * 1024  # a store write this large stays in a memtable: ask for a trim
+HEAP_GROWTH = TRIM_THRESHOLD  # free heap bytes that make a trim worthwhile without a request
+CHECK_INTERVAL = 1.0  # seconds between the releaser's looks at the heap
+
+_requests = threading.Lock()
+_requested_at: float | None = None  # the oldest request not yet served (monotonic seconds)
 
 
 def trim_soon() -> None:
-    """Trim once, ``DELAY`` seconds from now, in a worker thread; calls meanwhile add nothing."""
-    loop = asyncio.get_running_loop()
-    if loop in _scheduled:
-        return
-    _scheduled.add(loop)
+    """Ask for a trim ``DELAY`` seconds from now (from any thread; requests meanwhile add nothing)."""
+    global _requested_at
+    with _requests:
+        if _requested_at is None:
+            _requested_at = time.monotonic()
 
-    def run() -> None:
-        _scheduled.discard(loop)
-        loop.run_in_executor(None, trim)
 
-    loop.call_later(DELAY, run)
+def _take_due_request(now: float) -> bool:
+    """Whether a request is at least ``DELAY`` old; if so it is served (the next one starts anew)."""
+    global _requested_at
+    with _requests:
+        if _requested_at is None or now - _requested_at < DELAY:
+            return False
+        _requested_at = None
+        return True
+
+
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h): ten ``size_t`` counters; ``fordblks`` is free bytes."""
+
+    _FIELDS = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(name, ctypes.c_size_t) for name in _FIELDS.split()]
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    libc = _libc()
+    function = getattr(libc, "mallinfo2", None)  # glibc 2.33 and later
+    if function is None:
+        return None
+    function.restype = _MallInfo2
+    return cast("Callable[[], _MallInfo2]", function)
+
+
+def free_heap_bytes() -> int | None:
+    """Bytes free in glibc's heaps (resident or not: trimmed pages stay counted), or None."""
+    mallinfo2 = _mallinfo2()
+    return None if mallinfo2 is None else int(mallinfo2().fordblks)
+
+
+class Releaser:
+    """The node's task that runs trims: those asked for, and those the heap's growth calls for."""
+
+    def __init__(self) -> None:
+        self._low = free_heap_bytes()  # the heap's free bytes after the last trim, or lower since
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            if _take_due_request(time.monotonic()):
+                await asyncio.to_thread(trim)
+            elif self.heap_grew():
+                await asyncio.to_thread(trim, release_holders=False)
+            else:
+                continue
+            self._low = free_heap_bytes()
+
+    def heap_grew(self) -> bool:
+        """Whether the heaps hold ``HEAP_GROWTH`` more free bytes than after the last trim."""
+        free = free_heap_bytes()
+        if free is None or self._low is None:
+            return False
+        # Memory taken from the free lists again is resident when it is freed next: track the low.
+        self._low = min(self._low, free)
+        return free - self._low >= HEAP_GROWTH

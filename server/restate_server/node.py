@@ -186,6 +186,7 @@ class Node:
             interval=max(config.worker.cleanup_interval, 1.0),
         )
         self.supervisor.spawn("cleaner", self.cleaner.run, Policy.RESTART)
+        self.supervisor.spawn("memory-releaser", memory.Releaser().run, Policy.RESTART)
         self.node_services = NodeServices()
         replay = ReplayServicer(
             services=self.registry, source=LocalHistory(self.db), num_partitions=num_partitions

@@ -37,6 +37,8 @@ from rocksdict import (
     WriteOptions,
 )
 
+from restate_server import memory
+
 BLOB_MIN_BYTES = 64 * 1024
 
 
@@ -97,7 +99,10 @@ class Database:
         return value
 
     def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        large = batch.size_in_bytes() >= memory.LARGE_WRITE_BYTES  # asked before: writing consumes it
         self._db.write(batch, write_opt=self._sync if sync else self._nosync)
+        if large:
+            memory.trim_soon()  # flushed then, the memtable lets go of it (see `release_memory`)
 
     def scan(self, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Keys in [start, end), in order."""
