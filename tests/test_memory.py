@@ -34,9 +34,9 @@ def test_the_releaser_trims_when_the_heap_frees_a_lot_since_its_lowest(monkeypat
     releaser = memory.Releaser()
     free[0] = 60 << 20  # memory taken from the free lists again
     assert not releaser.heap_grew()
-    free[0] = 90 << 20  # freed again: 30 MiB above the low, not enough yet
+    free[0] = (60 << 20) + memory.HEAP_GROWTH - 1  # freed again, not quite enough above the low
     assert not releaser.heap_grew()
-    free[0] = 95 << 20
+    free[0] = (60 << 20) + memory.HEAP_GROWTH
     assert releaser.heap_grew()
 
 
