@@ -8,7 +8,7 @@ policy, decided once per kind of task where it is spawned:
   either kept outside the task or re-derived from the store when they start, so a fresh run picks up
   where the dead one stopped: the timer service (its heap lives in the service object), a
   partition's outbox delivery (re-reads the outbox table), the retention cleaner (a new pass), the
-  log trimmer (a new round).
+  log trimmer (a new round), the memory releaser (a pending trim request outlives it).
 - ``RETRY``: for a job that ends (loading a new leader's running invocations and timers in steps):
   returning is success; a crash runs it again from the start after the same backoff.
 - ``FATAL``: stop the node with a non-zero exit code. For tasks whose in-memory state cannot be
