@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import logging
@@ -86,6 +87,13 @@ def test_main_rejects_unknown_flags(capsys: pytest.CaptureFixture[str]) -> None:
         entry.main(["--no-such-flag"])
     assert info.value.code == 2  # usage errors exit 2, as clap does
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        entry.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"restate-py-server {importlib.metadata.version('restate-py')}"
 
 
 def test_main_runs_the_node_and_warns_about_unused_keys(

@@ -22,6 +22,7 @@ from typing import Any
 
 from restate_server import config as config_mod, memory
 from restate_server.observability import logging as log_setup
+from restate_server.web import tls
 
 EXIT_FAILURE = 1
 _logger = logging.getLogger("restate_server.main")
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _dump_on_sigusr1(config)
     # Imported late: the node pulls in every component, which --dump-config and errors do not need.
+    tls.import_aiohttp()  # first, so its unused default TLS contexts load no CA store
     node = importlib.import_module("restate_server.node")
     run: Callable[[config_mod.Config], Coroutine[Any, Any, None]] = node.run
     listen_error: type[Exception] = node.ListenError

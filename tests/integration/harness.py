@@ -158,11 +158,13 @@ class Sdk:
     env: dict[str, str]
     log_path: Path
     host: str = "127.0.0.1"
+    ca: Path | None = None
+    """With TLS (``SERVE_CERTFILE`` and ``SERVE_KEYFILE`` in ``env``): the CA that signed the certificate."""
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'http' if self.ca is None else 'https'}://{self.host}:{self.port}"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -172,7 +174,9 @@ class Sdk:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: httpx.get(f"{self.uri}/health", timeout=1).status_code == 200, timeout=30)
+        verify = True if self.ca is None else str(self.ca)
+        health = f"{self.uri}/health"
+        wait_until(lambda: httpx.get(health, timeout=1, verify=verify).status_code == 200, timeout=30)
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -1,11 +1,13 @@
 """Serve tests/integration/services.py under hypercorn (h2c and HTTP/1.1 on one port).
 
-Usage: `serve.py PORT [HOST]` (HOST defaults to 127.0.0.1).
+Usage: `serve.py PORT [HOST]` (HOST defaults to 127.0.0.1); with `SERVE_CERTFILE` and `SERVE_KEYFILE`
+in the environment, over TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +28,9 @@ def main() -> None:
     config.h2_max_concurrent_streams = 1000
     config.accesslog = None
     config.graceful_timeout = 1
+    # over TLS (https://) when given a certificate: tests of deployments behind https
+    config.certfile = os.environ.get("SERVE_CERTFILE")
+    config.keyfile = os.environ.get("SERVE_KEYFILE")
     asyncio.run(serve(app, config, mode="asgi"))
 
 

@@ -10,7 +10,6 @@ configuration layer; `loader.py` decides what they mean.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,29 @@ from restate_server.config import layers
 
 
 def _version() -> str:
+    import importlib.metadata  # ~20 ms to import: only for --version
+
     try:
         return importlib.metadata.version("restate-py")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+class _Version(argparse.Action):
+    """``-V``/``--version``: prints the installed version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        print(f"restate-py-server {_version()}")  # to stdout, as argparse's own version action
+        parser.exit()
 
 
 def _bool(text: str) -> bool:
@@ -145,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
             or (None if override.choices else override.key.upper().replace("-", "_")),
             help=override.help,
         )
-    parser.add_argument("-V", "--version", action="version", version=f"restate-py-server {_version()}")
+    parser.add_argument("-V", "--version", action=_Version)
     return parser
 
 

@@ -247,6 +247,7 @@ class Attempt:
         return headers
 
     def _url(self) -> tuple[str, int, str, str]:
+        """Host, port, path and query, and the path below the deployment's (what requests sign)."""
         parts = urlsplit(self.snap.deployment.uri)
         base = parts.path.rstrip("/")
         rel = f"/invoke/{self.snap.service}/{self.snap.handler}"
@@ -321,13 +322,18 @@ class Attempt:
             handle.cancel()
 
     async def _request_response(self, total_timeout: float) -> Outcome:
-        host, port, path, rel = self._url()
+        _, _, path, rel = self._url()
+        origin = urlsplit(self.snap.deployment.uri)._replace(path="", query="", fragment="").geturl()
         body = replay_bytes(self.snap) + b"".join(self._buffered)
         metrics.INVOKER_SENT_BYTES.inc(len(body))
         self._buffered.clear()
         self._input_closed = True
         exchange = self.transport.http1.exchange(
-            f"http://{host}:{port}{path}", self._headers(rel), body, self, total_timeout
+            origin + path,
+            self._headers(rel),
+            body,
+            self,
+            total_timeout,  # https:// stays https://
         )
         self.stream = exchange
         await exchange.run()

@@ -9,9 +9,13 @@ and the deployment's additional headers, to wherever the `location` header point
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+
 import aiohttp
 
 from restate_server.invoker.streams import StreamListener
+from restate_server.web import tls
 
 
 class Http1Exchange:
@@ -45,6 +49,7 @@ class Http1Exchange:
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
                 allow_redirects=False,
+                ssl=await _tls_context() if self._url[:6].lower() == "https:" else True,
             ) as response:
                 self._body = b""  # sent: not kept (it can be megabytes) while the answer streams
                 self._response = response
@@ -68,6 +73,11 @@ class Http1Exchange:
         self.closed = True
         if self._response is not None:
             self._response.close()
+
+
+async def _tls_context() -> ssl.SSLContext:
+    """``https://`` deployments' context: never aiohttp's default (see `restate_server.web.tls`)."""
+    return await asyncio.to_thread(tls.deployment_context)  # the first call loads the CA store
 
 
 class Http1Client:
