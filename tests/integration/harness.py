@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -174,7 +175,9 @@ class Sdk:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        verify = True if self.ca is None else str(self.ca)
+        verify: ssl.SSLContext | bool = (
+            True if self.ca is None else ssl.create_default_context(cafile=self.ca)
+        )
         health = f"{self.uri}/health"
         wait_until(lambda: httpx.get(health, timeout=1, verify=verify).status_code == 200, timeout=30)
 
