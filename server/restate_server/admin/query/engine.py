@@ -99,7 +99,15 @@ class QueryError(Exception):
 @dataclass(frozen=True, slots=True)
 class Result:
     schema: pa.Schema
+    """The answer's: binary columns as upstream types them."""
     batches: list[pa.RecordBatch]
+    """As DataFusion made them: binary columns may be views (see `tables.BIN_VIEW`)."""
+
+    def answer(self) -> Iterator[pa.RecordBatch]:
+        """The batches as the answer types them, one at a time: a view column's copy as binary lives
+        only while its batch is written."""
+        for batch in self.batches:
+            yield _cast(batch, tables.BIN_VIEW, tables.BIN)
 
 
 def referenced_tables(sql: str) -> set[str]:
@@ -127,7 +135,8 @@ def execute(sql: str, sources: tables.Sources, limits: Limits = DEFAULT_LIMITS) 
         )
         df = ctx.sql_with_options(sql, _READ_ONLY)
         batches = _collect(df.execute_stream(), limits.memory_bytes)
-        schema = batches[0].schema if batches else df.schema()  # batches may differ in nullability
+        # batches may differ in nullability
+        schema = _retyped(batches[0].schema if batches else df.schema(), tables.BIN_VIEW, tables.BIN)
     except QueryError:
         raise
     except Exception as e:
@@ -146,6 +155,15 @@ def _collect(stream: Iterable[Any], budget: int) -> list[pa.RecordBatch]:
             raise _exhausted(budget, "the answer holds")
         batches.append(batch)
     return batches
+
+
+def _retyped(schema: pa.Schema, old: pa.DataType, new: pa.DataType) -> pa.Schema:
+    return pa.schema([field.with_type(new) if field.type == old else field for field in schema])
+
+
+def _cast(batch: pa.RecordBatch, old: pa.DataType, new: pa.DataType) -> pa.RecordBatch:
+    schema = _retyped(batch.schema, old, new)
+    return batch if schema == batch.schema else batch.cast(schema)
 
 
 def _context(
@@ -191,7 +209,9 @@ def _context(
                 budget.add(_size(batch, read.columns))
                 batches.append(batch)
         read_batches[name] = batches
-        ctx.register_record_batches(name, [batches or [pa.RecordBatch.from_pylist([], table.schema)]])
+        viewed = [_cast(batch, tables.BIN, tables.BIN_VIEW) for batch in batches]  # zero-copy
+        empty = pa.RecordBatch.from_pylist([], _retyped(table.schema, tables.BIN, tables.BIN_VIEW))
+        ctx.register_record_batches(name, [viewed or [empty]])
     # other nodes' attempts are not known here: only a single node can tell that none is held
     held = sources.attempts or sources.remote is not None
     view = SYS_INVOCATION_VIEW if held else SYS_INVOCATION_VIEW_WITHOUT_ATTEMPTS

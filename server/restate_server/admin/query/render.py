@@ -36,7 +36,7 @@ def arrow_stream(result: Result) -> Iterator[bytes]:
     """The Arrow IPC stream (schema, batches, end marker) the CLI decodes, a piece per batch."""
     pieces: list[bytes] = []
     with pa.ipc.new_stream(pa.PythonFile(_Collector(pieces), mode="w"), result.schema) as writer:
-        for batch in result.batches:
+        for batch in result.answer():
             writer.write_batch(batch)
             yield b"".join(pieces)
             pieces.clear()
@@ -67,7 +67,7 @@ def json_rows(result: Result) -> Iterator[bytes]:
     names = result.schema.names
     yield b'{"rows":['
     separator = b""
-    for batch in result.batches:
+    for batch in result.answer():
         large_by_column = [_large_rows(column) for column in batch.columns]
         columns = [
             _pylist(column, as_buffers=bool(rows))
