@@ -323,7 +323,8 @@ class Attempt:
 
     async def _request_response(self, total_timeout: float) -> Outcome:
         _, _, path, rel = self._url()
-        origin = urlsplit(self.snap.deployment.uri)._replace(path="", query="", fragment="").geturl()
+        parts = urlsplit(self.snap.deployment.uri)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password@, as h2c
         body = replay_bytes(self.snap) + b"".join(self._buffered)
         metrics.INVOKER_SENT_BYTES.inc(len(body))
         self._buffered.clear()
