@@ -19,15 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import confluent_kafka
+from typing import TYPE_CHECKING, Any
 
 from restate_server.kafka.events import KafkaRecord
 from restate_server.observability import metrics
 
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
+
+if TYPE_CHECKING:  # librdkafka (~13 ms of every start) loads with the first subscription's consumer
+    import confluent_kafka
 
 POLL_TIMEOUT = 0.1  # seconds a consume call may block: bounds how late a store, pause or stop applies
 BATCH_SIZE = 1000  # records per consume call (one hand-over to the event loop)
@@ -97,6 +98,8 @@ def _tps(partitions: list[confluent_kafka.TopicPartition]) -> tuple[TopicPartiti
 
 
 def _to_record(message: confluent_kafka.Message) -> KafkaRecord:
+    import confluent_kafka
+
     kind, stamp = message.timestamp()
     key = message.key()
     value = message.value()
@@ -120,7 +123,7 @@ class ConsumerThread:
         config: dict[str, str],
         topic: str,
         deliver: Callable[[ConsumerEvent], None],
-        factory: Callable[[dict[str, Any]], confluent_kafka.Consumer] = confluent_kafka.Consumer,
+        factory: Callable[[dict[str, Any]], confluent_kafka.Consumer] | None = None,
     ) -> None:
         self._subscription_id = subscription_id
         self._config = config
@@ -169,7 +172,12 @@ class ConsumerThread:
 
     def _consume(self) -> None:
         config: dict[str, Any] = {**self._config, "error_cb": self._on_error, "logger": librdkafka_log}
-        consumer = self._factory(config)
+        if self._factory is None:
+            import confluent_kafka
+
+            consumer = confluent_kafka.Consumer(config)
+        else:
+            consumer = self._factory(config)
         try:
             consumer.subscribe(
                 [self._topic],
@@ -197,6 +205,8 @@ class ConsumerThread:
             consumer.close()
 
     def _apply_stores(self, consumer: confluent_kafka.Consumer) -> None:
+        import confluent_kafka
+
         with self._lock:
             stores, self._stores = self._stores, {}
         if not stores:
@@ -213,6 +223,8 @@ class ConsumerThread:
         self, consumer: confluent_kafka.Consumer, partitions: set[TopicPartition] | None
     ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
         """Cached high watermarks (no broker round trip) and, when idle, fetch positions: for the lag."""
+        import confluent_kafka
+
         assigned = consumer.assignment()
         selected = [tp for tp in assigned if partitions is None or (tp.topic, tp.partition) in partitions]
         highs: dict[TopicPartition, int] = {}
@@ -231,6 +243,8 @@ class ConsumerThread:
         return highs, positions
 
     def _is_record(self, message: confluent_kafka.Message) -> bool:
+        import confluent_kafka
+
         error = message.error()
         if error is None:
             return True

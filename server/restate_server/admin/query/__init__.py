@@ -156,7 +156,9 @@ async def run_query(request: web.Request, gate: QueryGate, limits: engine.Limits
         memory.trim_soon()  # the tables and the answer (possibly large) are freed by now
 
 
-async def _stream(request: web.Request, chunks: Iterator[bytes], content_type: str) -> web.StreamResponse:
+async def _stream(
+    request: web.Request, chunks: Iterator[bytes | memoryview], content_type: str
+) -> web.StreamResponse:
     """Write ``chunks`` as they are made; each is made in a worker thread (a batch of JSON rows can
     take long to render, and the event loop serves the ingress too)."""
     response = web.StreamResponse(headers={"content-type": content_type, "vary": "accept-encoding"})

@@ -22,10 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 
-from restate_server.admin.query import catalog, pushdown, scan, tables
+from restate_server.admin.query import catalog, columns, pushdown, scan, tables
 
 SYS_INVOCATION_VIEW = """CREATE VIEW sys_invocation AS SELECT
     ss.id, ss.vqueue_id, ss.target, ss.target_service_name, ss.target_service_key, ss.target_handler_name,
@@ -104,10 +105,28 @@ class Result:
     """As DataFusion made them: binary columns may be views (see `tables.BIN_VIEW`)."""
 
     def answer(self) -> Iterator[pa.RecordBatch]:
-        """The batches as the answer types them, one at a time: a view column's copy as binary lives
-        only while its batch is written."""
+        """The batches as the answer types them, a piece at a time: a view column's copy as binary
+        lives only while its piece is written, and holds one payload's worth at most."""
         for batch in self.batches:
-            yield _cast(batch, tables.BIN_VIEW, tables.BIN)
+            for piece in _pieces(batch):
+                yield _cast(piece, tables.BIN_VIEW, tables.BIN)
+
+
+def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    """Consecutive slices of ``batch`` whose binary values hold ``scan.PAYLOAD_BYTES`` at most
+    together (a larger value in a slice of its own)."""
+    views = [column for column in batch.columns if column.type == tables.BIN_VIEW]
+    if sum(column.nbytes for column in views) <= scan.PAYLOAD_BYTES:
+        yield batch
+        return
+    sizes: list[int] = np.sum([columns.binary_lengths(column) for column in views], axis=0).tolist()
+    start, held = 0, 0
+    for row, size in enumerate(sizes):
+        if row > start and held + size > scan.PAYLOAD_BYTES:
+            yield batch.slice(start, row - start)
+            start, held = row, 0
+        held += size
+    yield batch.slice(start)
 
 
 def referenced_tables(sql: str) -> set[str]:

@@ -2,7 +2,8 @@
 
 Entries are stored as raw service-protocol messages. ``sys_journal`` is built column by column
 from chunks of stored entries: ids and indexes come from the keys, the type label and lengths from
-each entry's head, and the payload (which may be megabytes) is copied only when ``raw`` is read.
+each entry's head, and the payload (which may be megabytes) is read only when ``raw`` is read, and
+then not copied when it is large.
 Name, promise key and sleep wake-up time need the message decoded, which happens row by row and
 only when one of those columns is read.
 """
@@ -137,26 +138,44 @@ def build_journal(src: tables.Sources, scan: scans.Scan) -> Iterator[pa.RecordBa
         }
         read_raw = wanted is None or "raw" in wanted
         read_details = wanted is None or bool(wanted & _DETAILS)
-        if read_raw or read_details:
-            payloads = _payloads(src, row_keys, values, set(apart.tolist()))
-            built.update(_payload_columns(types, payloads, raw=read_raw, details=read_details))
-            del payloads  # the batch has its own copy; held across the yield, they would double it
+        payloads = _payloads(src, row_keys, values, set(apart.tolist())) if read_raw or read_details else []
+        if read_details:
+            built.update(_detail_columns(types, payloads))
         read = {name: array for name, array in built.items() if wanted is None or name in wanted}
-        yield scans.full_batch(JOURNAL, n, read)
+        if not read_raw:
+            yield scans.full_batch(JOURNAL, n, read)
+            continue
+        for start, stop, raw in _raw_pieces(payloads):
+            piece = {name: array.slice(start, stop - start) for name, array in read.items()}
+            yield scans.full_batch(JOURNAL, stop - start, piece | {"raw": raw})
 
 
-def _payload_columns(
-    types: np.ndarray[Any, np.dtype[np.generic]], payloads: list[bytes], *, raw: bool, details: bool
+def _detail_columns(
+    types: np.ndarray[Any, np.dtype[np.generic]], payloads: list[bytes]
 ) -> dict[str, pa.Array]:
-    """``raw`` and the columns decoded from each entry's payload, as asked."""
-    built: dict[str, pa.Array] = {}
-    if raw:
-        built["raw"] = pa.array(payloads, pa.large_binary())
-    if details:
-        decoded = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
-        for name in _DETAILS:
-            built[name] = pa.array([d.get(name) for d in decoded], JOURNAL.field(name).type)
-    return built
+    """The columns decoded from each entry's payload."""
+    decoded = [_entry_details(int(t), p) for t, p in zip(types, payloads, strict=True)]
+    return {name: pa.array([d.get(name) for d in decoded], JOURNAL.field(name).type) for name in _DETAILS}
+
+
+def _raw_pieces(payloads: list[bytes]) -> Iterator[tuple[int, int, pa.Array]]:
+    """``raw`` of consecutive rows ``start..stop``: a large payload in a piece of its own, an array over
+    its bytes as read (no copy: an entry may be tens of MiB); runs of small ones copied together."""
+    start = 0
+    for row, payload in enumerate(payloads):
+        if len(payload) < scans.PAYLOAD_BYTES:
+            continue
+        if row > start:
+            yield start, row, pa.array(payloads[start:row], pa.large_binary())
+        offsets = pa.py_buffer(np.array([0, len(payload)], np.int64))
+        yield (
+            row,
+            row + 1,
+            pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(payload)]),
+        )
+        start = row + 1
+    if start < len(payloads):
+        yield start, len(payloads), pa.array(payloads[start:], pa.large_binary())
 
 
 def _payloads(

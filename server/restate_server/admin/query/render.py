@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from restate_server.admin.query.columns import binary_buffers, binary_lengths
 from restate_server.admin.query.engine import Result
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -32,26 +32,47 @@ HEX_PIECE = 1024 * 1024
 """Bytes of a large binary value hex-encoded per piece of the answer."""
 
 
-def arrow_stream(result: Result) -> Iterator[bytes]:
+def arrow_stream(result: Result) -> Iterator[bytes | memoryview]:
     """The Arrow IPC stream (schema, batches, end marker) the CLI decodes, a piece per batch."""
-    pieces: list[bytes] = []
+    pieces: list[bytes | pa.Buffer] = []
     with pa.ipc.new_stream(pa.PythonFile(_Collector(pieces), mode="w"), result.schema) as writer:
         for batch in result.answer():
             writer.write_batch(batch)
-            yield b"".join(pieces)
-            pieces.clear()
-    yield b"".join(pieces)
+            yield from _taken(pieces)
+    yield from _taken(pieces)
+
+
+def _taken(pieces: list[bytes | pa.Buffer]) -> Iterator[bytes | memoryview]:
+    """What the writer wrote since last taken: small pieces joined, a large one (a column's buffer)
+    in ``HEX_PIECE`` slices of it."""
+    small: list[bytes | pa.Buffer] = []
+    for piece in pieces:
+        if len(piece) < HEX_PIECE:
+            small.append(piece)
+            continue
+        if small:
+            yield b"".join(small)
+            small = []
+        whole = memoryview(piece)
+        for start in range(0, len(whole), HEX_PIECE):
+            yield whole[start : start + HEX_PIECE]
+    pieces.clear()
+    if small:
+        yield b"".join(small)
 
 
 class _Collector:
-    """A write-only file for Arrow's IPC writer that keeps what it is given until it is taken."""
+    """A write-only file for Arrow's IPC writer that keeps what it is given until it is taken.
 
-    def __init__(self, pieces: list[bytes]) -> None:
+    The writer hands over a batch's body buffers as Arrow buffers of the batch's own memory: they
+    are kept as they are (a payload is not copied); anything else is copied, as it may be reused."""
+
+    def __init__(self, pieces: list[bytes | pa.Buffer]) -> None:
         self.pieces = pieces
         self.closed = False
 
-    def write(self, data: bytes) -> int:
-        self.pieces.append(bytes(data))
+    def write(self, data: bytes | pa.Buffer) -> int:
+        self.pieces.append(data if isinstance(data, pa.Buffer) else bytes(data))
         return len(data)
 
     def flush(self) -> None:
@@ -67,7 +88,7 @@ def json_rows(result: Result) -> Iterator[bytes]:
     names = result.schema.names
     yield b'{"rows":['
     separator = b""
-    for batch in result.answer():
+    for batch in result.batches:  # binary values are hex either way: no need to cast views
         large_by_column = [_large_rows(column) for column in batch.columns]
         columns = [
             _pylist(column, as_buffers=bool(rows))
@@ -96,11 +117,12 @@ def json_rows(result: Result) -> Iterator[bytes]:
 
 
 def _large_rows(column: pa.Array) -> set[int]:
-    """Rows of ``column`` holding a binary value of ``LARGE_BINARY`` bytes or more."""
-    if not _is_binary(column.type) or column.null_count == len(column):
+    """Rows of ``column`` holding a binary value of ``LARGE_BINARY`` bytes or more (of variable length:
+    no table has fixed-size values that large)."""
+    variable = _is_binary(column.type) and not pa.types.is_fixed_size_binary(column.type)
+    if not variable or column.null_count == len(column):
         return set()
-    lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
-    return set(np.flatnonzero(np.nan_to_num(lengths) >= LARGE_BINARY).tolist())
+    return set(np.flatnonzero(binary_lengths(column) >= LARGE_BINARY).tolist())
 
 
 def _large(value: Any) -> bool:
@@ -138,12 +160,17 @@ def _pylist(array: pa.Array, *, as_buffers: bool = False) -> list[Any]:
     if pa.types.is_timestamp(array.type) or pa.types.is_duration(array.type):
         return list(array.cast(pa.int64()).to_pylist())
     if as_buffers:
-        return [value.as_buffer() if value.is_valid else None for value in array]
+        return list(binary_buffers(array))
     return list(array.to_pylist())
 
 
 def _is_binary(ty: pa.DataType) -> bool:
-    return bool(pa.types.is_binary(ty) or pa.types.is_large_binary(ty) or pa.types.is_fixed_size_binary(ty))
+    return bool(
+        pa.types.is_binary(ty)
+        or pa.types.is_large_binary(ty)
+        or pa.types.is_binary_view(ty)
+        or pa.types.is_fixed_size_binary(ty)
+    )
 
 
 def _converter(ty: pa.DataType) -> Converter:

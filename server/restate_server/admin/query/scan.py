@@ -20,6 +20,9 @@ BATCH_ROWS = 8192
 """Rows per record batch read from the store; bounds the memory of one step of a scan."""
 BATCH_BYTES = 16 * 1024 * 1024
 """Stored bytes per batch at most, for tables whose rows can be large (journal entries)."""
+PAYLOAD_BYTES = 1024 * 1024
+"""A binary value (or a batch's binary column) this large is a payload: tables hand it to the engine
+without copying it, and a filter copies it only when it drops some of its rows."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,12 +83,36 @@ def restrict(batches: Iterable[pa.RecordBatch], scan: Scan) -> Iterator[pa.Recor
 def _filtered(
     batch: pa.RecordBatch, predicate: pc.Expression, columns: frozenset[str] | None
 ) -> pa.RecordBatch:
-    """The rows ``predicate`` keeps. Only the columns read are filtered: filtering the shared null
-    columns would turn each into an array of its own."""
-    if columns is None:
-        return batch.filter(predicate)
+    """The rows ``predicate`` keeps. Only the columns read are copied (the shared null columns stay
+    shared), and payloads only when some row is left out: a point read's journal entries may be
+    tens of MiB, and every one of them is kept."""
+    read = [name for name in batch.schema.names if columns is None or name in columns]
+    payloads = {name for name in read if _is_payload(batch.column(name))}
+    if payloads:
+        rows = _kept_rows(batch, predicate, [name for name in read if name not in payloads])
+        if len(rows) == batch.num_rows:
+            return batch
+        kept = batch.select(read).take(rows)
+    else:
+        try:
+            kept = batch.select(read).filter(predicate)
+        except (pa.ArrowInvalid, KeyError):  # the predicate names a column outside the projection
+            return batch.filter(predicate)
+    return full_batch(batch.schema, kept.num_rows, {name: kept.column(name) for name in read})
+
+
+_ROW = "__row"
+
+
+def _is_payload(column: pa.Array) -> bool:
+    return bool(pa.types.is_large_binary(column.type)) and column.nbytes >= PAYLOAD_BYTES
+
+
+def _kept_rows(batch: pa.RecordBatch, predicate: pc.Expression, narrow: list[str]) -> pa.Array:
+    """Positions of the rows ``predicate`` keeps, found over the ``narrow`` columns when it names no
+    other (else over the whole batch)."""
+    positions = pa.array(range(batch.num_rows), pa.int64())
     try:
-        kept = batch.select([name for name in batch.schema.names if name in columns]).filter(predicate)
-    except (pa.ArrowInvalid, KeyError):  # the predicate names a column outside the projection
-        return batch.filter(predicate)
-    return full_batch(batch.schema, kept.num_rows, {name: kept.column(name) for name in kept.schema.names})
+        return batch.select(narrow).append_column(_ROW, positions).filter(predicate).column(_ROW)
+    except (pa.ArrowInvalid, KeyError):
+        return batch.append_column(_ROW, positions).filter(predicate).column(_ROW)
