@@ -91,8 +91,14 @@ def rss_bytes(pid: int) -> int:
 
 
 def hwm_bytes(pid: int) -> int:
-    """Peak resident set size of ``pid`` itself, as the kernel recorded it."""
+    """Peak resident set size of ``pid`` itself, as the kernel recorded it (since the last reset)."""
     return _status_kb(pid, "VmHWM") * 1024
+
+
+def reset_hwm(pid: int) -> None:
+    """Restart the kernel's peak RSS of ``pid`` from its current RSS (``clear_refs`` 5, Linux 4.0+)."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def disk_usage(path: Path) -> int:
@@ -239,7 +245,11 @@ class Running:
 
 class Sampler:
     """Peak tree RSS of a process, sampled on demand (the harness calls ``sample`` from its loop),
-    and a timeline of it: (seconds since the sampler started, MB) at most once per ``every_s``."""
+    and a timeline of it: (seconds since the sampler started, MB) at most once per ``every_s``.
+
+    Peaks per phase include the kernel's high-water mark, reset as each phase begins: a query's
+    sub-second spike falls between samples a second apart (one of 476 MB was once reported as 329).
+    """
 
     def __init__(self, pid: int, every_s: float = 1.0) -> None:
         self.pid = pid
@@ -255,10 +265,17 @@ class Sampler:
         """Sample another process from now on (the same server restarted); the timeline goes on."""
         self.pid = pid
 
+    def begin(self, phase: str) -> None:
+        """End the current phase (its peak so far) and start counting ``phase``'s from now."""
+        self.sample()
+        reset_hwm(self.pid)
+        self.phase = phase
+
     def sample(self) -> int:
         current = rss_bytes(self.pid)
-        self.peak = max(self.peak, current, hwm_bytes(self.pid))
-        self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0), current)
+        high = max(current, hwm_bytes(self.pid))
+        self.peak = max(self.peak, high)
+        self.phase_peaks[self.phase] = max(self.phase_peaks.get(self.phase, 0), high)
         now = time.monotonic() - self.started
         if not self.timeline or now - self.timeline[-1][0] >= self.every_s:
             self.timeline.append((round(now, 1), round(current / 1e6, 1)))

@@ -109,8 +109,9 @@ class ServerBench:
             self.sampler.sample()
 
     def _phase(self, name: str) -> None:
-        if self.sampler is not None:
-            self._sample()
+        if self.sampler is not None and self.server is not None and self.server.alive():
+            self.sampler.begin(name)
+        elif self.sampler is not None:
             self.sampler.phase = name
 
     async def _enter(self, name: str) -> None:

@@ -116,6 +116,12 @@ class Database:
             yield key, it.value()
             it.next()
 
+    def count(self, start: bytes, end: bytes, *, limit: int | None = None) -> int:
+        """How many keys lie in [start, end), at most ``limit``: no value is handed to Python."""
+        bounds = ReadOptions()
+        bounds.set_iterate_upper_bound(end)
+        return sum(1 for _ in itertools.islice(self._db.keys(from_key=start, read_opt=bounds), limit))
+
     def scan_value_chunks(
         self, start: bytes, end: bytes, size: int, *, limit: int | None = None
     ) -> Iterator[list[bytes]]:

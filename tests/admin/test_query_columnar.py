@@ -354,3 +354,35 @@ def test_state_of_one_object_is_read_from_its_key_range_only(store: Database) ->
     rows = list(tables.KeyedTable("state", keyed.STATE, keyed.build_state).batches(_sources(store), read))
     assert sum(b.num_rows for b in rows) == 1
     assert _table(sql, store) == [{"service_key": "k2", "key": "count"}]
+
+
+def test_count_star_counts_keys_without_reading_a_row(
+    store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(store, 150)
+
+    def unread(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a row was read")
+
+    monkeypatch.setattr(Database, "scan_chunks", unread)
+    monkeypatch.setattr(Database, "scan_value_chunks", unread)
+    assert _table("SELECT count(*) AS n FROM sys_invocation", store) == [{"n": 150}]
+    assert len(_table("SELECT 1 AS one FROM sys_invocation_status LIMIT 7", store)) == 7
+
+
+def test_ids_are_cut_only_for_the_rows_a_filter_keeps(
+    store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _fill(store, 120)
+    cut: list[int] = []
+    invocation_ids = columns.invocation_ids
+
+    def counted(raw: Any) -> Any:
+        cut.append(len(raw))
+        return invocation_ids(raw)
+
+    monkeypatch.setattr(columns, "invocation_ids", counted)
+    rows = _table("SELECT id FROM sys_invocation WHERE target_service_name = 'Greeter'", store)
+    greeters = {i for i, row in expected.items() if row["target_service_name"] == "Greeter"}
+    assert {r["id"] for r in rows} == greeters
+    assert sum(cut) == len(greeters) < 120

@@ -89,7 +89,9 @@ def _filtered(
     read = [name for name in batch.schema.names if columns is None or name in columns]
     payloads = {name for name in read if _is_payload(batch.column(name))}
     if payloads:
-        rows = _kept_rows(batch, predicate, [name for name in read if name not in payloads])
+        rows = kept_rows(batch, predicate, [name for name in read if name not in payloads])
+        if rows is None:  # the predicate reads a payload or an unread column
+            return batch.filter(predicate)
         if len(rows) == batch.num_rows:
             return batch
         kept = batch.select(read).take(rows)
@@ -108,11 +110,11 @@ def _is_payload(column: pa.Array) -> bool:
     return bool(pa.types.is_large_binary(column.type)) and column.nbytes >= PAYLOAD_BYTES
 
 
-def _kept_rows(batch: pa.RecordBatch, predicate: pc.Expression, narrow: list[str]) -> pa.Array:
-    """Positions of the rows ``predicate`` keeps, found over the ``narrow`` columns when it names no
-    other (else over the whole batch)."""
+def kept_rows(batch: pa.RecordBatch, predicate: pc.Expression, judged: list[str]) -> pa.Array | None:
+    """Positions of the rows ``predicate`` keeps, judged on the ``judged`` columns alone; None when it
+    names another."""
     positions = pa.array(range(batch.num_rows), pa.int64())
     try:
-        return batch.select(narrow).append_column(_ROW, positions).filter(predicate).column(_ROW)
+        return batch.select(judged).append_column(_ROW, positions).filter(predicate).column(_ROW)
     except (pa.ArrowInvalid, KeyError):
-        return batch.append_column(_ROW, positions).filter(predicate).column(_ROW)
+        return None

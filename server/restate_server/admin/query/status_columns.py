@@ -9,7 +9,6 @@ are decoded one by one (only suspended rows have them).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -51,11 +50,20 @@ KEY_COLUMNS = frozenset({"partition_key", "id"})
 class Rows:
     """One chunk of status rows (and their keys, when read), read column by column on demand."""
 
-    def __init__(self, row_keys: list[bytes] | None, values: list[bytes]) -> None:
-        self._row_keys = row_keys
-        self.values = _current_layout(values)
+    def __init__(self, values: Chunk, keys: Chunk | None) -> None:
+        self.values = values
+        self._keys = keys
         self.n = len(values)
         self._cache: dict[str, npt.NDArray[np.generic]] = {}
+
+    @classmethod
+    def read(cls, row_keys: list[bytes] | None, values: list[bytes]) -> Rows:
+        """The rows as read from the store (keys None when they were not read)."""
+        return cls(_current_layout(values), None if row_keys is None else Chunk.of(row_keys))
+
+    def take(self, positions: columns.Ints) -> Rows:
+        """The rows at ``positions`` (their bytes stay shared)."""
+        return Rows(self.values.take(positions), None if self._keys is None else self._keys.take(positions))
 
     def fixed(self, name: str) -> npt.NDArray[np.generic]:
         if name not in self._cache:
@@ -86,11 +94,11 @@ class Rows:
             valid = self.present(name)
         return self.values.strings(*self.bounds(name), valid)
 
-    @functools.cached_property
+    @property
     def keys(self) -> Chunk:
-        if self._row_keys is None:
+        if self._keys is None:
             raise ValueError("the keys of these rows were not read")
-        return Chunk.of(self._row_keys)
+        return self._keys
 
     def raw_ids(self) -> npt.NDArray[np.uint8]:
         at = self.keys.starts + _KEY_ID_OFFSET
@@ -256,11 +264,25 @@ COLUMNS: dict[str, Column] = {
 this server does not have: vqueues, scopes, limit keys, tracing)."""
 
 
-def batch(rows: Rows, schema: pa.Schema, wanted: frozenset[str] | None) -> pa.RecordBatch:
-    """The chunk as a record batch of ``schema``; columns outside ``wanted`` are nulls."""
-    built = {
-        field.name: build(rows).cast(field.type)
-        for field in schema
-        if (build := COLUMNS.get(field.name)) is not None and (wanted is None or field.name in wanted)
-    }
+def batch(
+    rows: Rows, schema: pa.Schema, wanted: frozenset[str] | None, predicate: pc.Expression | None = None
+) -> pa.RecordBatch:
+    """The chunk as a record batch of ``schema``; columns outside ``wanted`` are nulls.
+
+    With a ``predicate`` that can be judged without the ids, the rows it drops are dropped before the
+    ids (the costliest columns: base 62 of 16 bytes) are cut: only the kept rows' are.
+    """
+    names = [f.name for f in schema if f.name in COLUMNS and (wanted is None or f.name in wanted)]
+    built = {name: _built(rows, schema, name) for name in names if name not in KEY_COLUMNS}
+    keyed = [name for name in names if name in KEY_COLUMNS]
+    if predicate is not None and keyed and built:
+        kept = scan.kept_rows(scan.full_batch(schema, rows.n, built), predicate, list(built))
+        if kept is not None and len(kept) < rows.n:
+            built = {name: array.take(kept) for name, array in built.items()}
+            rows = rows.take(kept.to_numpy())
+    built |= {name: _built(rows, schema, name) for name in keyed}
     return scan.full_batch(schema, rows.n, built)
+
+
+def _built(rows: Rows, schema: pa.Schema, name: str) -> pa.Array:
+    return COLUMNS[name](rows).cast(schema.field(name).type)
