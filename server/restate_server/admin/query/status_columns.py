@@ -284,5 +284,13 @@ def batch(
     return scan.full_batch(schema, rows.n, built)
 
 
+def completed(schema: pa.Schema, n: int) -> pa.RecordBatch:
+    """``n`` rows of completed invocations, with only their status."""
+    codes = np.full(n, _COMPLETED, np.uint8)
+    return scan.full_batch(
+        schema, n, {"status": columns.labels(codes, _STATUS_NAMES).cast(schema.field("status").type)}
+    )
+
+
 def _built(rows: Rows, schema: pa.Schema, name: str) -> pa.Array:
     return COLUMNS[name](rows).cast(schema.field(name).type)

@@ -285,8 +285,12 @@ def _gathered(
 
 def build_status(src: Sources, scan: Scan) -> Iterator[pa.RecordBatch]:
     """Raw invocation status rows (``sys_invocation_status``), column by column."""
-    if scan.columns == frozenset() and scan.predicate is None and scan.ids is None and not scan.unfinished:
+    plain = scan.predicate is None and scan.ids is None and not scan.unfinished
+    if plain and scan.columns == frozenset():
         yield from _counted(src, scan)
+        return
+    if plain and scan.columns == _STATUS_ONLY and scan.limit is None:
+        yield from _statuses(src, scan)
         return
     with_keys = scan.columns is None or bool(scan.columns & status_columns.KEY_COLUMNS)
     for row_keys, values in _gathered(status_chunks(src, scan, with_keys=with_keys)):
@@ -306,6 +310,29 @@ def _counted(src: Sources, scan: Scan) -> Iterator[pa.RecordBatch]:
         total += src.db.count(prefix, prefix_end(prefix), limit=left)
     for start in range(0, total, STATUS_CHUNK_ROWS):
         yield scans.full_batch(INVOCATION_STATUS, min(STATUS_CHUNK_ROWS, total - start), {})
+
+
+_STATUS_ONLY = frozenset({"status"})
+
+
+def _statuses(src: Sources, scan: Scan) -> Iterator[pa.RecordBatch]:
+    """Only the status of every row (``GROUP BY status``): the rows outside the index of unfinished
+    invocations are completed, so only the indexed ones are read, and the others are counted by
+    their keys (two thirds of the time of a scan of the values)."""
+    if src.db is None:
+        return
+    for _txn, partition in src.partitions(scan.partitions):
+        prefix = keys.table(keys.STATUS, partition)
+        completed = src.db.count(prefix, prefix_end(prefix))
+        index = keys.table(keys.UNFINISHED, partition)
+        found = [key[len(index) :] for key, _ in src.db.scan(index, prefix_end(index))]
+        for _keys, values in _point_reads(src.db, [keys.status(partition, i) for i in found]):
+            yield status_columns.batch(
+                status_columns.Rows.read(None, values), INVOCATION_STATUS, scan.columns
+            )
+            completed -= len(values)
+        for start in range(0, max(0, completed), STATUS_CHUNK_ROWS):
+            yield status_columns.completed(INVOCATION_STATUS, min(STATUS_CHUNK_ROWS, completed - start))
 
 
 # ------------------------------------------------------------------ invocation state (in memory)
