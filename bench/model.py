@@ -74,8 +74,14 @@ class ServerResult:
     kills_under_load_s: list[float] = dataclasses.field(default_factory=list)
     #: Query name -> seconds of ``POST /query`` (JSON), run on the store the scenarios left behind.
     sql_s: dict[str, float] = dataclasses.field(default_factory=dict)
-    #: Peak tree RSS sampled in each phase: "scenarios" (all but payload), "payload", "sql", "kills".
+    #: Peak RSS in each phase (kernel high-water mark): "scenarios" (all but payload), "payload",
+    #: "sql: <query>" for each SQL query (see `sql_phase`), "sql" (the checks after them), "kills".
     peak_rss_by_phase: dict[str, int] = dataclasses.field(default_factory=dict)
     #: (seconds since the server started, tree RSS in MB) about once a second, over the whole run.
     rss_timeline: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     scenarios: list[ScenarioResult] = dataclasses.field(default_factory=list)
+
+
+def sql_phase(query: str) -> str:
+    """The phase one of the SQL queries runs in: each has its own peak RSS."""
+    return f"sql: {query}"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.model import ScenarioResult, ServerResult
+from bench.model import ScenarioResult, ServerResult, sql_phase
 
 KEEP_MARKER = "<!-- everything below this line is kept when the harness rewrites this file -->"
 
@@ -113,7 +113,7 @@ def _server_rows(results: dict[str, ServerResult]) -> list[list[str]]:
             _mb,
             "",
         ),
-        ("RSS peak during the SQL queries", lambda r: r.peak_rss_by_phase.get("sql"), _mb, ""),
+        ("RSS peak during the SQL queries", _sql_peak, _mb, ""),
         ("RSS idle after the runs", lambda r: r.idle_rss_after, _mb, "≤ 150 MB"),
         ("CPU while idle", lambda r: r.idle_cpu_pct, lambda v: "-" if v is None else f"{v:.1f} %", ""),
         ("data dir fresh (after registration)", lambda r: r.disk_fresh, _mb, "≤ 10 MB"),
@@ -220,6 +220,10 @@ def _scenario_rows(results: dict[str, ServerResult]) -> tuple[list[list[str]], l
     return main_rows, cost_rows
 
 
+def _sql_peak(result: ServerResult) -> int | None:
+    return max((v for k, v in result.peak_rss_by_phase.items() if k.startswith("sql")), default=None)
+
+
 def _sql_rows(results: dict[str, ServerResult]) -> list[list[str]]:
     ours, up = results.get(OURS), results.get(UPSTREAM)
     names = dict.fromkeys([*(ours.sql_s if ours else {}), *(up.sql_s if up else {})])
@@ -227,6 +231,7 @@ def _sql_rows(results: dict[str, ServerResult]) -> list[list[str]]:
     for name in names:
         a = ours.sql_s.get(name) if ours else None
         b = up.sql_s.get(name) if up else None
+        peaks = [r.peak_rss_by_phase.get(sql_phase(name)) if r else None for r in (ours, up)]
         rows.append(
             [
                 name,
@@ -234,6 +239,7 @@ def _sql_rows(results: dict[str, ServerResult]) -> list[list[str]]:
                 _s(b) if b is not None else "failed",
                 _ratio(a, b),
                 "≤ 1.0x",
+                " / ".join(_mb(peak) for peak in peaks),
             ]
         )
     return rows
@@ -404,7 +410,8 @@ def render(results: dict[str, ServerResult], machine: dict[str, str], settings: 
     out += ["## Server figures", ""]
     out += [*_table(["figure", "ours", "upstream", "ours/upstream", "target"], _server_rows(results)), ""]
     out += ["## SQL after the runs (`POST /query`, JSON answer, best of 3)", ""]
-    out += [*_table(["query", "ours", "upstream", "ours/upstream", "target"], _sql_rows(results)), ""]
+    header = ["query", "ours", "upstream", "ours/upstream", "target", "peak RSS during it (ours / upstream)"]
+    out += [*_table(header, _sql_rows(results)), ""]
     out += ["## Scenarios", ""]
     out += [*_table(["scenario", "figure", "ours", "upstream", "ours/upstream", "target"], main_rows), ""]
     out += ["## Cost of the load generator and the SDK processes", ""]

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import load, procs, profile, scenarios
 from bench.admin import Admin
-from bench.model import Options, ScenarioResult, ServerResult
+from bench.model import Options, ScenarioResult, ServerResult, sql_phase
 
 log = logging.getLogger("bench")
 
@@ -466,6 +466,7 @@ class ServerBench:
         payload_id = str(found[0]["id"]) if found else "inv_none"
         for name, template in SQL_QUERIES.items():
             query = template.replace("{payload_id}", payload_id)
+            self._phase(sql_phase(name))  # its own peak RSS
             best = None
             for _ in range(SQL_TRIES):
                 started = time.monotonic()
@@ -479,6 +480,7 @@ class ServerBench:
             if best is not None:
                 self.result.sql_s[name] = round(best, 4)
             log.info("%s sql %s: %s", self.spec.name, name, "failed" if best is None else f"{best:.3f} s")
+        self._phase("sql")
 
     async def _kills_under_load(self, spec: procs.ServerSpec) -> None:
         """SIGKILL the server ``KILLS`` times while callers keep calling; time each restart to ready."""
