@@ -329,13 +329,7 @@ class Attempt:
         metrics.INVOKER_SENT_BYTES.inc(len(body))
         self._buffered.clear()
         self._input_closed = True
-        exchange = self.transport.http1.exchange(
-            origin + path,
-            self._headers(rel),
-            body,
-            self,
-            total_timeout,  # https:// stays https://
-        )
+        exchange = self.transport.http1.exchange(origin + path, self._headers(rel), body, self, total_timeout)
         self.stream = exchange
         await exchange.run()
         return await self.done

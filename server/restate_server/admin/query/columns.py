@@ -109,11 +109,13 @@ def labels(codes: npt.NDArray[np.integer], names: list[str | None]) -> pa.Array:
 def binary_lengths(column: pa.Array) -> Ints:
     """The byte length of each value of a binary column, views included (Arrow has no kernel for
     those: a view's first four bytes are its length); 0 for a null."""
-    if pa.types.is_binary_view(column.type):
-        views = np.frombuffer(column.buffers()[1], np.int32).reshape(-1, 4)
-        lengths = views[column.offset : column.offset + len(column), 0].astype(np.int64)
-    else:
-        lengths = np.nan_to_num(pc.binary_length(column).to_numpy(zero_copy_only=False)).astype(np.int64)
+    if not pa.types.is_binary_view(column.type):
+        counted: Ints = np.nan_to_num(pc.binary_length(column).to_numpy(zero_copy_only=False)).astype(
+            np.int64
+        )
+        return counted
+    views = np.frombuffer(column.buffers()[1], np.int32).reshape(-1, 4)
+    lengths = views[column.offset : column.offset + len(column), 0].astype(np.int64)
     if column.null_count:
         lengths[~np.asarray(column.is_valid().to_numpy(zero_copy_only=False), np.bool_)] = 0
     return lengths

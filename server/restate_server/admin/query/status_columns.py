@@ -276,7 +276,7 @@ def batch(
     built = {name: _built(rows, schema, name) for name in names if name not in KEY_COLUMNS}
     keyed = [name for name in names if name in KEY_COLUMNS]
     if predicate is not None and keyed and built:
-        kept = scan.kept_rows(scan.full_batch(schema, rows.n, built), predicate, list(built))
+        kept = scan.kept_rows(pa.RecordBatch.from_pydict(built), predicate, list(built))
         if kept is not None and len(kept) < rows.n:
             built = {name: array.take(kept) for name, array in built.items()}
             rows = rows.take(kept.to_numpy())
