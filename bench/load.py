@@ -197,3 +197,19 @@ async def run_closed_loop(
     result.wall_s = time.perf_counter() - start
     result.gen_cpu_s = time.process_time() - cpu0
     return result
+
+
+async def keep_calling(port: int, path: str, tag: str, stop: asyncio.Event) -> None:
+    """POST to ``path`` one call after another until ``stop`` is set, through server restarts: a
+    failed call opens a new connection and tries again shortly (for the restarts under load)."""
+    client = Client("127.0.0.1", port, 5.0)
+    i = 0
+    while not stop.is_set():
+        i += 1
+        try:
+            await client.request("POST", path, f'"{tag}-{i}"'.encode())
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            await client.close()
+            client = Client("127.0.0.1", port, 5.0)
+            await asyncio.sleep(0.05)
+    await client.close()

@@ -44,34 +44,6 @@ VERIFY_LIMIT_S = 60.0
 #: SIGKILLs under load, the seconds between them, and the callers that keep calling meanwhile.
 KILLS, KILL_EVERY_S, KILL_LOAD_CALLERS = 6, 2.0, 8
 
-#: Queries timed after the scenarios (the store then holds every retained call and the big payloads).
-SQL_QUERIES = {
-    "count(*) sys_invocation": "SELECT count(*) AS n FROM sys_invocation",
-    "status, count(*) group by status": "SELECT status, count(*) AS n FROM sys_invocation GROUP BY status",
-    "CLI invocations list": (
-        "WITH invocations AS (SELECT inv.id, inv.target, inv.status, inv.created_at, inv.pinned_deployment_id,"
-        " inv.retry_count AS num_retries, inv.last_failure AS last_failure_message FROM sys_invocation inv"
-        " WHERE inv.status != 'completed' ORDER BY inv.created_at DESC LIMIT 100)"
-        " SELECT inv.*, dp.id IS NOT NULL AS pinned_deployment_exists"
-        " FROM sys_deployment dp RIGHT JOIN invocations inv ON dp.id = inv.pinned_deployment_id"
-    ),
-    "CLI services status": (
-        "SELECT target_service_name, target_handler_name, status, COUNT(1) AS num_invocations,"
-        " MIN(created_at) AS oldest_at, FIRST_VALUE(id ORDER BY created_at ASC) AS oldest_invocation"
-        " FROM sys_invocation WHERE target_service_name IN ('Greeter', 'Counter')"
-        " GROUP BY target_service_name, target_handler_name, status ORDER BY target_handler_name"
-    ),
-    "journal of the payload calls (join)": (
-        "SELECT j.id, j.index, j.entry_type, j.raw_length FROM sys_journal j"
-        " JOIN sys_invocation i ON i.id = j.id WHERE i.target_handler_name = 'echo'"
-    ),
-    # what `restate invocations describe` does: the id first (not timed), then that journal
-    "journal of one 30 MiB payload call, with raw": (
-        "SELECT index, entry_type, raw FROM sys_journal WHERE id = '{payload_id}' ORDER BY index"
-    ),
-}
-SQL_TRIES = 3
-
 
 async def _service_seen(port: int, prefix: str) -> int:
     client = load.Client("127.0.0.1", port, 5.0)
@@ -458,17 +430,17 @@ class ServerBench:
         return problems
 
     async def _sql(self) -> None:
-        """Time each of ``SQL_QUERIES`` (best of ``SQL_TRIES``) on the store the scenarios left."""
+        """Time each of ``scenarios.SQL_QUERIES`` (best of ``SQL_TRIES``) on the store the runs left."""
         found = await self.admin.sql(
             "SELECT id FROM sys_invocation WHERE target_handler_name = 'echo' AND journal_size > 1"
             " ORDER BY created_at DESC LIMIT 1"
         )
         payload_id = str(found[0]["id"]) if found else "inv_none"
-        for name, template in SQL_QUERIES.items():
+        for name, template in scenarios.SQL_QUERIES.items():
             query = template.replace("{payload_id}", payload_id)
             self._phase(sql_phase(name))  # its own peak RSS
             best = None
-            for _ in range(SQL_TRIES):
+            for _ in range(scenarios.SQL_TRIES):
                 started = time.monotonic()
                 rows = await self.admin.sql(query, timeout_s=120.0)
                 self._sample()
@@ -485,31 +457,20 @@ class ServerBench:
     async def _kills_under_load(self, spec: procs.ServerSpec) -> None:
         """SIGKILL the server ``KILLS`` times while callers keep calling; time each restart to ready."""
         stop = asyncio.Event()
-
-        async def caller(n: int) -> None:
-            client = load.Client("127.0.0.1", self.spec.ports.ingress, 5.0)
-            i = 0
-            while not stop.is_set():
-                i += 1
-                try:
-                    await client.request("POST", "/Greeter/greet", f'"k{n}-{i}"'.encode())
-                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
-                    await client.close()
-                    client = load.Client("127.0.0.1", self.spec.ports.ingress, 5.0)
-                    await asyncio.sleep(0.05)
-            await client.close()
-
         self._phase("kills")
-        callers = [asyncio.create_task(caller(n), name=f"kill-load-{n}") for n in range(KILL_LOAD_CALLERS)]
+        callers = [
+            asyncio.create_task(
+                load.keep_calling(self.spec.ports.ingress, "/Greeter/greet", f"k{n}", stop),
+                name=f"kill-load-{n}",
+            )
+            for n in range(KILL_LOAD_CALLERS)
+        ]
         try:
             for _ in range(KILLS):
                 await asyncio.sleep(KILL_EVERY_S)
-                assert self.server is not None
                 self._sample()
-                self.server.kill()
-                self.server = procs.Running(spec, self.base_dir, self.log_path)
-                if self.sampler is not None:
-                    self.sampler.follow(self.server.pid)
+                self._respawn(spec)
+                assert self.server is not None
                 ready = await asyncio.to_thread(self.server.wait_ready, 60.0)
                 if ready is None:
                     self.result.notes.append(
@@ -522,6 +483,14 @@ class ServerBench:
             await asyncio.gather(*callers, return_exceptions=True)
         log.info("%s restarts under load: %s", self.spec.name, self.result.kills_under_load_s)
 
+    def _respawn(self, spec: procs.ServerSpec) -> None:
+        """SIGKILL the server and start it again on the same data; the sampler follows it."""
+        assert self.server is not None
+        self.server.kill()
+        self.server = procs.Running(spec, self.base_dir, self.log_path)
+        if self.sampler is not None:
+            self.sampler.follow(self.server.pid)
+
     async def _restart(self, spec: procs.ServerSpec) -> None:
         assert self.server is not None
         if not self.server.alive():
@@ -531,10 +500,8 @@ class ServerBench:
         await self._kills_under_load(spec)
         if not self.server.alive():
             return
-        self.server.kill()
-        self.server = procs.Running(spec, self.base_dir, self.log_path)
-        if self.sampler is not None:
-            self.sampler.follow(self.server.pid)
+        self._respawn(spec)
+        assert self.server is not None
         started = self.server.started
         ready = await asyncio.to_thread(self.server.wait_ready, 60.0)
         self.result.restart_ready_s = ready

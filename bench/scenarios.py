@@ -256,3 +256,32 @@ def build(target: Target) -> list[Scenario]:
         Payload(target, 30),
         Send(target, 32),
     ]
+
+
+#: Queries timed after the scenarios (the store then holds every retained call and the big payloads).
+SQL_QUERIES = {
+    "count(*) sys_invocation": "SELECT count(*) AS n FROM sys_invocation",
+    "status, count(*) group by status": "SELECT status, count(*) AS n FROM sys_invocation GROUP BY status",
+    "CLI invocations list": (
+        "WITH invocations AS (SELECT inv.id, inv.target, inv.status, inv.created_at, inv.pinned_deployment_id,"
+        " inv.retry_count AS num_retries, inv.last_failure AS last_failure_message FROM sys_invocation inv"
+        " WHERE inv.status != 'completed' ORDER BY inv.created_at DESC LIMIT 100)"
+        " SELECT inv.*, dp.id IS NOT NULL AS pinned_deployment_exists"
+        " FROM sys_deployment dp RIGHT JOIN invocations inv ON dp.id = inv.pinned_deployment_id"
+    ),
+    "CLI services status": (
+        "SELECT target_service_name, target_handler_name, status, COUNT(1) AS num_invocations,"
+        " MIN(created_at) AS oldest_at, FIRST_VALUE(id ORDER BY created_at ASC) AS oldest_invocation"
+        " FROM sys_invocation WHERE target_service_name IN ('Greeter', 'Counter')"
+        " GROUP BY target_service_name, target_handler_name, status ORDER BY target_handler_name"
+    ),
+    "journal of the payload calls (join)": (
+        "SELECT j.id, j.index, j.entry_type, j.raw_length FROM sys_journal j"
+        " JOIN sys_invocation i ON i.id = j.id WHERE i.target_handler_name = 'echo'"
+    ),
+    # what `restate invocations describe` does: the id first (not timed), then that journal
+    "journal of one 30 MiB payload call, with raw": (
+        "SELECT index, entry_type, raw FROM sys_journal WHERE id = '{payload_id}' ORDER BY index"
+    ),
+}
+SQL_TRIES = 3
