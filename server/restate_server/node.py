@@ -39,7 +39,7 @@ from restate_server.ingress.app import Ingress
 from restate_server.invoker.attempt import Transport
 from restate_server.invoker.signing import RequestSigner
 from restate_server.kafka.manager import KafkaIngress
-from restate_server.log.api import LogCorrupted, LogError, LogProvider
+from restate_server.log.api import LogCorrupted, LogProvider
 from restate_server.log.providers.rocksdb import RocksDbLog
 from restate_server.metadata.api import MetadataStore
 from restate_server.metadata.providers.rocksdb import RocksDbMetadataStore
@@ -50,13 +50,13 @@ from restate_server.replay.servicer import ReplayServicer
 from restate_server.replay.source import LocalHistory
 from restate_server.rocksdb import Database
 from restate_server.schema.registry import SchemaRegistry
-from restate_server.storage.snapshots import durability
 from restate_server.tasks import Policy, Supervisor
 from restate_server.web import serving
 from restate_server.worker import fault_injection
 from restate_server.worker.api import WorkerHandle
 from restate_server.worker.cleaner import Cleaner
 from restate_server.worker.leadership.leadership import Leadership
+from restate_server.worker.log_trimmer import LogTrimmer
 from restate_server.worker.processor import PartitionProcessor
 from restate_server.worker.snapshotter import SnapshotScheduler
 from restate_server.worker.waiters import Waiters
@@ -316,7 +316,9 @@ class Node:
             if self.snapshotter is not None:
                 processor.on_applied = self.snapshotter.on_applied
             self.supervisor.spawn(_processor_task(processor.partition), processor.run, Policy.FATAL)
-        self.supervisor.spawn("log-trimmer", self._trim_logs, Policy.RESTART)
+        interval = self.config.admin.log_trim_check_interval
+        trimmer = LogTrimmer(self.db, self.log, self.processors, self.snapshotter, interval)
+        self.supervisor.spawn("log-trimmer", trimmer.run, Policy.RESTART)
         for partition in self.processors:
             if not await self.leadership.become_leader(partition, epoch):
                 raise RuntimeError(
@@ -450,33 +452,6 @@ class Node:
         """A task whose crash the node cannot recover from in place: stop, exit non-zero, replay on start."""
         self.stopping = True
         self.failed.set()
-
-    async def _trim_logs(self) -> None:
-        """Drop log records the partition store has made durable (and, with snapshots, a snapshot
-        covers), so the log stays small (`storage/snapshots/durability.py`). A failed flush (a full
-        disk) skips the round: nothing is trimmed that the store may not have."""
-        interval = self.config.admin.log_trim_check_interval
-        while interval > 0:
-            await asyncio.sleep(interval)
-            try:
-                await self._trim_once()
-            except LogError:
-                raise
-            except Exception as exc:  # rocksdict's I/O errors are plain Exceptions
-                log.warning("log trimming skipped this round: %s", exc)
-
-    async def _trim_once(self) -> None:
-        partitions = list(self.processors)
-        durable = await asyncio.to_thread(durability.flush_durable_lsns, self.db, partitions)
-        for partition, lsn in durable.items():
-            snapshots = self.snapshotter
-            point = durability.trim_point(
-                durable_lsns=[lsn],
-                archived_lsn=None if snapshots is None else snapshots.archived_lsn(partition),
-                snapshots_enabled=snapshots is not None,
-            )
-            if point > 0:
-                await self.log.trim(partition, point)
 
     async def stop(self) -> None:
         self.stopping = True
